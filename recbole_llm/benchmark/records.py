@@ -1,0 +1,70 @@
+"""Run records: one JSON file per (model, seed) run, written atomically, never edited.
+
+Layout: ``<output>/<dataset>/runs/<label>__seed<seed>__<time>.json``. A re-run adds a file;
+tables take, for each (label, seed), the newest record.
+"""
+
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+
+def atomic_write_text(path, text):
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def _safe(name):
+    return re.sub(r"[^A-Za-z0-9_.+=-]+", "_", name)
+
+
+def runs_dir(output, dataset):
+    return Path(output) / dataset / "runs"
+
+
+def write_record(output, record):
+    """Store ``record`` (needs ``dataset``, ``seed`` and ``label`` or ``model``); return its path."""
+    label = record.get("label") or record["model"]
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = f"{_safe(label)}__seed{record['seed']}__{stamp}.json"
+    path = runs_dir(output, record["dataset"]) / name
+    n = 1
+    while path.exists():
+        n += 1
+        path = path.with_name(f"{_safe(label)}__seed{record['seed']}__{stamp}-{n}.json")
+    return atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+
+def load_records(output, dataset):
+    """All records of ``dataset``, newest last; unreadable files are reported, not skipped silently."""
+    records = []
+    folder = runs_dir(output, dataset)
+    for path in sorted(folder.glob("*.json")):
+        with open(path, encoding="utf-8") as f:
+            rec = json.load(f)
+        rec["_path"] = str(path)
+        records.append(rec)
+    records.sort(key=lambda r: (r.get("finished_at", ""), r["_path"]))
+    return records
+
+
+def latest_per_seed(records):
+    """Keep, for each (label, seed), the newest record."""
+    chosen = {}
+    for rec in records:
+        chosen[(rec.get("label") or rec["model"], rec["seed"])] = rec
+    return list(chosen.values())

@@ -1,0 +1,132 @@
+"""Comparison tables (Markdown, CSV, LaTeX) regenerated from run records.
+
+Layout follows the papers' tables: one row per model, one column per metric, each cell the
+mean +- std over seeds, the best value of a column in bold and the second underlined, and
+an ``Improv.%`` row of a target model against the best other model of each column.
+"""
+
+import io
+import statistics
+from collections import OrderedDict
+
+import pandas as pd
+from tabulate import tabulate
+
+from recbole_llm.benchmark.records import atomic_write_text, latest_per_seed
+
+DEFAULT_METRICS = ("hit@5", "hit@10", "ndcg@5", "ndcg@10", "hit@50", "hit@100", "mrr@10")
+PRETTY = {"hit": "HR", "ndcg": "NDCG", "mrr": "MRR"}
+
+
+def pretty_metric(name):
+    base, _, k = name.partition("@")
+    return f"{PRETTY.get(base, base)}@{k}" if k else PRETTY.get(base, base)
+
+
+def summarize(records, metrics=DEFAULT_METRICS):
+    """DataFrame indexed by label: n_seeds, seeds, <metric>_mean, <metric>_std, epochs, wall time."""
+    groups = OrderedDict()
+    for rec in latest_per_seed(records):
+        groups.setdefault(rec.get("label") or rec["model"], []).append(rec)
+    rows = []
+    for label, recs in groups.items():
+        recs = sorted(recs, key=lambda r: r["seed"])
+        row = {"model": label, "n_seeds": len(recs), "seeds": ",".join(str(r["seed"]) for r in recs)}
+        for m in metrics:
+            values = [r["test"][m] for r in recs if m in r["test"]]
+            row[f"{m}_mean"] = statistics.fmean(values) if values else float("nan")
+            row[f"{m}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        valid_key = recs[0]["protocol"]["valid_metric"].lower()
+        row[f"valid_{valid_key}_mean"] = statistics.fmean(r["valid"][valid_key] for r in recs)
+        row["epochs_mean"] = statistics.fmean(r["epochs_run"] for r in recs)
+        row["wall_time_s_mean"] = statistics.fmean(r["cost"]["wall_time_s"] for r in recs)
+        row["commits"] = ",".join(sorted({r["commit"][:12] for r in recs}))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
+
+
+def _ranks(values):
+    """Positions of the best and second-best distinct values (larger is better)."""
+    distinct = sorted({v for v in values if v == v}, reverse=True)
+    best = distinct[0] if distinct else None
+    second = distinct[1] if len(distinct) > 1 else None
+    return best, second
+
+
+def improvement(summary, target, metrics=DEFAULT_METRICS):
+    """Relative gain (%) of ``target`` over the best other row, per metric."""
+    if target not in summary.index or len(summary) < 2:
+        return None
+    out = {}
+    others = summary.drop(index=target)
+    for m in metrics:
+        best_other = others[f"{m}_mean"].max()
+        out[m] = 100.0 * (summary.loc[target, f"{m}_mean"] - best_other) / best_other if best_other else float("nan")
+    return out
+
+
+def render(summary, metrics=DEFAULT_METRICS, target=None, fmt="github", digits=4):
+    """The table as text in a tabulate format (``github`` or ``latex_raw``)."""
+    latex = fmt.startswith("latex")
+    bold = (lambda s: rf"\textbf{{{s}}}") if latex else (lambda s: f"**{s}**")
+    under = (lambda s: rf"\underline{{{s}}}") if latex else (lambda s: f"<u>{s}</u>")
+    pm = r" $\pm$ " if latex else " ± "
+    headers = ["Model", "Seeds"] + [pretty_metric(m) for m in metrics]
+    ranks = {m: _ranks(list(summary[f"{m}_mean"])) for m in metrics}
+    body = []
+    for label, row in summary.iterrows():
+        cells = [label.replace("_", r"\_") if latex else label, int(row["n_seeds"])]
+        for m in metrics:
+            mean, std = row[f"{m}_mean"], row[f"{m}_std"]
+            text = f"{mean:.{digits}f}" + (f"{pm}{std:.{digits}f}" if row["n_seeds"] > 1 else "")
+            best, second = ranks[m]
+            if mean == best:
+                text = bold(text)
+            elif mean == second:
+                text = under(text)
+            cells.append(text)
+        body.append(cells)
+    gain = improvement(summary, target, metrics) if target else None
+    if gain is not None:
+        pct = r"\%" if latex else "%"
+        body.append([f"Improv.{pct} ({target} vs best other)", ""] + [f"{gain[m]:+.2f}{pct}" for m in metrics])
+    return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)
+
+
+def to_csv(summary):
+    buf = io.StringIO()
+    summary.to_csv(buf, float_format="%.6f")
+    return buf.getvalue()
+
+
+def provenance(records, dataset):
+    """One paragraph: how every number in the table was made."""
+    recs = latest_per_seed(records)
+    proto = recs[0]["protocol"]
+    commits = sorted({r["commit"][:12] for r in recs})
+    budgets = sorted({f"epochs<= {r['protocol']['epochs_max']}, early stop after {r['protocol']['stopping_step']}" for r in recs})
+    stats = recs[0]["dataset_stats"]
+    return (
+        f"Dataset `{dataset}` ({stats['users']} users, {stats['items']} items, {stats['interactions']} interactions); "
+        f"split {proto['split']}; full ranking over all items; test metrics at the epoch with the best validation "
+        f"{proto['valid_metric']}; mean ± std over the seeds listed per row; budget: {'; '.join(budgets)}; "
+        f"commit(s) {', '.join(commits)}; generated from {len(recs)} run records in `runs/`."
+    )
+
+
+def write_tables(out_dir, dataset, records, metrics=DEFAULT_METRICS, target=None, command=None):
+    """Write ``comparison.{md,csv,tex}`` under ``out_dir``; return the Markdown text."""
+    summary = summarize(records, metrics)
+    if summary.empty:
+        return ""
+    md = render(summary, metrics, target, "github")
+    tex = render(summary, metrics, target, "latex_raw")
+    note = provenance(records, dataset)
+    lines = [f"# {dataset}: comparison", "", md, "", note]
+    if command:
+        lines += ["", f"Regenerate: `{command}`"]
+    text = "\n".join(lines) + "\n"
+    atomic_write_text(f"{out_dir}/comparison.md", text)
+    atomic_write_text(f"{out_dir}/comparison.csv", to_csv(summary))
+    atomic_write_text(f"{out_dir}/comparison.tex", f"% {note}\n" + tex + "\n")
+    return text

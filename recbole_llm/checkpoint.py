@@ -1,0 +1,98 @@
+"""Checkpoints that load with ``torch.load(weights_only=True)``.
+
+RecBole 1.2.1 saves ``{"config": Config, ...}`` with ``pickle_protocol=4``; torch >= 2.6 loads
+with ``weights_only=True`` by default and rejects both the pickled ``Config`` and protocol 4's
+FRAME opcode, and an allow-list cannot fix the latter. Loading such a file means running
+arbitrary pickled code, so this module
+
+* writes checkpoints of tensors and plain Python types only (the config flattened to
+  primitives, torch's default pickle protocol), atomically;
+* loads with ``weights_only=True``; a file that needs full unpickling (plain RecBole) is
+  loaded only when the caller passes ``trust=True`` (``trust_checkpoint: True`` in the config,
+  ``--trust-checkpoint`` on the command line), and otherwise is refused with a clear error.
+"""
+
+import enum
+import logging
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recbole_llm.errors import UserError
+
+FORMAT = "recbole_llm/1"
+
+
+def to_primitive(value):
+    """``value`` as nested dicts/lists of str, int, float, bool and None."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, torch.device):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): to_primitive(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [to_primitive(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return repr(value)
+
+
+def config_to_dict(config):
+    """A RecBole ``Config`` as a dict of primitives (what checkpoints and run records store)."""
+    source = getattr(config, "final_config_dict", config)
+    return {str(k): to_primitive(v) for k, v in source.items()}
+
+
+def save_checkpoint(path, **state):
+    """Write ``state`` (tensors and plain types) to ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = dict(state)
+    state["format"] = FORMAT
+    if "config" in state:
+        state["config"] = config_to_dict(state["config"])
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(path, map_location="cpu", trust=False):
+    """Load a checkpoint safely; unpickle in full only when ``trust`` is true."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as err:
+        if not trust:
+            raise UserError(
+                f"checkpoint {path} holds pickled Python objects (a plain-RecBole checkpoint?) and "
+                "loading it could run arbitrary code; if you trust the file, pass --trust-checkpoint "
+                "(config: trust_checkpoint: True)"
+            ) from None
+        logging.getLogger(__name__).warning(
+            "unpickling %s in full because trust_checkpoint is set (%s)", path, type(err).__name__
+        )
+        return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def checkpoint_config(checkpoint):
+    """The config stored in a checkpoint, as a plain dict (plain-RecBole ``Config`` included)."""
+    config = checkpoint.get("config", {})
+    return config_to_dict(config) if not isinstance(config, dict) else config

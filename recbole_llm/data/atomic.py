@@ -1,0 +1,322 @@
+"""Read, write and fetch RecBole atomic files (``.inter``, ``.user``, ``.item``, ...).
+
+An atomic file is tab-separated text whose first line is the header ``name:type`` per column,
+with ``type`` one of ``token``, ``token_seq``, ``float``, ``float_seq``. RecBole 1.2.1 parses it
+with ``pandas.read_csv(delimiter='\\t', engine='python')`` and default quoting, after reading the
+header with ``f.readline()[:-1]`` and ``field, ftype = column.split(':')``. Consequences that the
+writers here respect:
+
+* a field name must not contain ``:``; the header must end with ``\\n`` (a ``\\r\\n`` file makes
+  the last type ``float\\r``, which RecBole rejects);
+* a value that contains a double quote is written CSV-quoted (the quote doubled, the value
+  enclosed in quotes): that is what ``read_csv`` un-quotes, so such titles round-trip exactly;
+* values never contain tabs, newlines or NULs (the converters use :func:`normalize_text`; NumPy,
+  which RecBole stores tokens in, drops trailing NULs).
+
+Every writer is atomic: it writes into a temporary file or folder next to the target and moves
+it into place with :func:`os.replace` only once everything is written, so a failure (or Ctrl-C)
+leaves either the old dataset or the new one, never half of one.
+"""
+
+import contextlib
+import csv
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+
+from recbole_llm.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+VALID_TYPES = ("token", "token_seq", "float", "float_seq")
+# Suffixes RecBole reads as atomic files of a dataset (``.inter`` plus the optional ones).
+ATOMIC_SUFFIXES = ("inter", "user", "item", "kg", "link", "net")
+_FORM = "tab-separated 'name:type' columns with type one of token, token_seq, float, float_seq"
+
+
+def normalize_text(text):
+    """One-line text for an atomic file: NULs dropped, every whitespace run (tabs, newlines,
+    Unicode line separators) collapsed to one space, ends stripped. ``None`` -> ``""``."""
+    if text is None:
+        return ""
+    return " ".join(str(text).replace("\x00", " ").split())
+
+
+def parse_header(line, path="<header>"):
+    """Parse one header line (without its newline) into ``[(name, type), ...]``.
+
+    Raises :class:`UserError` naming ``path``, the offending column and the expected form.
+    """
+    if line.endswith("\r"):
+        raise UserError(f"{path}: the header ends with '\\r' (Windows line endings); RecBole needs '\\n' "
+                        "line endings: convert the file, e.g. with dos2unix")
+    if not line.strip():
+        raise UserError(f"{path}: the first line (the header) is empty; it must be {_FORM}")
+    header = []
+    seen = set()
+    for i, column in enumerate(line.split("\t"), 1):
+        parts = column.split(":")
+        if len(parts) != 2 or not parts[0] or parts[0] != parts[0].strip():
+            raise UserError(f"{path}: header column {i} {column!r} is not 'name:type'; the header must be "
+                            f"{_FORM} (e.g. 'user_id:token<TAB>item_id:token')")
+        name, ftype = parts
+        if ftype not in VALID_TYPES:
+            raise UserError(f"{path}: header column {i} {column!r} has type {ftype!r}; the header must be "
+                            f"{_FORM}")
+        if name in seen:
+            raise UserError(f"{path}: header column {i} {column!r} repeats the field {name!r}; "
+                            "give every column a distinct name")
+        seen.add(name)
+        header.append((name, ftype))
+    return header
+
+
+def read_header(path, encoding="utf-8"):
+    """The validated header ``[(name, type), ...]`` of the atomic file at ``path``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"atomic file {path} does not exist; create it or fix the dataset name/data_path")
+    try:
+        with open(path, encoding=encoding, newline="") as f:
+            line = f.readline()
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: the header is not valid {encoding} ({err.reason}); save the file as {encoding}") from None
+    if not line:
+        raise UserError(f"{path} is empty; an atomic file starts with a header of {_FORM}")
+    return parse_header(line[:-1] if line.endswith("\n") else line, path)
+
+
+def format_header(header):
+    """``[(name, type), ...]`` -> the header line (without newline), validating it."""
+    header = [tuple(col) for col in header]
+    for name, ftype in header:
+        if ":" in name or "\t" in name or not name:
+            raise ValueError(f"invalid field name {name!r}")
+        if ftype not in VALID_TYPES:
+            raise ValueError(f"field {name!r}: type {ftype!r} is not one of {VALID_TYPES}")
+    line = "\t".join(f"{n}:{t}" for n, t in header)
+    parse_header(line)  # duplicates
+    return line
+
+
+def _split_typed_columns(columns):
+    header = []
+    for col in columns:
+        if ":" not in str(col):
+            raise ValueError(f"DataFrame column {col!r} is not 'name:type'")
+        name, ftype = str(col).rsplit(":", 1)
+        header.append((name, ftype))
+    return header
+
+
+def _to_frame(header, rows):
+    names = [n for n, _ in header]
+    if isinstance(rows, pd.DataFrame):
+        if len(rows.columns) != len(header):
+            raise ValueError(f"{len(rows.columns)} DataFrame columns for a header of {len(header)}")
+        df = rows.copy()
+        df.columns = names
+    else:
+        df = pd.DataFrame.from_records(list(rows), columns=names)
+    for name, ftype in header:
+        if ftype.endswith("_seq"):
+            df[name] = [" ".join(map(str, v)) if isinstance(v, (list, tuple)) else v for v in df[name]]
+        if df[name].dtype == object:
+            bad = df[name].astype(str).str.contains(r"[\t\n\r\x00]", regex=True)
+            if bad.any():
+                raise ValueError(f"column {name!r} has a tab, newline or NUL in row {int(bad.idxmax())}: "
+                                 "normalise the text with normalize_text() before writing")
+    return df
+
+
+def _write_frame(path, header, df, encoding="utf-8"):
+    with open(path, "w", encoding=encoding, newline="") as f:
+        f.write(format_header(header) + "\n")
+        df.to_csv(f, sep="\t", header=False, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+
+
+def write_atomic(path, header, rows, encoding="utf-8"):
+    """Write one atomic file: ``header`` is ``[(name, type), ...]``; ``rows`` a DataFrame or row tuples.
+
+    ``*_seq`` cells may be lists (joined with spaces). Written to a temp file, then ``os.replace``d.
+    """
+    path = Path(path)
+    header = [tuple(c) for c in header]
+    df = _to_frame(header, rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600
+        _write_frame(tmp, header, df, encoding)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def new_temp_dir(parent, name):
+    """A fresh temporary folder ``<parent>/.<name>.tmp-XXXX`` (same filesystem as the target).
+
+    ``mkdtemp`` makes it private (0700); it gets the usual permissions, as ``mkdir`` would give.
+    """
+    Path(parent).mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent))
+    os.chmod(path, 0o777 & ~_umask())
+    return path
+
+
+def _is_own_atomic_file(filename, name):
+    """``<name>.<suffix>`` or ``<name>.<part>.<suffix>`` with an atomic suffix (stale on replace)."""
+    if not filename.startswith(name + "."):
+        return False
+    return filename.rsplit(".", 1)[-1] in ATOMIC_SUFFIXES
+
+
+def install_dir(tmp_dir, target, name):
+    """Move the finished folder ``tmp_dir`` to ``target``, replacing an existing dataset folder.
+
+    The old folder is renamed aside first and deleted only after the new one is in place. Files in
+    the old folder that are not atomic files of ``name`` (raw downloads, notes) are carried over.
+    """
+    tmp_dir, target = Path(tmp_dir), Path(target)
+    if not target.exists():
+        os.replace(tmp_dir, target)
+        return target
+    if not target.is_dir():
+        raise UserError(f"{target} exists and is not a folder; move it away so the dataset can be written there")
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    os.rmdir(old)
+    os.replace(target, old)
+    try:
+        os.replace(tmp_dir, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    for entry in old.iterdir():
+        if not _is_own_atomic_file(entry.name, name) and not (target / entry.name).exists():
+            os.replace(entry, target / entry.name)
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def write_dataset(out_dir, name, files, encoding="utf-8"):
+    """Write all atomic files of dataset ``name`` into ``<out_dir>/<name>/`` as one unit.
+
+    ``files`` maps a suffix (``"inter"``, ``"item"``, ...) to a DataFrame whose columns are typed
+    (``"user_id:token"``), or to a ``(header, rows)`` pair. Everything is written into a temporary
+    folder next to the target, checked, and renamed into place only on success; an existing
+    dataset of that name is replaced then (see :func:`install_dir`). Returns the dataset folder.
+    """
+    out_dir = Path(out_dir)
+    if "inter" not in files:
+        raise ValueError("a dataset needs an 'inter' file")
+    tmp = new_temp_dir(out_dir, name)
+    try:
+        for suffix, content in files.items():
+            if isinstance(content, pd.DataFrame):
+                header, rows = _split_typed_columns(content.columns), content
+            else:
+                header, rows = content
+            header = [tuple(c) for c in header]
+            _write_frame(tmp / f"{name}.{suffix}", header, _to_frame(header, rows), encoding)
+        validate_dataset(tmp, name, encoding)
+        return install_dir(tmp, out_dir / name, name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def validate_dataset(folder, name, encoding="utf-8"):
+    """Check the header of every atomic file of ``name`` in ``folder``; return ``{filename: header}``."""
+    folder = Path(folder)
+    inter = folder / f"{name}.inter"
+    if not inter.is_file():
+        raise UserError(f"{inter} does not exist; every RecBole dataset needs <name>.inter in <data_path>/<name>/")
+    headers = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and _is_own_atomic_file(path.name, name):
+            headers[path.name] = read_header(path, encoding)
+    return headers
+
+
+# ----------------------------------------------------------------------------- RecBole downloads
+
+
+def recbole_urls():
+    """RecBole's own table ``dataset name -> URL`` (``recbole/properties/dataset/url.yaml``)."""
+    import recbole
+    import yaml
+
+    path = Path(recbole.__file__).parent / "properties" / "dataset" / "url.yaml"
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f) or {}
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds):
+    """RecBole's ``download_url`` calls ``urlopen`` without a timeout: bound every socket wait."""
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def download_recbole_dataset(name, data_path, url=None, timeout=60.0, fix_hint=None):
+    """Download RecBole's processed dataset ``name`` into ``<data_path>/<name>/`` without prompts.
+
+    Reuses RecBole's ``download_url``/``extract_zip``/``rename_atomic_files`` (as its
+    ``Dataset._download`` does) but never calls ``decide_download``, which asks on stdin for
+    archives over 1 GB. Download and extraction happen in a temporary folder; the dataset folder is
+    installed only when its atomic files have valid headers. Any failure raises :class:`UserError`
+    saying the download failed, with ``fix_hint`` (what to do offline) appended.
+    """
+    from recbole.utils.url import download_url, extract_zip, rename_atomic_files
+
+    data_path = Path(data_path)
+    if url is None:
+        url = recbole_urls().get(name)
+        if url is None:
+            raise UserError(f"RecBole has no download URL for dataset '{name}' (recbole/properties/dataset/url.yaml); "
+                            "convert the raw data with 'python -m recbole_llm.data --help'")
+    hint = fix_hint or "download the zip elsewhere and unzip its atomic files into " + str(data_path / name)
+    tmp = new_temp_dir(data_path, name)
+    try:
+        try:
+            with _socket_timeout(timeout):
+                archive = download_url(url, str(tmp / "download"))
+            extract_zip(archive, str(tmp / "extract"))
+        except (OSError, RuntimeError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as err:
+            # OSError covers URLError/HTTPError/timeouts; TypeError: no Content-Length header.
+            reason = " ".join(str(err).split()) or type(err).__name__
+            raise UserError(f"downloading dataset '{name}' from {url} failed ({reason}); {hint}") from None
+        inters = sorted((tmp / "extract").rglob("*.inter"))
+        if not inters:
+            raise UserError(f"the archive {url} holds no .inter file, so it is not a RecBole dataset; {hint}")
+        extracted = inters[0].parent
+        base = Path(archive).name.rsplit(".", 1)[0]
+        stem = inters[0].name[: -len(".inter")]
+        if stem != name:
+            rename_atomic_files(str(extracted), base if base in stem else stem, name)
+        validate_dataset(extracted, name)
+        out = install_dir(extracted, data_path / name, name)
+        logger.info("downloaded %s into %s", url, out)
+        return out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,12 @@
+"""User-facing errors.
+
+Every mistake a user can make on the command line or in a data file is raised as
+:class:`UserError`: ``run_benchmark.py`` and the converters print its message as a
+single line and exit with status 2, instead of a traceback from inside RecBole.
+"""
+
+
+class UserError(Exception):
+    """A problem with the user's input; the message names the file, field or option and the fix."""
+
+    exit_code = 2

@@ -1,0 +1,180 @@
+"""Pretrained, frozen ID models: train once, cache, reuse.
+
+The LLM models (RA-Rec, IDLE-Adapter) consume a sequential ID model trained beforehand:
+``u = F'(S^u)`` (the user/sequence representation) and the item embedding table. This module
+
+* trains such a model with the benchmark pipeline (:func:`recbole_llm.quick_start.run`) the
+  first time it is asked for, and caches its best checkpoint under
+  ``saved/id_models/<dataset>/<Model>-<key>.pth`` where ``key`` hashes every config value
+  that affects the trained weights, so a second request reuses it;
+* loads a checkpoint safely (:mod:`recbole_llm.checkpoint`) and checks it belongs to the
+  dataset it is used with (name, item count, embedding dimension);
+* returns a :class:`PretrainedIDModel`: the frozen model plus two accessors with one meaning
+  across RecBole's sequential models, whose ``forward`` signatures differ.
+
+RecBole has no "load a trained model for reuse" API; its ``load_data_and_model`` unpickles the
+whole checkpoint, which is exactly what torch >= 2.6 refuses, hence this module.
+"""
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from recbole_llm.checkpoint import checkpoint_config, load_checkpoint, save_checkpoint
+from recbole_llm.config import REPO_ROOT
+from recbole_llm.errors import UserError
+from recbole_llm.utils import get_model
+
+SUPPORTED = ("SASRec", "GRU4Rec", "BERT4Rec", "Caser", "NARM", "ComiRec")
+
+# Config keys that do not change the trained weights: left out of the cache key.
+_NOT_IN_KEY = {
+    "data_path", "checkpoint_dir", "show_progress", "state", "gpu_id", "use_gpu", "device", "worker",
+    "eval_batch_size", "metrics", "topk", "metric_decimal_place", "loss_decimal_place", "log_wandb",
+    "wandb_project", "trust_checkpoint", "save_dataset", "dataset_save_path", "save_dataloaders",
+    "dataloaders_save_path", "local_rank", "single_spec", "world_size", "nproc", "offset", "ip", "port",
+    "shuffle", "valid_metric_bigger", "eval_type", "benchmark_filename", "config_files",
+}
+# Keys of the LLM models that reach the ID model's config but do not affect it.
+_LLM_PREFIXES = ("id_model", "lm_", "prefix_", "align_", "mmd_", "temperature", "data_strategy", "data_size")
+
+
+def cache_key(config_dict):
+    """Stable hash of the config values that affect an ID model's weights."""
+    items = {
+        k: v for k, v in config_dict.items()
+        if k not in _NOT_IN_KEY and not k.startswith(_LLM_PREFIXES)
+    }
+    blob = json.dumps(items, sort_keys=True, default=repr)
+    return hashlib.sha1(blob.encode("utf-8")).hexdigest()[:12]
+
+
+class PretrainedIDModel:
+    """A frozen RecBole sequential model with uniform accessors.
+
+    * :meth:`user_representation` -- ``u = F'(S^u)``, ``[B, dim]``, for a batch of item
+      sequences (RecBole's padded ``item_id_list`` and ``item_length``);
+    * :meth:`item_embeddings` -- the item table ``[n_items, dim]`` (row 0 is padding),
+      the vectors the model scores users against.
+    """
+
+    def __init__(self, model, dataset_name, checkpoint_path=None):
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.name = type(model).__name__
+        self.dataset_name = dataset_name
+        self.checkpoint_path = checkpoint_path
+        self.n_items = model.n_items
+        self.dim = self.item_embeddings().shape[1]
+
+    @torch.no_grad()
+    def user_representation(self, item_seq, item_seq_len, user=None):
+        m = self.model
+        if self.name == "ComiRec":
+            out = m.user_embedding(item_seq, item_seq_len)
+        elif self.name == "BERT4Rec":
+            seq = m.reconstruct_test_data(item_seq, item_seq_len)
+            out = m.gather_indexes(m.forward(seq), item_seq_len - 1)
+        elif self.name == "Caser":
+            if user is None:
+                raise UserError("Caser needs user ids for its representation: it is not a pure sequence model")
+            out = m.forward(user, item_seq)
+        else:
+            out = m.forward(item_seq, item_seq_len)
+        if out.dim() != 2 or out.shape[1] != self.dim:
+            raise UserError(
+                f"{self.name} gave a representation of shape {tuple(out.shape)}, expected [B, {self.dim}]"
+            )
+        return out
+
+    def item_embeddings(self):
+        weight = self.model.item_embedding.weight.detach()
+        return weight[: self.model.n_items]
+
+    def to(self, device):
+        self.model.to(device)
+        return self
+
+
+def _check_compatible(ckpt_config, state_dict, dataset, path):
+    name = ckpt_config.get("dataset")
+    if name is not None and name != dataset.dataset_name:
+        raise UserError(
+            f"ID-model checkpoint {path} was trained on dataset '{name}', not '{dataset.dataset_name}': "
+            "train or pass a checkpoint for this dataset"
+        )
+    table = state_dict.get("item_embedding.weight")
+    if table is not None:
+        n_expected = dataset.item_num + (1 if ckpt_config.get("model") == "BERT4Rec" else 0)
+        if table.shape[0] != n_expected:
+            raise UserError(
+                f"ID-model checkpoint {path} has {table.shape[0]} item rows but dataset "
+                f"'{dataset.dataset_name}' has {dataset.item_num} items (with padding): it was trained on other data"
+            )
+
+
+def load_id_model(path, config, dataset, trust=False, expected_dim=None):
+    """Build ``config['model']`` on ``dataset`` and load the weights from checkpoint ``path``."""
+    ckpt = load_checkpoint(path, map_location=config["device"], trust=trust)
+    ckpt_config = checkpoint_config(ckpt)
+    _check_compatible(ckpt_config, ckpt["state_dict"], dataset, path)
+    model_name = ckpt_config.get("model", config["model"])
+    if model_name != config["model"]:
+        raise UserError(f"ID-model checkpoint {path} holds a {model_name}, but the config asks for {config['model']}")
+    model = get_model(model_name)(config, dataset).to(config["device"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()
+        detail = next((line.strip() for line in first if "size mismatch" in line), first[0] if first else "")
+        raise UserError(
+            f"ID-model checkpoint {path} does not fit {model_name} with this config ({detail}): "
+            "use the hyperparameters it was trained with"
+        ) from None
+    wrapped = PretrainedIDModel(model, dataset.dataset_name, str(path))
+    if expected_dim is not None and wrapped.dim != int(expected_dim):
+        raise UserError(
+            f"ID-model checkpoint {path} has dimension {wrapped.dim}, but {expected_dim} was configured"
+        )
+    return wrapped
+
+
+def pretrained_id_model(model_name, dataset_name, config_files=(), config_dict=None, data_path=None,
+                        saved_dir=None, seed=2020, trust=False, expected_dim=None, dataset=None):
+    """Return the frozen ID model ``model_name`` for ``dataset_name``, training it only if not cached.
+
+    ``dataset`` (a built RecBole dataset) skips rebuilding it when the caller already has one.
+    """
+    from recbole.data import create_dataset
+
+    from recbole_llm.quick_start import build_config, run
+
+    if model_name not in SUPPORTED:
+        raise UserError(f"unsupported ID model '{model_name}'; supported: {', '.join(SUPPORTED)}")
+    saved_dir = Path(saved_dir or REPO_ROOT / "saved").resolve()
+    config = build_config(model_name, dataset_name, seed, config_files, config_dict, data_path, saved_dir)
+    from recbole_llm.checkpoint import config_to_dict
+
+    key = cache_key(config_to_dict(config))
+    path = saved_dir / "id_models" / dataset_name / f"{model_name}-{key}.pth"
+    log = logging.getLogger(__name__)
+    if path.is_file():
+        log.info("reusing ID model %s", path)
+    else:
+        log.info("training ID model %s on %s (cache miss: %s)", model_name, dataset_name, path)
+        record = run(model_name, dataset_name, seed, config_files, config_dict, data_path, saved_dir)
+        best = load_checkpoint(record["checkpoint"], trust=False)
+        save_checkpoint(
+            path,
+            config=best["config"],
+            epoch=best["epoch"],
+            state_dict=best["state_dict"],
+            id_model={"key": key, "valid": record["valid"], "test": record["test"], "seed": seed},
+        )
+    if dataset is None:
+        dataset = create_dataset(config)
+    return load_id_model(path, config, dataset, trust=trust, expected_dim=expected_dim)

@@ -1,0 +1,210 @@
+"""Train and evaluate one model under the benchmark protocol and describe the run.
+
+RecBole's ``run_recbole`` resolves models through RecBole alone and returns only the
+metrics; this is the same pipeline (Config -> dataset -> split -> model -> trainer ->
+fit -> test) with this package's model lookup, safe checkpoints, logs under ``saved/log``,
+and a run record carrying everything a table needs to say how a number was made.
+"""
+
+import contextlib
+import logging
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import torch
+from recbole.data import create_dataset, data_preparation
+from recbole.utils import init_logger, init_seed
+
+from recbole_llm.checkpoint import config_to_dict
+from recbole_llm.config import REPO_ROOT, Config
+from recbole_llm.data.prepare import ensure_dataset
+from recbole_llm.errors import UserError
+from recbole_llm.utils import get_model, get_trainer
+
+PACKAGES = ("recbole-llm", "recbole", "torch", "numpy", "pandas", "ray", "transformers")
+
+
+@contextlib.contextmanager
+def _cwd(path):
+    """RecBole writes its log and tensorboard folders relative to the working directory."""
+    old = os.getcwd()
+    Path(path).mkdir(parents=True, exist_ok=True)
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def git_commit(root=REPO_ROOT):
+    """``<sha>`` of the checkout, with ``-dirty`` when tracked files differ from it."""
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def package_versions():
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def hardware():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def count_parameters(model):
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"total": total, "trainable": trainable}
+
+
+def _reset_logging():
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+
+
+def build_config(model, dataset, seed=None, config_files=(), config_dict=None, data_path=None, saved_dir=None):
+    """Config for one run with absolute data/checkpoint paths; materialises the dataset if needed."""
+    data_path = Path(data_path or REPO_ROOT / "dataset").resolve()
+    saved_dir = Path(saved_dir or REPO_ROOT / "saved").resolve()
+    ensure_dataset(dataset, data_path)
+    overrides = {"data_path": str(data_path), "checkpoint_dir": str(saved_dir / "checkpoints")}
+    if seed is not None:
+        overrides["seed"] = int(seed)
+    overrides.update(config_dict or {})
+    return Config(model, dataset, list(config_files), overrides)
+
+
+def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=None, saved_dir=None,
+        show_progress=None, callback_fn=None):
+    """Train ``model`` on ``dataset`` with ``seed``; return the run record (a JSON-able dict).
+
+    ``callback_fn(epoch_idx, valid_score)`` is passed to RecBole's ``fit`` (sweeps report there).
+    """
+    start = time.perf_counter()
+    saved_dir = Path(saved_dir or REPO_ROOT / "saved").resolve()
+    config = build_config(model, dataset, seed, config_files, config_dict, data_path, saved_dir)
+    if show_progress is not None:
+        config["show_progress"] = bool(show_progress)
+
+    _reset_logging()
+    with _cwd(saved_dir):
+        init_logger(config)
+    logger = logging.getLogger()
+    init_seed(config["seed"], config["reproducibility"])
+    logger.info(config)
+
+    data = create_dataset(config)
+    logger.info(data)
+    train_data, valid_data, test_data = data_preparation(config, data)
+
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model_class = get_model(config["model"])
+    net = model_class(config, train_data._dataset).to(config["device"])
+    logger.info(net)
+    with _cwd(saved_dir):
+        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    fit_start = time.perf_counter()
+    best_valid_score, best_valid_result = trainer.fit(
+        train_data, valid_data, saved=True, show_progress=config["show_progress"], callback_fn=callback_fn
+    )
+    fit_time = time.perf_counter() - fit_start
+    if best_valid_result is None:
+        raise UserError(f"{config['model']} produced no validation result: check epochs/eval_step in the config")
+    test_start = time.perf_counter()
+    test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=config["show_progress"])
+    test_time = time.perf_counter() - test_start
+
+    epochs_run = len(trainer.history)
+    best_epoch = None
+    for entry in trainer.history:
+        if entry.get("valid", {}).get(config["valid_metric"].lower()) == best_valid_score:
+            best_epoch = entry["epoch"]
+            break
+    train_times = [e["train_time_s"] for e in trainer.history]
+    valid_times = [e["valid_time_s"] for e in trainer.history if "valid_time_s" in e]
+    n_train = len(train_data.dataset)
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    record = {
+        "model": config["model"],
+        "dataset": config["dataset"],
+        "seed": int(config["seed"]),
+        "protocol": {
+            "split": to_text(config["eval_args"]),
+            "valid_metric": config["valid_metric"],
+            "epochs_max": int(config["epochs"]),
+            "stopping_step": int(config["stopping_step"]),
+        },
+        "test": {k: float(v) for k, v in test_result.items()},
+        "valid": {k: float(v) for k, v in best_valid_result.items()},
+        "best_epoch": best_epoch,
+        "epochs_run": epochs_run,
+        "history": trainer.history,
+        "dataset_stats": {
+            "users": int(data.user_num) - 1,
+            "items": int(data.item_num) - 1,
+            "interactions": int(data.inter_num),
+            "train_samples": int(n_train),
+        },
+        "cost": {
+            "wall_time_s": None,  # filled below
+            "fit_time_s": fit_time,
+            "train_time_per_epoch_s": sum(train_times) / max(len(train_times), 1),
+            "train_samples_per_s": n_train * len(train_times) / max(sum(train_times), 1e-9),
+            "valid_time_per_epoch_s": sum(valid_times) / max(len(valid_times), 1),
+            "test_time_s": test_time,
+            "peak_rss_mb": peak_rss_mb,
+            "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
+        },
+        "parameters": count_parameters(net),
+        "checkpoint": trainer.saved_model_file,
+        "config": config_to_dict(config),
+        "commit": git_commit(),
+        "packages": package_versions(),
+        "hardware": hardware(),
+        "device": str(config["device"]),
+        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    record["cost"]["wall_time_s"] = time.perf_counter() - start
+    return record
+
+
+def to_text(value):
+    return value if isinstance(value, str) else repr(value)

@@ -1,0 +1,131 @@
+#!/usr/bin/env python
+"""Train models under one protocol and write run records and comparison tables.
+
+Examples::
+
+    python run_benchmark.py --model=SASRec,GRU4Rec,BERT4Rec --dataset=ml-100k --seeds=2020,2021,2022
+    python run_benchmark.py --model=SASRec --dataset=ml-100k --budget=quick
+    python run_benchmark.py --dataset=ml-100k --tables-only --target=SASRec
+    python run_benchmark.py --model=SASRec --dataset=ml-100k --learning_rate=0.0005   # any config key
+
+Every ``--key=value`` that is not an option below is passed to the models' config, as
+with RecBole's own command line.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Unknown --key=value options are passed to the models' RecBole config.",
+    )
+    p.add_argument("--model", default="", help="model name or comma list (RecBole baselines and recbole-llm models)")
+    p.add_argument("--dataset", default="ml-100k", help="dataset name under --data-path (default: ml-100k)")
+    p.add_argument("--seeds", default="2020", help="comma list of integer seeds (default: 2020)")
+    p.add_argument("--config-files", default="", help="comma list of extra RecBole YAML files, applied last")
+    p.add_argument("--budget", default="full", help="training budget from properties/budget/<name>.yaml (full, quick)")
+    p.add_argument("--output", default=None, help="results folder (default: results/, or results/<budget>/ unless full)")
+    p.add_argument("--data-path", default=str(ROOT / "dataset"), help="RecBole data_path (default: ./dataset)")
+    p.add_argument("--saved-dir", default=str(ROOT / "saved"), help="checkpoints and logs (default: ./saved)")
+    p.add_argument("--label", default=None, help="row label for these runs (default: the model name)")
+    p.add_argument("--target", default=None, help="model whose Improv.%% row against the best other is shown")
+    p.add_argument("--metrics", default=None, help="table columns, e.g. hit@10,ndcg@10 (default: HR/NDCG@5,10, HR@50,100, MRR@10)")
+    p.add_argument("--tables-only", action="store_true", help="only regenerate the tables from the stored records")
+    p.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling plain-RecBole checkpoints in full")
+    p.add_argument("--no-progress", action="store_true", help="no per-epoch progress bars")
+    args, extra = p.parse_known_args(argv)
+    overrides = {}
+    for item in extra:
+        if not item.startswith("--") or "=" not in item:
+            p.error(f"unrecognized argument {item!r}: options are --name=value (see --help)")
+        key, value = item[2:].split("=", 1)
+        overrides[key] = value
+    return args, overrides
+
+
+def _split(text):
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def main(argv=None):
+    args, overrides = parse_args(sys.argv[1:] if argv is None else argv)
+    # Imported after argument parsing so that --help is instant.
+    from recbole_llm.benchmark.records import load_records, write_record
+    from recbole_llm.benchmark.tables import DEFAULT_METRICS, write_tables
+    from recbole_llm.config import Config, properties_dir
+    from recbole_llm.data.prepare import ensure_dataset
+    from recbole_llm.errors import UserError
+    from recbole_llm.quick_start import run
+    from recbole_llm.utils import get_model
+
+    try:
+        budget_file = properties_dir() / "budget" / f"{args.budget}.yaml"
+        if not budget_file.is_file():
+            budgets = sorted(f.stem for f in (properties_dir() / "budget").glob("*.yaml"))
+            raise UserError(f"unknown --budget '{args.budget}'; valid: {', '.join(budgets)}")
+        output = Path(args.output) if args.output else ROOT / "results" / ("" if args.budget == "full" else args.budget)
+        models = _split(args.model)
+        if not models and not args.tables_only:
+            raise UserError("--model is required (one name or a comma list), or pass --tables-only")
+        for name in models:
+            get_model(name)  # fails early, listing the valid names
+        try:
+            seeds = [int(s) for s in _split(args.seeds)]
+        except ValueError:
+            raise UserError(f"--seeds must be a comma list of integers, got '{args.seeds}'") from None
+        if not seeds:
+            raise UserError("--seeds is empty")
+        config_files = [budget_file] + [Path(f) for f in _split(args.config_files)]
+        if args.trust_checkpoint:
+            overrides["trust_checkpoint"] = True
+        overrides = Config._convert_config_dict(None, overrides) if overrides else {}
+        metrics = tuple(m.lower() for m in _split(args.metrics)) if args.metrics else DEFAULT_METRICS
+
+        if not args.tables_only:
+            ensure_dataset(args.dataset, Path(args.data_path))
+            jobs = [(m, s) for m in models for s in seeds]
+            print(f"[recbole-llm] {len(jobs)} run(s) on {args.dataset}, budget '{args.budget}' ({budget_file}); "
+                  f"records -> {output / args.dataset / 'runs'}", flush=True)
+            started = time.perf_counter()
+            for i, (model, seed) in enumerate(jobs, 1):
+                print(f"[recbole-llm] run {i}/{len(jobs)}: {model} seed {seed}", flush=True)
+                record = run(model, args.dataset, seed, config_files, overrides, args.data_path, args.saved_dir,
+                             show_progress=False if args.no_progress else None)
+                record["label"] = args.label or model
+                record["budget"] = args.budget
+                path = write_record(output, record)
+                elapsed = time.perf_counter() - started
+                eta = elapsed / i * (len(jobs) - i)
+                test = record["test"]
+                print(f"[recbole-llm] done {model} seed {seed}: test NDCG@10 {test.get('ndcg@10', float('nan')):.4f} "
+                      f"HR@10 {test.get('hit@10', float('nan')):.4f} | {record['epochs_run']} epochs, "
+                      f"{record['cost']['wall_time_s']:.0f}s | record {path} | elapsed {elapsed:.0f}s, ETA {eta:.0f}s",
+                      flush=True)
+
+        records = [r for r in load_records(output, args.dataset) if r.get("budget", "full") == args.budget]
+        if not records:
+            raise UserError(f"no run records for {args.dataset} under {output / args.dataset / 'runs'}: run some models first")
+        command = f"python run_benchmark.py --dataset={args.dataset} --budget={args.budget} --tables-only" + (
+            f" --output={args.output}" if args.output else "") + (f" --target={args.target}" if args.target else "")
+        text = write_tables(output / args.dataset, args.dataset, records, metrics, args.target, command)
+        print()
+        print(text)
+        print(f"[recbole-llm] budget '{args.budget}': tables written to {output / args.dataset}/comparison.{{md,csv,tex}}")
+        return 0
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are kept as records; re-run to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
