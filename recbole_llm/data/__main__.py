@@ -1,6 +1,6 @@
 """Command line: make a dataset's RecBole atomic files under --data-path (default: dataset/).
 
-Examples::
+Examples:
 
     python -m recbole_llm.data ml-100k
     python -m recbole_llm.data ml-1m                      # RecBole's processed copy (needs network)
