@@ -1,5 +1,6 @@
 """UniSRec downstream -> RecBole: the converted .inter must reproduce the published split exactly."""
 
+import os
 import random
 import sys
 from collections import Counter
@@ -16,7 +17,8 @@ from recbole_llm.data.unisrec import convert_unisrec, detect_category_marker, re
 from recbole_llm.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
-REAL = Path("/work/shared/datasets/amazon-scientific")
+# shared/ lies beside the clone (CI clones main next to it); RECBOLE_LLM_SHARED overrides.
+REAL = Path(os.environ.get("RECBOLE_LLM_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "datasets" / "amazon-scientific"
 
 
 def write_unisrec(folder, seqs, prefix="X", texts=None, seed=0):
