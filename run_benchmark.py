@@ -91,7 +91,12 @@ def main(argv=None):
         if not args.tables_only:
             ensure_dataset(args.dataset, Path(args.data_path))
             jobs = [(m, s) for m in models for s in seeds]
-            print(f"[recbole-llm] {len(jobs)} run(s) on {args.dataset}, budget '{args.budget}' ({budget_file}); "
+            import yaml
+
+            with open(budget_file, encoding="utf-8") as f:
+                budget = ", ".join(f"{k}={v}" for k, v in (yaml.safe_load(f) or {}).items())
+            print(f"[recbole-llm] {len(jobs)} run(s) on {args.dataset}; budget '{args.budget}': {budget} "
+                  f"({budget_file.relative_to(ROOT) if budget_file.is_relative_to(ROOT) else budget_file}); "
                   f"records -> {output / args.dataset / 'runs'}", flush=True)
             started = time.perf_counter()
             for i, (model, seed) in enumerate(jobs, 1):
