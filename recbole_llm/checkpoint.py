@@ -14,15 +14,14 @@ arbitrary pickled code, so this module
 
 import enum
 import logging
-import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from recbole_llm.errors import UserError
+from recbole_llm.fsutil import atomic_path
 
 FORMAT = "recbole_llm/1"
 
@@ -55,20 +54,12 @@ def config_to_dict(config):
 def save_checkpoint(path, **state):
     """Write ``state`` (tensors and plain types) to ``path`` atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = dict(state)
     state["format"] = FORMAT
     if "config" in state:
         state["config"] = config_to_dict(state["config"])
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path
 
 

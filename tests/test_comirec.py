@@ -8,6 +8,7 @@ import pytest
 import torch
 from recbole.data.interaction import Interaction
 
+from recbole_llm.errors import UserError
 from recbole_llm.model.sequential_recommender import ComiRec
 
 # RecBole's Trainer builds the deprecated torch.cuda.amp.GradScaler; noise, not a finding.
@@ -281,7 +282,7 @@ def test_init_is_recbole_style():
 
 
 def test_bad_config_is_refused():
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(UserError):
         ComiRec(_config(loss_type="BCE"), _Dataset(5))
     with pytest.raises(ValueError, match="interest_num"):
         ComiRec(_config(interest_num=0), _Dataset(5))

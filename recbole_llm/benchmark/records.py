@@ -5,27 +5,18 @@ tables take, for each (label, seed), the newest record.
 """
 
 import json
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
+
+from recbole_llm.fsutil import atomic_path
 
 
 def atomic_write_text(path, text):
     """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+    return Path(path)
 
 
 def _safe(name):

@@ -19,6 +19,8 @@ from torch import nn
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.model.loss import BPRLoss
 
+from recbole_llm.errors import UserError
+
 
 class ComiRec(SequentialRecommender):
     r"""ComiRec-SA: K interests of a user read out of the item sequence by K attention heads.
@@ -98,7 +100,7 @@ class ComiRec(SequentialRecommender):
         elif self.loss_type == "CE":
             self.loss_fct = nn.CrossEntropyLoss()
         else:
-            raise NotImplementedError("Make sure 'loss_type' in ['BPR', 'CE']!")
+            raise UserError(f"ComiRec supports loss_type CE or BPR, got {self.loss_type!r}: set loss_type in properties/model/ComiRec.yaml")
 
         # parameters initialization
         self.apply(self._init_weights)
