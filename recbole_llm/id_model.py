@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from recbole_llm.checkpoint import checkpoint_config, load_checkpoint, save_checkpoint
+from recbole_llm.checkpoint import checkpoint_config, config_to_dict, load_checkpoint, save_checkpoint
 from recbole_llm.config import REPO_ROOT
 from recbole_llm.errors import UserError
 from recbole_llm.utils import get_model
@@ -157,8 +157,6 @@ def pretrained_id_model(model_name, dataset_name, config_files=(), config_dict=N
         raise UserError(f"unsupported ID model '{model_name}'; supported: {', '.join(SUPPORTED)}")
     saved_dir = Path(saved_dir or REPO_ROOT / "saved").resolve()
     config = build_config(model_name, dataset_name, seed, config_files, config_dict, data_path, saved_dir)
-    from recbole_llm.checkpoint import config_to_dict
-
     key = cache_key(config_to_dict(config))
     path = saved_dir / "id_models" / dataset_name / f"{model_name}-{key}.pth"
     log = logging.getLogger(__name__)

@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from recbole_llm.errors import UserError
+from recbole_llm.fsutil import atomic_path, current_umask
 
 logger = logging.getLogger(__name__)
 
@@ -149,24 +150,9 @@ def write_atomic(path, header, rows, encoding="utf-8"):
     path = Path(path)
     header = [tuple(c) for c in header]
     df = _to_frame(header, rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600
+    with atomic_path(path) as tmp:
         _write_frame(tmp, header, df, encoding)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
     return path
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def new_temp_dir(parent, name):
@@ -176,7 +162,7 @@ def new_temp_dir(parent, name):
     """
     Path(parent).mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent))
-    os.chmod(path, 0o777 & ~_umask())
+    os.chmod(path, 0o777 & ~current_umask())
     return path
 
 
