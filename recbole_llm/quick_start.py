@@ -109,10 +109,12 @@ def build_config(model, dataset, seed=None, config_files=(), config_dict=None, d
 
 
 def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=None, saved_dir=None,
-        show_progress=None, callback_fn=None):
+        show_progress=None, callback_fn=None, evaluate_test=True):
     """Train ``model`` on ``dataset`` with ``seed``; return the run record (a JSON-able dict).
 
     ``callback_fn(epoch_idx, valid_score)`` is passed to RecBole's ``fit`` (sweeps report there).
+    ``evaluate_test=False`` skips the test split (a sweep selects on validation only); the
+    record's ``test`` is then ``None``.
     """
     start = time.perf_counter()
     saved_dir = Path(saved_dir or REPO_ROOT / "saved").resolve()
@@ -148,7 +150,9 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
     if best_valid_result is None:
         raise UserError(f"{config['model']} produced no validation result: check epochs/eval_step in the config")
     test_start = time.perf_counter()
-    test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=config["show_progress"])
+    test_result = None
+    if evaluate_test:
+        test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=config["show_progress"])
     test_time = time.perf_counter() - test_start
 
     epochs_run = len(trainer.history)
@@ -171,7 +175,7 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
             "epochs_max": int(config["epochs"]),
             "stopping_step": int(config["stopping_step"]),
         },
-        "test": {k: float(v) for k, v in test_result.items()},
+        "test": None if test_result is None else {k: float(v) for k, v in test_result.items()},
         "valid": {k: float(v) for k, v in best_valid_result.items()},
         "best_epoch": best_epoch,
         "epochs_run": epochs_run,
@@ -188,7 +192,7 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
             "train_time_per_epoch_s": sum(train_times) / max(len(train_times), 1),
             "train_samples_per_s": n_train * len(train_times) / max(sum(train_times), 1e-9),
             "valid_time_per_epoch_s": sum(valid_times) / max(len(valid_times), 1),
-            "test_time_s": test_time,
+            "test_time_s": test_time if evaluate_test else None,
             "peak_rss_mb": peak_rss_mb,
             "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
         },
