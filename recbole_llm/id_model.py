@@ -32,14 +32,15 @@ SUPPORTED = ("SASRec", "GRU4Rec", "BERT4Rec", "Caser", "NARM", "ComiRec")
 
 # Config keys that do not change the trained weights: left out of the cache key.
 _NOT_IN_KEY = {
-    "data_path", "checkpoint_dir", "show_progress", "state", "gpu_id", "use_gpu", "device", "worker",
+    "data_path", "data_root", "checkpoint_dir", "show_progress", "state", "gpu_id", "use_gpu", "device", "worker",
     "eval_batch_size", "metrics", "topk", "metric_decimal_place", "loss_decimal_place", "log_wandb",
     "wandb_project", "trust_checkpoint", "save_dataset", "dataset_save_path", "save_dataloaders",
     "dataloaders_save_path", "local_rank", "single_spec", "world_size", "nproc", "offset", "ip", "port",
     "shuffle", "valid_metric_bigger", "eval_type", "benchmark_filename", "config_files",
 }
 # Keys of the LLM models that reach the ID model's config but do not affect it.
-_LLM_PREFIXES = ("id_model", "lm_", "prefix_", "align_", "mmd_", "temperature", "data_strategy", "data_size")
+_LLM_PREFIXES = ("id_model", "lm_", "prompt_", "prefix_", "align_", "mmd_", "temperature", "layerwise", "refinement",
+                 "distribution", "ablation", "measure_")
 
 
 def cache_key(config_dict):
@@ -143,11 +144,42 @@ def load_id_model(path, config, dataset, trust=False, expected_dim=None):
     return wrapped
 
 
+def cache_path(config, saved_dir):
+    """Where the ID-model cache keeps a model trained with ``config``."""
+    key = cache_key(config_to_dict(config))
+    return Path(saved_dir) / "id_models" / config["dataset"] / f"{config['model']}-{key}.pth", key
+
+
+def register_run(record, config, saved_dir):
+    """Offer a finished benchmark run of a supported ID model to the cache.
+
+    The key is the run's own config, so an LLM model asking for this ID model under the same
+    budget and seed reuses exactly the weights of the table's row for it. Returns the path,
+    or None when the model is not an ID model or the entry exists.
+    """
+    if config["model"] not in SUPPORTED or not record.get("checkpoint"):
+        return None
+    path, key = cache_path(config, saved_dir)
+    if path.is_file():
+        return None
+    best = load_checkpoint(record["checkpoint"], trust=False)
+    save_checkpoint(
+        path,
+        config=best["config"],
+        epoch=best["epoch"],
+        state_dict=best["state_dict"],
+        id_model={"key": key, "valid": record["valid"], "test": record["test"], "seed": record["seed"]},
+    )
+    logging.getLogger(__name__).info("ID model %s cached at %s", config["model"], path)
+    return path
+
+
 def pretrained_id_model(model_name, dataset_name, config_files=(), config_dict=None, data_path=None,
-                        saved_dir=None, seed=2020, trust=False, expected_dim=None, dataset=None):
+                        saved_dir=None, seed=2020, trust=False, expected_dim=None, dataset=None, build=True):
     """Return the frozen ID model ``model_name`` for ``dataset_name``, training it only if not cached.
 
-    ``dataset`` (a built RecBole dataset) skips rebuilding it when the caller already has one.
+    ``dataset`` (a built RecBole dataset) skips rebuilding it when the caller already has one;
+    ``build=False`` only makes sure the checkpoint exists and returns its path.
     """
     from recbole.data import create_dataset
 
@@ -157,22 +189,17 @@ def pretrained_id_model(model_name, dataset_name, config_files=(), config_dict=N
         raise UserError(f"unsupported ID model '{model_name}'; supported: {', '.join(SUPPORTED)}")
     saved_dir = Path(saved_dir or REPO_ROOT / "saved").resolve()
     config = build_config(model_name, dataset_name, seed, config_files, config_dict, data_path, saved_dir)
-    key = cache_key(config_to_dict(config))
-    path = saved_dir / "id_models" / dataset_name / f"{model_name}-{key}.pth"
+    path, _ = cache_path(config, saved_dir)
     log = logging.getLogger(__name__)
     if path.is_file():
         log.info("reusing ID model %s", path)
     else:
         log.info("training ID model %s on %s (cache miss: %s)", model_name, dataset_name, path)
-        record = run(model_name, dataset_name, seed, config_files, config_dict, data_path, saved_dir)
-        best = load_checkpoint(record["checkpoint"], trust=False)
-        save_checkpoint(
-            path,
-            config=best["config"],
-            epoch=best["epoch"],
-            state_dict=best["state_dict"],
-            id_model={"key": key, "valid": record["valid"], "test": record["test"], "seed": seed},
-        )
+        run(model_name, dataset_name, seed, config_files, config_dict, data_path, saved_dir)  # registers itself
+        if not path.is_file():
+            raise UserError(f"training ID model {model_name} did not produce {path}")
+    if not build:
+        return path
     if dataset is None:
         dataset = create_dataset(config)
     return load_id_model(path, config, dataset, trust=trust, expected_dim=expected_dim)

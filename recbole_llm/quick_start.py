@@ -101,7 +101,11 @@ def build_config(model, dataset, seed=None, config_files=(), config_dict=None, d
     data_path = Path(data_path or REPO_ROOT / "dataset").resolve()
     saved_dir = Path(saved_dir or REPO_ROOT / "saved").resolve()
     ensure_dataset(dataset, data_path)
-    overrides = {"data_path": str(data_path), "checkpoint_dir": str(saved_dir / "checkpoints")}
+    overrides = {
+        "data_path": str(data_path),
+        "data_root": str(data_path),  # RecBole turns data_path into <data_path>/<dataset>; nested runs need the root
+        "checkpoint_dir": str(saved_dir / "checkpoints"),
+    }
     if seed is not None:
         overrides["seed"] = int(seed)
     overrides.update(config_dict or {})
@@ -121,6 +125,9 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
     config = build_config(model, dataset, seed, config_files, config_dict, data_path, saved_dir)
     if show_progress is not None:
         config["show_progress"] = bool(show_progress)
+    model_class = get_model(config["model"])
+    if hasattr(model_class, "prepare"):
+        model_class.prepare(config)  # e.g. train the LLM model's ID model, with its own logs, first
 
     _reset_logging()
     with _cwd(saved_dir):
@@ -129,12 +136,16 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
     init_seed(config["seed"], config["reproducibility"])
     logger.info(config)
 
-    data = create_dataset(config)
+    if getattr(model_class, "tunes_on_selected_data", False):
+        from recbole_llm.data.tuning import create_dataset as create_tuning_dataset
+
+        data = create_tuning_dataset(config)  # data_strategy / data_size (RA-Rec section 3.4)
+    else:
+        data = create_dataset(config)
     logger.info(data)
     train_data, valid_data, test_data = data_preparation(config, data)
 
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model_class = get_model(config["model"])
     net = model_class(config, train_data._dataset).to(config["device"])
     logger.info(net)
     with _cwd(saved_dir):
@@ -206,7 +217,15 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    record["cost"].update(getattr(trainer, "extra_cost", {}))
+    if hasattr(net, "parameter_report"):
+        record["parameters"].update(net.parameter_report())
+    if getattr(data, "tuning_summary", None) is not None:
+        record["data_selection"] = data.tuning_summary
     record["cost"]["wall_time_s"] = time.perf_counter() - start
+    from recbole_llm.id_model import register_run
+
+    register_run(record, config, saved_dir)
     return record
 
 

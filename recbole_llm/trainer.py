@@ -109,6 +109,7 @@ class SafeCheckpointMixin:
                 "train_time_s": time.perf_counter() - start,
                 "train_loss": float(total),
                 "train_samples": len(train_data.dataset) if hasattr(train_data, "dataset") else None,
+                **getattr(self, "epoch_extras", {}),
             }
         )
         return loss
@@ -135,3 +136,98 @@ def safe_trainer(cls):
 
 
 SafeTrainer = safe_trainer(Trainer)
+
+
+class LMTrainer(Trainer):
+    """RecBole's ``Trainer`` for the frozen-LM recommenders.
+
+    Adds what RecBole 1.2.1's trainer lacks and the papers use:
+
+    * only trainable parameters reach the optimizer (the frozen LM would otherwise get
+      optimizer state);
+    * ``lr_schedule: linear``: the learning rate decays linearly to 0 over
+      ``epochs * batches`` optimizer steps (the papers' "linear decay schedule"; no warm-up is
+      mentioned, so none is used), through torch's ``LambdaLR`` stepped after each optimizer step;
+    * after training, the adapter's overhead: ``measure_overhead_batches`` training batches
+      timed through the model's forward+backward and through the bare frozen LM's
+      forward+backward on the same prompts (``model.bare_lm_step``), kept in ``extra_cost``.
+    """
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        self.extra_cost = {}
+        self.scheduler = None
+
+    def _build_optimizer(self, **kwargs):
+        kwargs.setdefault("params", [p for p in self.model.parameters() if p.requires_grad])
+        return super()._build_optimizer(**kwargs)
+
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        schedule = str(self.config["lr_schedule"] or "constant").lower() if "lr_schedule" in self.config else "constant"
+        if schedule not in ("linear", "constant"):
+            from recbole_llm.errors import UserError
+
+            raise UserError(f"lr_schedule must be linear or constant, not '{schedule}'")
+        if schedule == "linear":
+            import torch
+
+            total = max(1, self.epochs * len(train_data))
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+                self.optimizer, lambda step: max(0.0, 1.0 - step / total)
+            )
+            self.optimizer.register_step_post_hook(lambda *args: self.scheduler.step())
+        result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        n = int(self.config["measure_overhead_batches"] or 0) if "measure_overhead_batches" in self.config else 0
+        if n > 0 and hasattr(self.model, "bare_lm_step"):
+            self.extra_cost.update(measure_overhead(self.model, train_data, n))
+            self.logger.info("adapter overhead: %s", self.extra_cost)
+        return result
+
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        parts = getattr(self.model, "last_losses", None)
+        self.epoch_extras = {"lr_end": self.optimizer.param_groups[0]["lr"]}
+        if parts:
+            self.epoch_extras["last_batch_losses"] = dict(parts)
+        return loss
+
+
+def measure_overhead(model, train_data, n_batches):
+    """Samples/s of the model's training forward+backward and of the bare frozen LM's, on the
+    same ``n_batches`` batches (the first one is a warm-up and not timed); no optimizer step,
+    so the weights do not change. Returns ``train_samples_per_s_model``,
+    ``train_samples_per_s_bare_lm`` and their ratio ``adapter_throughput_ratio``."""
+    import torch
+
+    batches = []
+    for interaction in train_data:
+        batches.append(interaction.to(model.device))
+        if len(batches) >= n_batches + 1:
+            break
+    if len(batches) < 2:
+        return {}
+    model.train()
+
+    def timed(step):
+        step(batches[0])
+        model.zero_grad(set_to_none=True)
+        samples, start = 0, time.perf_counter()
+        for batch in batches[1:]:
+            step(batch)
+            samples += len(batch)
+        model.zero_grad(set_to_none=True)
+        return samples / (time.perf_counter() - start)
+
+    model_rate = timed(lambda b: model.calculate_loss(b).backward())
+    bare_rate = timed(model.bare_lm_step)
+    model.eval()
+    torch.set_grad_enabled(True)
+    return {
+        "train_samples_per_s_model": model_rate,
+        "train_samples_per_s_bare_lm": bare_rate,
+        "adapter_throughput_ratio": model_rate / bare_rate,
+        "overhead_batches": len(batches) - 1,
+    }
+
+
+IDLEAdapterTrainer = LMTrainer

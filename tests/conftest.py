@@ -54,3 +54,51 @@ def tiny_overrides():
         "attn_hidden_size": 16,
         "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
     }
+
+
+def save_tiny_lm(folder, kind="bert", layers=2, hidden=32, heads=4):
+    """A random-init LM of ``kind`` (bert or gpt2) saved as an HF folder, with the bundled
+    MiniLM's WordPiece tokenizer (local, no download), for fast tests of the LLM models."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel, GPT2Config, GPT2Model
+
+    from recbole_llm.lm.resolve import DEFAULT_LM, resolve_lm
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_lm(DEFAULT_LM).path)
+    torch.manual_seed(0)
+    if kind == "bert":
+        config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                            num_attention_heads=heads, intermediate_size=2 * hidden, max_position_embeddings=128)
+        model = BertModel(config)
+    elif kind == "gpt2":
+        config = GPT2Config(vocab_size=tokenizer.vocab_size, n_embd=hidden, n_layer=layers, n_head=heads,
+                            n_positions=128, pad_token_id=tokenizer.pad_token_id)
+        model = GPT2Model(config)
+    else:
+        raise ValueError(kind)
+    folder = Path(folder)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    return save_tiny_lm(tmp_path_factory.mktemp("tiny_bert"), "bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory):
+    return save_tiny_lm(tmp_path_factory.mktemp("tiny_gpt2"), "gpt2")
+
+
+@pytest.fixture
+def llm_overrides(tiny_overrides, tiny_bert):
+    """IDLEAdapter/RARec on the tiny LM and a tiny ComiRec, in seconds."""
+    out = dict(tiny_overrides)
+    out.update({
+        "lm_name": str(tiny_bert), "lm_autocast": "none", "item_text_field": "title", "prompt_max_tokens": 32, "prompt_max_items": 5,
+        "id_model_config": {"embedding_size": 16, "attn_hidden_size": 16, "epochs": 1},
+        "train_batch_size": 32, "eval_batch_size": 64, "topk": [5, 10], "measure_overhead_batches": 2,
+    })
+    return out

