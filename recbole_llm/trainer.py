@@ -231,3 +231,4 @@ def measure_overhead(model, train_data, n_batches):
 
 
 IDLEAdapterTrainer = LMTrainer
+RARecTrainer = LMTrainer

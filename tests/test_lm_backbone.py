@@ -167,3 +167,13 @@ def test_real_minilm_matches_sentence_transformers():
     st = SentenceTransformer(resolve_lm(DEFAULT_LM).path, device="cpu")
     theirs = torch.tensor(st.encode(texts))
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
+
+
+def test_input_prefix_is_a_soft_prompt_at_the_input(tiny_bert):
+    """Embeddings of real tokens given as ``input_prefix`` equal those tokens given as ids."""
+    lm = FrozenLM(tiny_bert)
+    ids, mask = _batch(lm, lengths=(5, 3))
+    head = torch.tensor([[1010, 1020], [1030, 1040]])
+    full, _ = lm(torch.cat([head, ids], 1), torch.cat([torch.ones_like(head), mask], 1))
+    soft, _ = lm(ids, mask, input_prefix=lm.model.get_input_embeddings()(head))
+    torch.testing.assert_close(soft, full[:, 2:], atol=1e-5, rtol=1e-5)

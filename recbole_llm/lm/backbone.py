@@ -209,30 +209,41 @@ class FrozenLM(nn.Module):
             cache.update(k, v, idx)
         return cache
 
-    def forward(self, input_ids, attention_mask, prefix=None, output_hidden_states=False):
-        """Run the LM; returns ``(last_hidden [B, S, d], hidden_states or None)``.
+    def forward(self, input_ids, attention_mask, prefix=None, output_hidden_states=False, input_prefix=None):
+        """Run the LM; returns ``(last_hidden [B, S, d], hidden_states or None)`` over the real tokens.
 
-        ``hidden_states`` is the tuple of ``num_layers + 1`` layer inputs/outputs over the real
-        tokens only (element l is layer l's input), as transformers returns it.
+        ``prefix``: per-layer key/value prefixes (see the module docstring). ``input_prefix``
+        ``[B, P_in, d]``: embeddings prepended to the token embeddings at the input (soft-prompt
+        inputs, for RA-Rec's Inputs/ProjectInputs variants); they take positions 0..P_in-1 like
+        any input token, and their outputs are cut from what is returned. ``hidden_states`` is
+        the tuple of ``num_layers + 1`` layer inputs/outputs (element l is layer l's input).
         """
         batch, seq = input_ids.shape
-        position_ids = torch.arange(seq, device=input_ids.device).unsqueeze(0).expand(batch, seq)
+        n_in = 0 if input_prefix is None else input_prefix.shape[1]
+        position_ids = torch.arange(seq + n_in, device=input_ids.device).unsqueeze(0).expand(batch, seq + n_in)
         kwargs = {}
+        if n_in:
+            embeds = self.model.get_input_embeddings()(input_ids)
+            kwargs["inputs_embeds"] = torch.cat([input_prefix.to(embeds.dtype), embeds], dim=1)
+            attention_mask = torch.cat([attention_mask.new_ones(batch, n_in), attention_mask], dim=1)
+        else:
+            kwargs["input_ids"] = input_ids
         if prefix is not None and prefix[0].shape[1] > 0:
             kwargs["past_key_values"] = self.prefix_cache(prefix)
             ones = attention_mask.new_ones(batch, prefix[0].shape[1])
             attention_mask = torch.cat([ones, attention_mask], dim=1)
         if not self.is_decoder:
-            kwargs["token_type_ids"] = torch.zeros_like(input_ids)
+            kwargs["token_type_ids"] = torch.zeros_like(position_ids)
         out = self.model(
-            input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
             output_hidden_states=output_hidden_states,
             return_dict=True,
             **kwargs,
         )
-        return out.last_hidden_state, (out.hidden_states if output_hidden_states else None)
+        hidden = out.last_hidden_state[:, n_in:]
+        states = tuple(h[:, n_in:] for h in out.hidden_states) if output_hidden_states else None
+        return hidden, states
 
     def pool(self, hidden, attention_mask):
         """Pool ``[B, S, d]`` over real tokens: mean (encoders) or last real token (right padding)."""

@@ -79,12 +79,13 @@ class LLMSequentialRecommender(SequentialRecommender):
         self.autocast = autocast_dtype(self.device, config["lm_autocast"])
         self.id_model = self.load_id_model(config, dataset)
         self.id_dim = self.id_model.dim
-        titles = ItemText.from_dataset(dataset).titles
+        self.prompt_texts = list(ItemText.from_dataset(dataset).titles)
         self.prompt = HardPrompt(
-            self.lm.tokenizer, config["prompt_template"], list(titles),
+            self.lm.tokenizer, config["prompt_template"], self.prompt_texts,
             max_tokens=config["prompt_max_tokens"], max_items=config["prompt_max_items"],
         ).to(self.device)
         self._state_cache = {}
+        self.state_cache = bool(config["state_cache"]) if "state_cache" in config else True
         self.lm.to(self.device)
 
     # ----------------------------------------------------------------- ID model
@@ -139,6 +140,10 @@ class LLMSequentialRecommender(SequentialRecommender):
         Element l is the pooled input of layer l (``hidden_states[l]``), the space layer l's
         prefix lives in. Missing rows are computed in one no-grad forward and stored in bf16.
         """
+        if not self.state_cache:  # the uncached path, kept to measure what the cache saves
+            with torch.no_grad(), self.autocast_context():
+                _, hidden = self.lm(ids, mask, output_hidden_states=True)
+            return torch.stack([self.lm.pool(h, mask) for h in hidden[:-1]], dim=1).float()
         out = [None] * len(keys)
         missing = [i for i, k in enumerate(keys) if k not in self._state_cache]
         if missing:

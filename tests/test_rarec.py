@@ -1,0 +1,157 @@
+"""RA-Rec: towers, BPR + InfoNCE, ablations, the item-tower cache, end to end."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from recbole.data import create_dataset, data_preparation
+from recbole.utils import init_seed
+
+from recbole_llm.errors import UserError
+from recbole_llm.model.loss import info_nce
+from recbole_llm.quick_start import build_config, run
+
+
+@pytest.fixture
+def built(toy_data_path, llm_overrides, tmp_path):
+    saved = tmp_path / "saved"
+
+    def make(**extra):
+        from recbole_llm.model.sequential_recommender.rarec import RARec
+
+        config = build_config("RARec", "toy", 2020, (), {**llm_overrides, **extra}, toy_data_path, saved)
+        RARec.prepare(config)
+        init_seed(2020, True)
+        train, valid, test = data_preparation(config, create_dataset(config))
+        init_seed(2020, True)
+        return train, valid, RARec(config, train._dataset)
+
+    return make
+
+
+def test_info_nce_matches_a_hand_computed_3x3_case():
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    p = torch.tensor([[2.0, 0.0], [1.0, 1.0], [0.0, -1.0]])
+    tau = 0.5
+    cos = [[1.0, 1 / math.sqrt(2), 0.0], [0.0, 1 / math.sqrt(2), -1.0], [1 / math.sqrt(2), 1.0, -1 / math.sqrt(2)]]
+    expected = 0.0
+    for k in range(3):
+        row = [math.exp(c / tau) for c in cos[k]]
+        expected -= math.log(row[k] / sum(row))
+    assert info_nce(a, p, tau).item() == pytest.approx(expected / 3, abs=1e-6)
+
+
+def test_bpr_matches_a_hand_computed_case(built):
+    train, _, model = built()
+    batch = next(iter(train))
+    model.align_weight = 0.0
+    loss = model.calculate_loss(batch)
+    h_u = model.encode_users(batch)[0]
+    h_p = model.encode_items(batch[model.POS_ITEM_ID])[0]
+    h_n = model.encode_items(batch[model.NEG_ITEM_ID])[0]
+    diff = (h_u * h_p).sum(-1) - (h_u * h_n).sum(-1)
+    expected = torch.tensor([-math.log(1 / (1 + math.exp(-d))) for d in diff.tolist()]).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_only_alignment_parameters_train_and_the_loss_falls(built):
+    train, _, model = built()
+    lm_before = {k: v.clone() for k, v in model.lm.state_dict().items()}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("user_tower.", "item_tower.")) for n in trainable)
+    batch = next(iter(train))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-2)
+    model.train()
+    losses, parts = [], []
+    for _ in range(20):
+        opt.zero_grad()
+        loss = model.calculate_loss(batch)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        parts.append(dict(model.last_losses))
+    # A random 2-layer LM gives nearly the same vector for every prompt, so BPR moves little;
+    # the total and both alignment terms must fall all the same.
+    assert losses[-1] < losses[0] - 0.02, losses
+    assert parts[-1]["user_alignment"] < parts[0]["user_alignment"]
+    assert parts[-1]["item_alignment"] < parts[0]["item_alignment"]
+    assert all(torch.equal(v, model.lm.state_dict()[k]) for k, v in lm_before.items())
+    assert set(model.last_losses) == {"prediction", "user_alignment", "item_alignment"}
+
+
+def test_prefix_is_instruction_then_projected_id(built):
+    _, _, model = built(prefix_len=3)
+    e = torch.randn(4, model.id_dim)
+    d = model.user_tower.prefix(e)
+    assert len(d) == model.n_layers_lm and d[1].shape == (4, 3, model.lm_dim)
+    torch.testing.assert_close(d[1][:, :2], model.user_tower.instruction[1].expand(4, -1, -1))  # c^(l)
+    torch.testing.assert_close(d[1][:, 2], model.user_tower.projection[1](e))  # Eq. 3
+    assert not torch.allclose(d[0][:, 2], d[1][:, 2])
+
+
+def test_each_ablation_changes_what_it_names(built):
+    e = None
+    _, _, no_id = built(ablation="no_id")
+    e = torch.randn(3, no_id.id_dim)
+    d = no_id.user_tower.prefix(e)
+    assert d[0].shape[1] == 2 and torch.equal(d[0][0], d[0][1])  # no ID: the same prefix for everyone
+    assert not hasattr(no_id.user_tower, "projection")
+    _, _, shared = built(ablation="no_reparam")
+    d = shared.user_tower.prefix(e)
+    assert len(shared.user_tower.projection) == 1 and torch.equal(d[0][:, 1], d[1][:, 1])
+    _, _, no_c = built(ablation="no_instruction")
+    d = no_c.user_tower.prefix(e)
+    assert d[0].shape[1] == 1 and not hasattr(no_c.user_tower, "instruction")
+    for variant in ("inputs", "project_inputs"):
+        train, _, model = built(ablation=variant)
+        assert not model.user_tower.layer_prefix
+        tokens = model.user_tower.input_tokens(e, model.lm.model.get_input_embeddings().weight)
+        assert tokens.shape == (3, 2, model.lm_dim)
+        model.calculate_loss(next(iter(train)))
+        assert set(model.last_losses) == {"prediction"}
+    # ProjectInputs makes convex combinations of real token embeddings
+    table = model.lm.model.get_input_embeddings().weight
+    assert tokens.abs().max() <= table.abs().max() + 1e-6
+
+
+def test_item_tower_cache_gives_the_uncached_scores(built):
+    _, valid, model = built()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))
+    model.eval()
+    batch = next(iter(valid))[0]
+    with torch.no_grad():
+        cached = model.full_sort_predict(batch)
+        assert model._item_vectors is not None
+        model.item_tower_cache = False
+        uncached = model.full_sort_predict(batch)
+        pairs = model.predict(_pairs(batch, model))
+    torch.testing.assert_close(cached, uncached, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(pairs, cached[0, 1:6], atol=1e-4, rtol=1e-4)
+    model.train()
+    assert model._item_vectors is None  # training invalidates the item vectors
+
+
+def _pairs(batch, model):
+    one = batch[torch.tensor([0] * 5)]
+    one.interaction[model.ITEM_ID] = torch.arange(1, 6)
+    return one
+
+
+def test_bad_options_are_one_line_errors(built):
+    with pytest.raises(UserError, match="ablation"):
+        built(ablation="nope")
+    with pytest.raises(UserError, match="prefix_len"):
+        built(prefix_len=1)
+    with pytest.raises(UserError, match="temperature"):
+        built(temperature=0)
+
+
+def test_end_to_end_run_record(toy_data_path, llm_overrides, tmp_path):
+    record = run("RARec", "toy", 2020, (), llm_overrides, toy_data_path, tmp_path / "saved")
+    assert set(record["test"]) >= {"hit@10", "ndcg@10"}
+    assert record["parameters"]["trainable"] < record["parameters"]["lm"]
+    assert record["cost"]["adapter_throughput_ratio"] > 0
