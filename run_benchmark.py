@@ -7,6 +7,7 @@ Examples::
     python run_benchmark.py --model=SASRec --dataset=ml-100k --budget=quick
     python run_benchmark.py --dataset=ml-100k --tables-only --target=SASRec
     python run_benchmark.py --model=SASRec --dataset=ml-100k --learning_rate=0.0005   # any config key
+    python run_benchmark.py --model=IDLEAdapter --dataset=ml-100k --tune --tune-params=prefix_len,align_weight
 
 Every ``--key=value`` that is not an option below is passed to the models' config, as
 with RecBole's own command line.
@@ -40,6 +41,33 @@ def parse_args(argv):
     p.add_argument("--tables-only", action="store_true", help="only regenerate the tables from the stored records")
     p.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling plain-RecBole checkpoints in full")
     p.add_argument("--no-progress", action="store_true", help="no per-epoch progress bars")
+    g = p.add_argument_group("hyperparameter sweeps (--tune; Ray Tune, recbole_llm/tune/)")
+    g.add_argument("--tune", action="store_true",
+                   help="sweep on validation (first --seeds), then train and test the best configuration "
+                        "for every seed")
+    g.add_argument("--tune-space", default=None, help="search-space YAML (default: properties/tune/<Model>.yaml)")
+    g.add_argument("--tune-params", default="", help="comma list: sweep only these keys of the space")
+    g.add_argument("--tune-name", default=None,
+                   help="results in <output>/<dataset>/tune/<name>/ (default: the model name)")
+    g.add_argument("--search", default="grid", choices=("grid", "random"),
+                   help="grid: all combinations of the 'grid' keys; random: --num-samples draws (default: grid)")
+    g.add_argument("--num-samples", type=int, default=None,
+                   help="random: configurations drawn (default 10); grid: draws of the sampled keys "
+                        "per grid point (default 1)")
+    g.add_argument("--scheduler", default="asha", choices=("asha", "none"),
+                   help="stop weak trials early on the validation metric (default: asha)")
+    g.add_argument("--grace-period", type=int, default=None,
+                   help="ASHA: evaluations before a trial may be stopped (default: the config's stopping_step)")
+    g.add_argument("--reduction-factor", type=float, default=2,
+                   help="ASHA: keep 1/this of the trials at each rung (default: 2)")
+    g.add_argument("--cpus-per-trial", type=float, default=1, help="CPUs reserved per trial (default: 1)")
+    g.add_argument("--gpus-per-trial", type=float, default=None,
+                   help="GPUs per trial, fractions allowed (default: 1 if this machine has a GPU, else 0)")
+    g.add_argument("--max-concurrent", type=int, default=None,
+                   help="trials at once (default: as many as the resources allow)")
+    g.add_argument("--ray-address", default=None,
+                   help="run the trials on an existing Ray cluster (auto or <head>:6379, from a node of it; "
+                        "default: a new local Ray on this machine's CPUs)")
     args, extra = p.parse_known_args(argv)
     overrides = {}
     for item in extra:
@@ -88,7 +116,12 @@ def main(argv=None):
         overrides = Config._convert_config_dict(None, overrides) if overrides else {}
         metrics = tuple(m.lower() for m in _split(args.metrics)) if args.metrics else DEFAULT_METRICS
 
-        if not args.tables_only:
+        if args.tune and not args.tables_only:
+            from recbole_llm.tune.cli import tune_main
+
+            tune_main(args, models, seeds, [Path(f) for f in _split(args.config_files)], overrides, output, ROOT,
+                      sys.argv[1:] if argv is None else argv, budget_file)
+        elif not args.tables_only:
             ensure_dataset(args.dataset, Path(args.data_path))
             jobs = [(m, s) for m in models for s in seeds]
             import yaml

@@ -1,0 +1,219 @@
+"""A sweep's results folder: the trials table, the best configuration, the sensitivity plot.
+
+``<output>/<dataset>/tune/<name>/`` holds
+
+* ``trials.md`` / ``trials.csv``: every trial sorted by its best validation score, with each
+  swept value, the epochs it ran, its wall time and its status;
+* ``best.yaml``: the swept keys of the best trial, a file ``run_benchmark.py --config-files``
+  accepts, with a comment header saying how it was chosen;
+* ``sensitivity.png``: the validation metric against each swept key (the IDLE-Adapter paper's
+  Fig. 3), one panel per key;
+* ``README.md``: provenance, the ranges searched, the best configuration and its *test*
+  metrics, which were computed for that configuration alone.
+
+Every file is written to a temporary name and renamed (:func:`recbole_llm.fsutil.atomic_path`).
+"""
+
+import io
+import math
+import statistics
+
+import yaml
+from tabulate import tabulate
+
+from recbole_llm.benchmark.records import atomic_write_text
+from recbole_llm.benchmark.tables import pretty_metric
+from recbole_llm.fsutil import atomic_path
+
+
+def _short(commit):
+    return commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
+
+
+def provenance(sweep, commit, command):
+    """One paragraph: how every number of the folder was made."""
+    cfg = sweep.config
+    s = sweep.settings
+    n = len(sweep.trials)
+    hours = sweep.wall_time_s / 3600
+    sched = "no early stopping by Tune"
+    if s["scheduler"] == "asha":
+        sched = (f"ASHA on the best validation score so far (grace {s['grace_period']} evaluations, reduction "
+                 f"factor {s['reduction_factor']:g}, at most {s['max_t']})")
+    return (
+        f"Dataset `{sweep.dataset}`; split {cfg['eval_args']['split']} ordered {cfg['eval_args']['order']}, full "
+        f"ranking; seed {sweep.seed}; selection on validation {cfg['valid_metric']} only (each trial's best epoch); "
+        f"{s['search']} search, {n} trials; {sched}; RecBole's own early stopping after {cfg['stopping_step']} "
+        f"evaluations without gain, <= {cfg['epochs']} epochs; {sweep.cpus_per_trial:g} CPU and "
+        f"{sweep.gpus_per_trial:g} GPU per trial; sweep wall time {sweep.wall_time_s:.0f}s "
+        f"({n / hours if hours > 0 else float('nan'):.1f} trials/hour); commit {_short(commit)}; "
+        f"command `{command}`; Tune folder `{sweep.experiment_path}`."
+    )
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def trials_table(sweep, fmt="github", limit=None):
+    label = f"valid {pretty_metric(sweep.valid_metric.lower())}"
+    headers = ["#", "trial", *sweep.space.keys, label, "epochs", "wall (s)", "status"]
+    body = []
+    for i, row in sweep.trials.head(limit).iterrows():
+        metric = "" if math.isnan(row["metric"]) else f"{row['metric']:.4f}"
+        status = row["status"] + (f": {row['error']}" if row["error"] else "")
+        body.append([i + 1, row["trial"], *[_fmt(row[k]) for k in sweep.space.keys], metric, int(row["epochs"]),
+                     "" if math.isnan(row["wall_time_s"]) else f"{row['wall_time_s']:.1f}", status])
+    return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)
+
+
+def write_trials(out_dir, sweep, note):
+    md = [f"# {sweep.model} on {sweep.dataset}: all trials", "",
+          "Sorted by the best validation score of each trial. The test split was evaluated for the best "
+          "configuration only (README.md).", "", trials_table(sweep), "", note, ""]
+    atomic_write_text(out_dir / "trials.md", "\n".join(md))
+    columns = ["trial", *sweep.space.keys, "metric", "epochs", "wall_time_s", "status", "error"]
+    frame = sweep.trials[columns].rename(columns={"metric": f"valid_{sweep.valid_metric.lower()}"})
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False, float_format="%.6g")
+    atomic_write_text(out_dir / "trials.csv", buf.getvalue())
+
+
+def best_yaml_text(sweep, commit, command, use):
+    best = sweep.best
+    lines = [
+        f"# Best configuration of the {sweep.model} sweep on {sweep.dataset} (trial {best['trial']}):",
+        f"# validation {sweep.valid_metric} = {best['metric']:.6f}, seed {sweep.seed}, "
+        f"{len(sweep.trials)} trials, {sweep.settings['search']} search.",
+        f"# dataset: {sweep.dataset}; split: {sweep.config['eval_args']['split']}; metric: {sweep.valid_metric}",
+        f"# commit: {commit}",
+        f"# command: {command}",
+        "# searched: " + "; ".join(f"{p.key} {p.describe()}" for p in sweep.space.params),
+        f"# use: {use}",
+    ]
+    return "\n".join(lines) + "\n" + _yaml_lines(sweep.best_params())
+
+
+def _yaml_lines(params):
+    """``key: value`` per line (values in flow style), in the space's order."""
+    # default_flow_style=None writes {k: scalar} as a flow mapping; False writes lists as blocks
+    return "".join(yaml.safe_dump({k: v}, default_flow_style=None if isinstance(v, (list, dict)) else False)
+                   for k, v in params.items())
+
+
+def write_best_yaml(out_dir, sweep, commit, command, use):
+    path = out_dir / "best.yaml"
+    atomic_write_text(path, best_yaml_text(sweep, commit, command, use))
+    return path
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def plot_sensitivity(path, sweep):
+    """One panel per swept key: for discrete keys the max and the mean over the other keys at
+    each value (evenly spaced, as the paper's Fig. 3), for sampled ones every trial as a point.
+    Trials stopped by ASHA count with their best score before they were stopped."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df = sweep.trials[sweep.trials["metric"].notna()]
+    metric = pretty_metric(sweep.valid_metric.lower())
+    params = sweep.space.params
+    fig, axes = plt.subplots(1, len(params), figsize=(3.4 * len(params) + 0.6, 3.2), squeeze=False)
+    for ax, param in zip(axes[0], params):
+        values = list(df[param.key])
+        scores = list(df["metric"])
+        if param.discrete:
+            order = [v for v in param.values if v in values]
+            xs = range(len(order))
+            groups = [[s for v, s in zip(values, scores) if v == o] for o in order]
+            ax.plot(xs, [max(g) for g in groups], "o-", label="max over others")
+            ax.plot(xs, [statistics.fmean(g) for g in groups], "s--", alpha=0.8, label="mean over others")
+            for x, g in zip(xs, groups):
+                ax.scatter([x] * len(g), g, s=10, color="grey", alpha=0.4, zorder=0)
+            ax.set_xticks(list(xs), [_fmt(o) for o in order])
+        else:
+            ax.scatter(values, scores, s=18)
+            if param.kind == "loguniform":
+                ax.set_xscale("log")
+        ax.margins(x=0.12)
+        ax.set_xlabel(param.key)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"valid {metric}")
+    if any(p.discrete for p in params):
+        axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{sweep.model} on {sweep.dataset}: validation {metric}, {len(df)} trials", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=150)
+    plt.close(fig)
+    return path
+
+
+def _test_table(records, metrics):
+    rows = []
+    for rec in sorted(records, key=lambda r: r["seed"]):
+        rows.append([rec["seed"], f"{rec['valid'][rec['protocol']['valid_metric'].lower()]:.4f}",
+                     *[f"{rec['test'].get(m, float('nan')):.4f}" for m in metrics]])
+    if len(records) > 1:
+        rows.append(["mean", "", *[f"{statistics.fmean(r['test'].get(m, float('nan')) for r in records):.4f}"
+                                    for m in metrics]])
+    headers = ["seed", f"valid {pretty_metric(records[0]['protocol']['valid_metric'].lower())}",
+               *[f"test {pretty_metric(m)}" for m in metrics]]
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def write_readme(out_dir, sweep, records, *, commit, command, use, metrics=("hit@10", "ndcg@10")):
+    """``README.md``: provenance, ranges, the best configuration and its test metrics."""
+    note = provenance(sweep, commit, command)
+    best = sweep.best
+    reproduced = [r for r in records if r["seed"] == sweep.seed]
+    check = ""
+    if reproduced:
+        again = reproduced[0]["valid"][sweep.valid_metric.lower()]
+        same = math.isclose(again, best["metric"], rel_tol=1e-6, abs_tol=1e-9)
+        check = (f"Re-run with seed {sweep.seed}: validation {sweep.valid_metric} {again:.6f} "
+                 f"({'the same as' if same else 'DIFFERENT from'} the trial's {best['metric']:.6f}).")
+    space_rows = [[p.key, p.kind, p.describe()] for p in sweep.space.params]
+    lines = [
+        f"# {sweep.model} on {sweep.dataset}: hyperparameter sweep", "",
+        note, "",
+        "## Searched", "",
+        tabulate(space_rows, headers=["key", "domain", "values"], tablefmt="github", disable_numparse=True), "",
+        f"Status of the {len(sweep.trials)} trials: "
+        + ", ".join(f"{n} {s}" for s, n in sweep.trials["status"].value_counts().items()) + ".", "",
+        "## Best configuration (chosen on validation)", "",
+        "```yaml", _yaml_lines(sweep.best_params()).strip(), "```", "",
+        f"[best.yaml](best.yaml); use it with `{use}`.", "",
+        "## Test metrics: the best configuration only", "",
+        "No other trial was evaluated on the test split. The best configuration was trained again through "
+        "the benchmark's own path (one run record per seed in `runs/`, label "
+        f"`{records[0].get('label')}`) and tested there:" if records else "Not run.", "",
+    ]
+    if records:
+        lines += [_test_table(records, metrics), "", check, ""]
+    lines += [
+        "## All trials", "",
+        f"[trials.md](trials.md) / [trials.csv](trials.csv); the top {min(10, len(sweep.trials))}:", "",
+        trials_table(sweep, limit=10), "",
+        "## Sensitivity", "",
+        "![validation metric against each swept key](sensitivity.png)", "",
+        f"Regenerate (resumes the stored sweep; finished trials are not run again): `{command}`", "",
+    ]
+    atomic_write_text(out_dir / "README.md", "\n".join(lines))
+
+
+def write_sweep(out_dir, sweep, *, commit, command, use):
+    """Write the trials table, ``best.yaml`` and the plot (before the best configuration is
+    re-run: ``best.yaml`` is its input); return the path of ``best.yaml``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    note = provenance(sweep, commit, command)
+    write_trials(out_dir, sweep, note)
+    plot_sensitivity(out_dir / "sensitivity.png", sweep)
+    return write_best_yaml(out_dir, sweep, commit, command, use)

@@ -1,0 +1,416 @@
+"""Run a sweep with Ray Tune, then evaluate the best configuration (and only it) on test.
+
+Better than RecBole's two tuners on the points that decide a benchmark:
+
+* ``run_hyper.py --tool Ray`` reports once, after training, and reports *test* metrics (no early
+  stopping is possible, and the selection sees the test set); ``HyperTuning`` (hyperopt) selects
+  on validation but runs trials one after another.
+* Here every validation epoch is reported to Tune (:mod:`recbole_llm.tune.trainable`), ASHA stops
+  weak trials early, trials run in parallel on the CPUs/GPUs Ray has, and the test split is
+  evaluated for the best configuration alone, by re-running it through the benchmark's own path
+  (:func:`run_best`), which writes an ordinary run record. We re-run instead of loading the
+  trial's checkpoint so that every trial can drop its weights (an LLM sweep would otherwise keep
+  one checkpoint per trial) and so that the re-run checks the sweep's number is reproducible.
+
+Done once in the driver, before any trial starts: the dataset is materialised
+(:func:`~recbole_llm.data.prepare.ensure_dataset`) and, when the model class has a classmethod
+``prepare(config)`` (the LLM models: train or find their frozen ID model), it is called with the
+sweep's base config. Whatever depends on a swept key is prepared by the trials themselves.
+
+Layout: Tune's experiment folder is ``<saved_dir>/ray/<dataset>/<name>-<key>`` where ``key``
+hashes everything that defines the sweep (model, dataset, seed, space, search, scheduler,
+config files, overrides). Running the same command again therefore finds the folder and
+resumes it with ``Tuner.restore`` (finished trials are kept, unfinished ones continue, errored
+ones are run again); a changed command starts a new sweep in a new folder. Each trial folder
+holds the trial's RecBole log and its run record without test metrics (``trial_record.json``).
+
+On a cluster (``--ray-address``) every node must see ``data_path`` and ``saved_dir`` at the same
+path (a shared filesystem) and have this package installed: trials read the dataset and the
+prepared ID models from there.
+"""
+
+import hashlib
+import json
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from recbole_llm.config import REPO_ROOT
+from recbole_llm.errors import UserError
+from recbole_llm.tune.space import SearchSpace
+from recbole_llm.tune.trainable import TRIAL_RECORD, metric_key, train_trial
+
+SWEEP_STATE = "sweep.json"
+SCHEDULERS = ("asha", "none")
+
+
+@dataclass
+class Sweep:
+    """What a finished (or interrupted) sweep hands to the reports and to :func:`run_best`."""
+
+    model: str
+    dataset: str
+    seed: int
+    space: SearchSpace
+    settings: dict
+    config: object  # the base Config (no swept key applied)
+    trials: pd.DataFrame  # one row per trial, sorted best first
+    experiment_path: Path
+    interrupted: bool
+    wall_time_s: float  # all sessions of this sweep together
+    planned: int = 0  # trials the space and --num-samples make
+    config_files: list = field(default_factory=list)
+    overrides: dict = field(default_factory=dict)
+    data_path: Path = None
+    saved_dir: Path = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+
+    @property
+    def valid_metric(self):
+        return self.config["valid_metric"]
+
+    @property
+    def metric_key(self):
+        return metric_key(self.valid_metric)
+
+    @property
+    def best(self):
+        """The best finished trial's row (a Series), or None."""
+        ok = self.trials[self.trials["status"].isin(["completed", "stopped (ASHA)"]) & self.trials["metric"].notna()]
+        return ok.iloc[0] if len(ok) else None
+
+    def best_params(self):
+        row = self.best
+        return None if row is None else {k: _plain(row[k]) for k in self.space.keys}
+
+
+def _plain(value):
+    """numpy scalars from a DataFrame back to Python types (for YAML and JSON)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def default_space_path(model_name):
+    from recbole_llm.config import properties_dir
+
+    return properties_dir() / "tune" / f"{model_name}.yaml"
+
+
+def available_cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _file_digest(path):
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:12]
+
+
+def sweep_key(settings):
+    blob = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode("utf-8")).hexdigest()[:10]
+
+
+def init_ray(address=None):
+    """Connect to ``address`` or start a quiet local Ray on this machine's CPUs; True if started here.
+
+    ``address="local"`` (not Ray's default lookup) so that a sweep never joins a cluster someone
+    else started on the same machine; the dashboard is off and workers' output stays in their
+    trial folders (RecBole logs every epoch; the progress table is what the console shows).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kwargs = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(address="local", num_cpus=available_cpus(), **kwargs)
+    return True
+
+
+def _reporter(space, key, metric_label):
+    from ray.tune import CLIReporter
+
+    return CLIReporter(
+        parameter_columns=space.keys,
+        metric_columns={key: f"valid {metric_label}", "epoch": "epochs"},
+        sort_by_metric=True, max_report_frequency=30, max_progress_rows=30,  # metric, mode: TuneConfig's
+    )
+
+
+def run_sweep(model, dataset, space, *, seed=2020, config_files=(), overrides=None, data_path=None, saved_dir=None,
+              search="grid", num_samples=None, scheduler="asha", grace_period=None, reduction_factor=2,
+              cpus_per_trial=1.0, gpus_per_trial=0.0, max_concurrent=None, ray_address=None, name=None,
+              callbacks=(), verbose=1):
+    """Run (or resume) the sweep of ``space`` for ``model`` on ``dataset``; return a :class:`Sweep`.
+
+    ``callbacks`` are extra Ray Tune callbacks (the tests interrupt a sweep with one); Tune stores
+    them with the sweep and a resumed sweep gets the stored ones back. ``verbose``: Tune's
+    verbosity (0 silent, 1 the progress table). The returned sweep's ``interrupted`` is True when
+    some trial did not finish (Ctrl+C): run the same call again to resume.
+    """
+    from ray import tune
+    from ray.air import FailureConfig, RunConfig
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import BasicVariantGenerator
+
+    from recbole_llm.benchmark.tables import pretty_metric
+    from recbole_llm.quick_start import build_config
+    from recbole_llm.utils import get_model
+
+    data_path = Path(data_path or REPO_ROOT / "dataset").resolve()
+    saved_dir = Path(saved_dir or REPO_ROOT / "saved").resolve()
+    overrides = dict(overrides or {})
+    config_files = [str(Path(f).resolve()) for f in config_files]
+    if search not in ("grid", "random"):
+        raise UserError(f"--search must be grid or random, got '{search}'")
+    if scheduler not in SCHEDULERS:
+        raise UserError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got '{scheduler}'")
+    num_samples = int(num_samples or (1 if search == "grid" else 10))
+    if num_samples < 1:
+        raise UserError(f"--num-samples must be >= 1, got {num_samples}")
+    if cpus_per_trial <= 0 or gpus_per_trial < 0:
+        raise UserError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+    fixed = sorted(set(space.keys) & set(overrides))
+    if fixed:
+        raise UserError(f"{', '.join('--' + k for k in fixed)} fixed on the command line but swept in "
+                        f"{space.source}: drop one of the two")
+
+    config = build_config(model, dataset, seed, config_files, overrides, data_path, saved_dir)  # + ensure_dataset
+    unknown = [k for k in space.keys if k not in config]
+    if unknown:
+        raise UserError(f"search space {space.source}: key '{unknown[0]}' is not a config key of {model} on "
+                        f"{dataset} (no YAML under properties/ sets it; misspelt?)")
+    valid_metric = config["valid_metric"]
+    bigger = bool(config["valid_metric_bigger"])
+    mode = "max" if bigger else "min"
+    key = metric_key(valid_metric)
+    max_t = max(1, int(config["epochs"]) // max(1, int(config["eval_step"])))  # reports = validations
+    grace = max(1, min(max_t, int(grace_period or config["stopping_step"])))
+
+    model_class = get_model(model)
+    if hasattr(model_class, "prepare"):
+        started = time.perf_counter()
+        print(f"[recbole-llm] {model}.prepare: once, before the trials (e.g. its ID model) ...", flush=True)
+        model_class.prepare(config)
+        print(f"[recbole-llm] prepared in {time.perf_counter() - started:.0f}s", flush=True)
+
+    settings = {
+        "model": model, "dataset": dataset, "seed": int(config["seed"]), "space": space.as_dict(),
+        "search": search, "num_samples": num_samples, "scheduler": scheduler,
+        "grace_period": grace if scheduler == "asha" else None,
+        "reduction_factor": reduction_factor if scheduler == "asha" else None, "max_t": max_t,
+        "valid_metric": valid_metric, "overrides": overrides,
+        "config_files": [[Path(f).name, _file_digest(f)] for f in config_files],
+    }
+    name = f"{name or model}-{sweep_key(settings)}"
+    storage = saved_dir / "ray" / dataset
+    path = storage / name
+
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            train_trial, model=model, dataset=dataset, seed=int(config["seed"]), config_files=config_files,
+            overrides=overrides, data_path=str(data_path), saved_dir=str(saved_dir),
+            link_id_models=hasattr(model_class, "prepare"), cpus=cpus_per_trial, valid_metric=valid_metric,
+            bigger=bigger,
+        ),
+        {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
+    )
+    n_planned = space.n_trials(search, num_samples)
+    started_ray = init_ray(ray_address)
+    # The legacy progress table (CLIReporter): one line per trial with the swept values and the
+    # metric; Ray 2.6's new output engine prints every result of every trial instead.
+    # Tune's restore makes an empty <results dir>/default (~/ray_results unless this is set).
+    env = _set_env({"RAY_AIR_NEW_OUTPUT": "0", "RAY_AIR_LOCAL_CACHE_DIR": str(saved_dir / "ray")})
+    # Tune turns the first Ctrl+C into a clean stop (state saved, resumable) but leaves its handler
+    # installed; put the caller's back so Ctrl+C during the best configuration's runs behaves as usual.
+    handlers = _signal_handlers()
+    start = time.perf_counter()
+    try:
+        from ray.tune import Tuner
+
+        resumed = Tuner.can_restore(str(path))
+        if resumed:
+            print(f"[recbole-llm] resuming sweep {path} (finished trials are kept)", flush=True)
+            tuner = Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=False,
+                                  restart_errored=True)
+        else:
+            print(f"[recbole-llm] sweep of {model} on {dataset}: {n_planned} trial(s), {search} search over "
+                  f"{', '.join(space.keys)} on validation {valid_metric} (<= {max_t} evaluations; "
+                  + (f"ASHA: grace {grace}, reduction {reduction_factor:g}" if scheduler == "asha" else "no ASHA")
+                  + f"); {cpus_per_trial:g} CPU, {gpus_per_trial:g} GPU per trial; folder {path}", flush=True)
+            # max_t one past the last evaluation: ASHA stops any trial that reaches max_t, and a
+            # trial at its last epoch should end on its own (RecBole finishes, the record is written).
+            sched = (ASHAScheduler(time_attr="training_iteration", max_t=max_t + 1, grace_period=grace,
+                                   reduction_factor=reduction_factor)
+                     if scheduler == "asha" else FIFOScheduler())
+            tuner = Tuner(
+                trainable,
+                param_space=space.to_ray(search),
+                tune_config=tune.TuneConfig(
+                    metric=key, mode=mode, scheduler=sched, num_samples=num_samples,
+                    # Ray 2.6 ignores TuneConfig.max_concurrent_trials with this generator; it takes its own.
+                    search_alg=BasicVariantGenerator(max_concurrent=max_concurrent or 0,
+                                                     random_state=int(config["seed"])),
+                    trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
+                ),
+                run_config=RunConfig(
+                    name=name, storage_path=str(storage), callbacks=list(callbacks), verbose=verbose,
+                    progress_reporter=_reporter(space, key, pretty_metric(valid_metric.lower())),
+                    failure_config=FailureConfig(max_failures=0),
+                ),
+            )
+        grid = tuner.fit()
+    finally:
+        _restore_signal_handlers(handlers)
+        _set_env(env)
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    wall = time.perf_counter() - start
+    trials = trials_frame(grid, space, key, bigger)
+    # Not grid.num_terminated: after a Ctrl+C, Tune's cleanup marks the running trials TERMINATED
+    # in memory (the saved state, which a resume reads, still has them unfinished); and trials the
+    # generator had not created yet are not in the grid at all.
+    interrupted = len(trials) < n_planned or bool((trials["status"] == "unfinished").any())
+    state = _update_state(path, settings, wall, resumed, len(grid), interrupted)
+    return Sweep(model=model, dataset=dataset, seed=int(config["seed"]), space=space, settings=settings,
+                 config=config, trials=trials, experiment_path=path, interrupted=interrupted, planned=n_planned,
+                 wall_time_s=sum(s["wall_time_s"] for s in state["sessions"]), config_files=config_files,
+                 overrides=overrides, data_path=data_path, saved_dir=saved_dir,
+                 cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial)
+
+
+def _set_env(values):
+    """Set (or, for None, unset) environment variables; return their previous values."""
+    old = {k: os.environ.get(k) for k in values}
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    return old
+
+
+def _signal_handlers():
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    sigs = [signal.SIGINT] + ([signal.SIGUSR1] if hasattr(signal, "SIGUSR1") else [])
+    return {sig: signal.getsignal(sig) for sig in sigs}
+
+
+def _restore_signal_handlers(handlers):
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+
+
+def _update_state(path, settings, wall, resumed, n_trials, interrupted):
+    """``sweep.json`` beside Tune's state: the settings and the wall time of every session."""
+    from recbole_llm.benchmark.records import atomic_write_text
+
+    file = Path(path) / SWEEP_STATE
+    state = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {"settings": settings, "sessions": []}
+    state["sessions"].append({"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wall_time_s": wall,
+                              "resumed": resumed, "trials": n_trials, "interrupted": interrupted})
+    atomic_write_text(file, json.dumps(state, indent=1, sort_keys=True, default=str) + "\n")
+    return state
+
+
+def _status(result, record):
+    if result.error is not None:
+        return "error"
+    if record is not None:
+        return "completed"  # ran to its last epoch or RecBole's own early stopping
+    if result.metrics.get("done"):
+        return "stopped (ASHA)"
+    return "unfinished"
+
+
+def trials_frame(grid, space, key, bigger):
+    """One row per trial: the swept values, the best validation score, epochs, wall time, status."""
+    rows = []
+    for result in grid:
+        trial_dir = Path(result.path)
+        record_file = trial_dir / TRIAL_RECORD
+        record = json.loads(record_file.read_text(encoding="utf-8")) if record_file.is_file() else None
+        metrics = result.metrics or {}
+        config = result.config or metrics.get("config", {})
+        value = metrics.get(key)
+        row = {"trial": metrics.get("trial_id") or trial_dir.name.removeprefix("trial_")}
+        row.update({k: config.get(k) for k in space.keys})
+        row["metric"] = float(value) if value is not None else math.nan
+        row["epochs"] = record["epochs_run"] if record else int(metrics.get("epoch", 0) or 0)
+        row["wall_time_s"] = float(metrics.get("time_total_s", math.nan) or math.nan)
+        row["status"] = _status(result, record)
+        row["error"] = str(result.error).strip().splitlines()[-1][:200] if result.error is not None else ""
+        row["trial_dir"] = str(trial_dir)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    # Best first; unscored trials last; ties keep trial order.
+    df["_missing"] = df["metric"].isna()
+    df = df.sort_values(["_missing", "metric", "trial"], ascending=[True, not bigger, True], kind="stable")
+    return df.drop(columns="_missing").reset_index(drop=True)
+
+
+def run_best(sweep, seeds, best_yaml, *, label, budget=None, output=None, show_progress=False):
+    """Train and test the best configuration for each seed through the benchmark's path.
+
+    ``best_yaml`` (written by :func:`recbole_llm.tune.report.write_best_yaml`) is passed as the
+    last config file, exactly as ``run_benchmark.py --config-files`` would. Each run writes an
+    ordinary run record (with a ``tune`` entry naming the sweep) under ``output``; a seed that
+    already has a record of this sweep's best trial is not run again. Returns the records.
+    """
+    import torch
+
+    from recbole_llm.benchmark.records import load_records, write_record
+    from recbole_llm.quick_start import run
+
+    best = sweep.best
+    if best is None:
+        raise UserError(f"no trial of sweep {sweep.experiment_path} finished with a validation score; "
+                        f"see the error column of its table")
+    tag = {"experiment": sweep.experiment_path.name, "trial": best["trial"], "params": sweep.best_params(),
+           "valid_in_sweep": float(best["metric"]), "valid_metric": sweep.valid_metric}
+    existing = {}
+    if output is not None:
+        for rec in load_records(output, sweep.dataset):
+            t = rec.get("tune") or {}
+            if t.get("experiment") == tag["experiment"] and t.get("trial") == tag["trial"]:
+                existing[rec["seed"]] = rec
+    records = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(sweep.cpus_per_trial)))  # as in the trials (see train_trial)
+    try:
+        for seed in seeds:
+            if seed in existing:
+                print(f"[recbole-llm] best configuration, seed {seed}: record exists ({existing[seed]['_path']})",
+                      flush=True)
+                records.append(existing[seed])
+                continue
+            print(f"[recbole-llm] best configuration, seed {seed}: training and testing "
+                  f"({', '.join(f'{k}={v}' for k, v in tag['params'].items())})", flush=True)
+            record = run(sweep.model, sweep.dataset, seed, [*sweep.config_files, str(best_yaml)], sweep.overrides,
+                         sweep.data_path, sweep.saved_dir, show_progress=show_progress, evaluate_test=True)
+            record["label"] = label
+            if budget is not None:
+                record["budget"] = budget
+            record["tune"] = tag
+            if output is not None:
+                record["_path"] = str(write_record(output, record))
+            records.append(record)
+    finally:
+        torch.set_num_threads(threads)
+    return records

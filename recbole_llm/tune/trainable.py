@@ -1,0 +1,77 @@
+"""One trial: the benchmark's own run (:func:`recbole_llm.quick_start.run`), reporting every
+validation to Tune and never touching the test split.
+
+RecBole's ``run_hyper.py --tool Ray`` reports once, after training, and reports *test*
+metrics; here ``fit``'s ``callback_fn`` reports each validation as it happens, so ASHA can stop
+a trial early, and ``evaluate_test=False`` keeps the test split out of the selection.
+"""
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+TRIAL_RECORD = "trial_record.json"  # written when a trial's run ends on its own (not stopped by ASHA)
+
+
+def metric_key(valid_metric):
+    """Result key of the running best validation score, e.g. ``valid_ndcg_10`` (no ``@``: Tune's
+    TensorBoard logger renames such keys, with a log line per trial and result)."""
+    return "valid_" + valid_metric.lower().replace("@", "_")
+
+
+def train_trial(config, *, model, dataset, seed, config_files, overrides, data_path, saved_dir, link_id_models,
+                cpus, valid_metric, bigger):
+    """Ray Tune function trainable; ``config`` holds the swept keys only.
+
+    The trial's RecBole log and checkpoints live in the trial folder (its ``saved_dir``): parallel
+    trials would otherwise share checkpoint names, which RecBole stamps to the second. Checkpoints
+    are deleted when the trial ends: the test split is evaluated by re-running the best
+    configuration (:func:`recbole_llm.tune.sweep.run_best`), so no trial's weights are read again.
+    ``<trial>/id_models`` links to the sweep's ID-model cache, so the models whose ``prepare``
+    trained it before the sweep find it there instead of training one per trial.
+    """
+    import torch
+    from ray.air import session
+
+    from recbole_llm.quick_start import run
+
+    # A trial uses the CPUs it reserved (and the best configuration re-runs with as many threads,
+    # so that its scores can be compared digit for digit).
+    torch.set_num_threads(max(1, int(cpus)))
+    trial_dir = Path(session.get_trial_dir())
+    if link_id_models:
+        shared = Path(saved_dir) / "id_models"
+        shared.mkdir(parents=True, exist_ok=True)
+        link = trial_dir / "id_models"
+        if not link.is_symlink():
+            os.symlink(shared, link, target_is_directory=True)
+
+    key = metric_key(valid_metric)
+    best = -math.inf if bigger else math.inf
+
+    def report(epoch_idx, valid_score):
+        nonlocal best
+        score = float(valid_score)
+        best = max(best, score) if bigger else min(best, score)
+        # Blocks until Tune has handled the result; raises SystemExit in here when ASHA stops the trial.
+        session.report({key: best, f"{key}_epoch": score, "epoch": epoch_idx + 1})
+
+    # RecBole's Config sets CUDA_VISIBLE_DEVICES to its gpu_id ("0" by default), which would put every
+    # trial on GPU 0, those that reserved none included; the trial's gpu_id is what Ray assigned it.
+    import ray
+
+    config_dict = {**overrides, **config, "gpu_id": ",".join(str(i) for i in ray.get_gpu_ids())}
+    try:
+        record = run(model, dataset, seed, config_files, config_dict, data_path, trial_dir,
+                     show_progress=False, callback_fn=report, evaluate_test=False)
+        record.pop("checkpoint", None)
+        from recbole_llm.benchmark.records import atomic_write_text
+
+        atomic_write_text(trial_dir / TRIAL_RECORD, json.dumps(record, indent=1, sort_keys=True, default=str) + "\n")
+    finally:
+        shutil.rmtree(trial_dir / "checkpoints", ignore_errors=True)
+        local_cache = trial_dir / "id_models"
+        if local_cache.is_dir() and not local_cache.is_symlink():
+            shutil.rmtree(local_cache, ignore_errors=True)  # a sweep of an ID model registers each trial there

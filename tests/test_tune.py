@@ -1,0 +1,271 @@
+"""Sweeps: the search-space syntax, a whole sweep through run_benchmark.py --tune, resume, bad input."""
+
+import csv
+import importlib.util
+import json
+import os
+import signal
+
+import pytest
+import yaml
+
+from conftest import REPO
+from recbole_llm.errors import UserError
+from recbole_llm.tune.space import SearchSpace
+
+# Ray 2.6.3 imports pkg_resources (the reason for the setuptools<81 pin, recbole_llm/compat.py).
+pytestmark = pytest.mark.filterwarnings("ignore:pkg_resources is deprecated:UserWarning")
+
+# A SASRec small enough that a trial is dominated by loading the toy dataset (~1 s).
+TINY_SASREC = {
+    "epochs": 3, "stopping_step": 2, "train_batch_size": 64, "eval_batch_size": 256, "show_progress": False,
+    "MAX_ITEM_LIST_LENGTH": 10, "embedding_size": 8, "hidden_size": 8, "inner_size": 16, "n_layers": 1,
+    "n_heads": 1, "topk": [5, 10],
+}
+
+
+# ----------------------------------------------------------------------------- search spaces
+def test_every_domain_becomes_the_ray_domain():
+    from ray import tune
+    from ray.tune.search.sample import Categorical, Float, Integer
+
+    space = SearchSpace.parse({
+        "align_weight": {"grid": [0.1, 0.2, 0.5, 1.0]},
+        "lm_pooling": {"choice": ["mean", "cls"]},
+        "dropout_prob": {"uniform": [0.0, 0.5]},
+        "learning_rate": {"loguniform": [1e-4, 1e-2]},
+        "prefix_len": {"randint": [1, 4]},
+    }, "mine.yaml")
+    grid = space.to_ray("grid")
+    assert grid["align_weight"] == tune.grid_search([0.1, 0.2, 0.5, 1.0])
+    assert isinstance(grid["lm_pooling"], Categorical) and grid["lm_pooling"].categories == ["mean", "cls"]
+    dropout = grid["dropout_prob"]
+    assert isinstance(dropout, Float) and (dropout.lower, dropout.upper) == (0.0, 0.5)
+    assert "LogUniform" in type(grid["learning_rate"].get_sampler()).__name__
+    # randint is inclusive here, exclusive in Ray
+    assert isinstance(grid["prefix_len"], Integer) and (grid["prefix_len"].lower, grid["prefix_len"].upper) == (1, 5)
+    assert space.grid_size() == 4 and space.n_trials("grid", 3) == 12 and space.n_trials("random", 7) == 7
+    # under random search the grid keys are drawn like choice
+    random = space.to_ray("random")
+    assert isinstance(random["align_weight"], Categorical) and random["align_weight"].categories == [0.1, 0.2, 0.5, 1.0]
+    assert space["prefix_len"].describe() == "randint [1, 4]"
+    assert space["align_weight"].describe() == "{0.1, 0.2, 0.5, 1.0}"
+
+
+def test_yaml_floats_follow_recbole_and_params_can_be_selected(tmp_path):
+    f = tmp_path / "space.yaml"
+    f.write_text("learning_rate: {grid: [1e-4, 5e-4]}\nprefix_len: {grid: [1, 2]}\nalign_weight: {grid: [0.1]}\n")
+    space = SearchSpace.load(f)
+    assert space["learning_rate"].values == (1e-4, 5e-4)
+    assert all(isinstance(v, float) for v in space["learning_rate"].values)
+    assert SearchSpace.load(f, ["align_weight", "prefix_len"]).keys == ["align_weight", "prefix_len"]
+    with pytest.raises(UserError, match=r"--tune-params: lambda not in search space .*space.yaml"):
+        SearchSpace.load(f, ["lambda"])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("align_weight: [0.1, 0.2]\n", "key 'align_weight' must be one domain such as {grid"),
+    ("align_weight: {grdi: [0.1]}\n", "key 'align_weight': unknown domain 'grdi'"),
+    ("align_weight: {grid: []}\n", "key 'align_weight': 'grid' takes a non-empty list"),
+    ("align_weight: {grid: [0.1, 0.1]}\n", "key 'align_weight': 'grid' lists 0.1 twice"),
+    ("align_weight: {grid: [0.1], choice: [1]}\n", "key 'align_weight' must be one domain"),
+    ("learning_rate: {uniform: [0.1]}\n", "key 'learning_rate': 'uniform' takes [lo, hi]"),
+    ("learning_rate: {uniform: [0.2, 0.1]}\n", "key 'learning_rate': 'uniform' needs lo < hi"),
+    ("learning_rate: {loguniform: [0, 0.1]}\n", "key 'learning_rate': 'loguniform' needs 0 < lo"),
+    ("learning_rate: {uniform: [a, 0.1]}\n", "key 'learning_rate': 'uniform' bounds must be numbers"),
+    ("prefix_len: {randint: [1, 4.5]}\n", "key 'prefix_len': 'randint' bounds must be integers"),
+    ("seed: {grid: [1, 2]}\n", "key 'seed' cannot be swept"),
+    ("- a\n- b\n", "holds a list"),
+    ("", "is empty"),
+    ("align_weight: {grid: [0.1\n", "line"),
+])
+def test_bad_space_is_a_user_error_naming_file_and_key(tmp_path, text, message):
+    f = tmp_path / "bad_space.yaml"
+    f.write_text(text)
+    with pytest.raises(UserError) as err:
+        SearchSpace.load(f)
+    assert "bad_space.yaml" in str(err.value) and message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_shipped_spaces_are_the_papers_grids():
+    folder = REPO / "properties" / "tune"
+    idle = SearchSpace.load(folder / "IDLEAdapter.yaml")
+    assert idle.keys == ["align_weight", "prefix_len", "mmd_bandwidth", "learning_rate"]
+    assert idle["align_weight"].values == (0.1, 0.2, 0.5, 1.0) and idle["prefix_len"].values == (1, 2, 3, 4)
+    rarec = SearchSpace.load(folder / "RARec.yaml")
+    assert rarec["temperature"].values == (0.1, 0.2, 0.5, 1.0) and rarec["align_weight"].values == (0.1, 0.2, 0.5, 1.0)
+    assert {"prefix_len", "learning_rate"} <= set(rarec.keys)
+    assert SearchSpace.load(folder / "SASRec.yaml").grid_size() == 6
+
+
+# ----------------------------------------------------------------------------- sweeps (Ray)
+@pytest.fixture(scope="module")
+def local_ray():
+    """One quiet local Ray for the module's sweeps (run_sweep reuses a running one)."""
+    import ray
+
+    from recbole_llm.tune.sweep import init_ray
+
+    started = init_ray()
+    yield
+    if started:
+        ray.shutdown()
+
+
+def _run_benchmark_main():
+    spec = importlib.util.spec_from_file_location("run_benchmark", REPO / "run_benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def test_sweep_writes_table_best_config_and_plot_and_best_reruns_same(local_ray, toy_data_path, tmp_path,
+                                                                      monkeypatch):
+    import torch
+
+    from recbole_llm.quick_start import run
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    space = tmp_path / "space.yaml"
+    space.write_text("learning_rate: {grid: [0.001, 0.01]}\nhidden_dropout_prob: {grid: [0.2, 0.5]}\n")
+    out, saved = tmp_path / "results", tmp_path / "saved"
+    argv = ["--model=SASRec", "--dataset=toy", "--seeds=7", "--budget=quick", "--tune", f"--tune-space={space}",
+            f"--data-path={toy_data_path}", f"--output={out}", f"--saved-dir={saved}", "--no-progress",
+            "--metrics=hit@10,ndcg@10"] + [f"--{k}={json.dumps(v) if isinstance(v, list) else v}"
+                                            for k, v in TINY_SASREC.items()]
+    assert _run_benchmark_main()(argv) == 0
+
+    folder = out / "toy" / "tune" / "SASRec"
+    rows = list(csv.DictReader((folder / "trials.csv").open()))
+    assert len(rows) == 4
+    scores = [float(r["valid_ndcg@10"]) for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert {(float(r["learning_rate"]), float(r["hidden_dropout_prob"])) for r in rows} == {
+        (a, b) for a in (0.001, 0.01) for b in (0.2, 0.5)}
+    assert {r["status"] for r in rows} <= {"completed", "stopped (ASHA)"}
+    assert all(1 <= int(r["epochs"]) <= 3 for r in rows)
+    md = (folder / "trials.md").read_text()
+    assert "evaluated for the best configuration only" in md and "| valid NDCG@10" in md
+    assert (folder / "sensitivity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    best_text = (folder / "best.yaml").read_text()
+    best = yaml.safe_load(best_text)
+    assert best == {"learning_rate": float(rows[0]["learning_rate"]),
+                    "hidden_dropout_prob": float(rows[0]["hidden_dropout_prob"])}
+    header = [line for line in best_text.splitlines() if line.startswith("#")]
+    assert any("dataset: toy" in h for h in header) and any(h.startswith("# commit: ") for h in header)
+    assert any("seed 7" in h and "NDCG@10" in h for h in header) and any("--tune" in h for h in header)
+
+    # test metrics exist for the best configuration only: one record, from the re-run
+    runs = sorted((out / "toy" / "runs").glob("*.json"))
+    assert len(runs) == 1
+    record = json.loads(runs[0].read_text())
+    assert record["label"] == "SASRec-tuned" and record["tune"]["params"] == best and record["test"]
+    assert record["valid"]["ndcg@10"] == pytest.approx(scores[0], abs=1e-12)
+    readme = (folder / "README.md").read_text()
+    assert "No other trial was evaluated on the test split" in readme and "the same as the trial's" in readme
+    assert "SASRec-tuned" in (out / "toy" / "comparison.md").read_text()
+    # the YAML is a config file run() accepts, and it reproduces the trial's validation score
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the trial (1 CPU)
+    try:
+        again = run("SASRec", "toy", 7, [REPO / "properties" / "budget" / "quick.yaml", folder / "best.yaml"],
+                    TINY_SASREC, toy_data_path, tmp_path / "saved_again", evaluate_test=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert again["config"]["learning_rate"] == best["learning_rate"]
+    assert again["valid"]["ndcg@10"] == pytest.approx(scores[0], abs=1e-12)
+    # nothing was written into the working directory (RecBole's ./log, Ray's results)
+    assert list(cwd.iterdir()) == []
+
+
+def interrupt_after_first_trial():
+    """A Tune callback that presses Ctrl+C once, when the first trial has finished. Armed through
+    the environment: Tune stores callbacks with the sweep (by value) and hands them back on resume."""
+    from ray.tune import Callback
+
+    class Interrupt(Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            if os.environ.pop("RECBOLE_LLM_TEST_INTERRUPT", None):
+                os.kill(os.getpid(), signal.SIGINT)
+
+    os.environ["RECBOLE_LLM_TEST_INTERRUPT"] = "1"
+    return Interrupt()
+
+
+def test_interrupted_sweep_resumes_without_rerunning_finished_trials(local_ray, toy_data_path, tmp_path,
+                                                                      monkeypatch):
+    from recbole.model.sequential_recommender import GRU4Rec
+
+    from recbole_llm.tune import run_sweep
+
+    calls = []
+    saved = tmp_path / "saved"
+
+    def prepare(cls, config):
+        ray_dir = saved / "ray"
+        calls.append((cls.__name__, config["learning_rate"], ray_dir.exists() and any(ray_dir.rglob("trial_*"))))
+
+    monkeypatch.setattr(GRU4Rec, "prepare", classmethod(prepare), raising=False)
+    space = SearchSpace.parse({"learning_rate": {"grid": [0.002, 0.01, 0.02]}}, "resume.yaml")
+    overrides = {**TINY_SASREC, "epochs": 2}
+    kwargs = dict(seed=3, overrides=overrides, data_path=toy_data_path, saved_dir=saved, max_concurrent=1,
+                  scheduler="none", verbose=0)
+
+    first = run_sweep("GRU4Rec", "toy", space, callbacks=[interrupt_after_first_trial()], **kwargs)
+    assert first.interrupted
+    done = first.trials[first.trials["status"] == "completed"]
+    assert len(done) == 1
+    # prepare ran once, in the driver, with the base config, before any trial existed
+    assert calls == [("GRU4Rec", 0.001, False)]
+
+    second = run_sweep("GRU4Rec", "toy", space, **kwargs)
+    assert not second.interrupted and second.experiment_path == first.experiment_path
+    assert sorted(second.trials["status"]) == ["completed"] * 3
+    assert sorted(second.trials["learning_rate"]) == [0.002, 0.01, 0.02]
+    kept = second.trials.set_index("trial").loc[done["trial"].iloc[0]]
+    assert kept["metric"] == done["metric"].iloc[0]
+    # one RecBole log per execution of a trial: the finished trial did not run again
+    logs = {d.name: len(list((d / "log").rglob("*.log"))) for d in second.experiment_path.glob("trial_*")}
+    assert logs[f"trial_{done['trial'].iloc[0]}"] == 1
+    assert sum(logs.values()) <= 4 and len(logs) == 3
+    # trials keep no checkpoints; the ID-model cache of a model with prepare() is the sweep's
+    assert not list(second.experiment_path.glob("trial_*/checkpoints"))
+    assert all((d / "id_models").is_symlink() for d in second.experiment_path.glob("trial_*"))
+    state = json.loads((second.experiment_path / "sweep.json").read_text())
+    assert [s["resumed"] for s in state["sessions"]] == [False, True]
+
+
+@pytest.mark.slow
+def test_llm_sweep_trains_its_id_model_once_before_the_trials(local_ray, toy_data_path, tmp_path, llm_overrides):
+    from recbole_llm.tune import run_sweep
+
+    space = SearchSpace.parse({"prefix_len": {"grid": [1, 2]}, "align_weight": {"grid": [0.1, 1.0]}}, "idle.yaml")
+    saved = tmp_path / "saved"
+    sweep = run_sweep("IDLEAdapter", "toy", space, seed=1, overrides=llm_overrides, data_path=toy_data_path,
+                      saved_dir=saved, verbose=0)
+    assert sorted(sweep.trials["status"]) == ["completed"] * 4
+    assert len(list((saved / "id_models").rglob("*.pth"))) == 1  # trained by prepare(), in the driver
+    for trial in sweep.experiment_path.glob("trial_*"):
+        logs = sorted(p.parent.name for p in (trial / "log").rglob("*.log"))
+        assert logs == ["IDLEAdapter"]  # no trial trained an ID model of its own
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model=BPR"], "no search space for BPR at"),
+    (["--model=SASRec", "--tune-params=nope"], "--tune-params: nope not in search space"),
+    (["--model=SASRec", "--learning_rate=0.1"], "--learning_rate fixed on the command line but swept in"),
+    (["--model=SASRec", "--tune-space={bad}"], "key 'learning_rat' is not a config key"),
+])
+def test_bad_sweep_options_are_one_line_errors(toy_data_path, tmp_path, capsys, args, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("learning_rat: {grid: [0.1, 0.2]}\n")
+    argv = ["--dataset=toy", "--tune", f"--data-path={toy_data_path}", f"--output={tmp_path / 'results'}",
+            f"--saved-dir={tmp_path / 'saved'}"] + [a.format(bad=bad) for a in args]
+    assert _run_benchmark_main()(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not (tmp_path / "results").exists() and not (tmp_path / "saved" / "ray").exists()
