@@ -123,7 +123,12 @@ def main(argv=None):
                       sys.argv[1:] if argv is None else argv, budget_file)
         elif not args.tables_only:
             ensure_dataset(args.dataset, Path(args.data_path))
-            jobs = [(m, s) for m in models for s in seeds]
+            # ID models first: an LLM model asking for one of them under the same budget and seed
+            # then reuses that run's checkpoint (its base is the table's row; recbole_llm.id_model).
+            from recbole_llm.id_model import SUPPORTED
+
+            ordered = [m for m in models if m in SUPPORTED] + [m for m in models if m not in SUPPORTED]
+            jobs = [(m, s) for m in ordered for s in seeds]
             import yaml
 
             with open(budget_file, encoding="utf-8") as f:
