@@ -52,3 +52,13 @@ def test_rerun_keeps_newest_record_per_seed(tmp_path):
     assert "0.5000" in text
     for ext in ("md", "csv", "tex"):
         assert (tmp_path / "d" / f"comparison.{ext}").is_file()
+
+
+def test_row_notes_say_what_each_row_trained_on():
+    from recbole_llm.benchmark.tables import row_notes
+
+    llm = rec("L", 1, 0.2, 0.3)
+    llm["protocol"] = dict(llm["protocol"], epochs_max=4)
+    llm["data_selection"] = {"strategy": "efficient", "selected": 600, "train_samples": 9000}
+    notes = row_notes([rec("A", 1, 0.1, 0.2), llm])
+    assert notes == ["A: <= 50 epochs (ran 3)", "L: <= 4 epochs (ran 3); tuned on efficient 600 of 9000 training samples"]

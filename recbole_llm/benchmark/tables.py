@@ -114,6 +114,23 @@ def provenance(records, dataset):
     )
 
 
+def row_notes(records):
+    """Per row, what it trained on when that differs between rows: epochs and training samples."""
+    notes = []
+    by_label = {}
+    for r in latest_per_seed(records):
+        by_label.setdefault(r.get("label", r["model"]), []).append(r)
+    for label, recs in by_label.items():
+        parts = {f"<= {r['protocol']['epochs_max']} epochs (ran {r['epochs_run']})" for r in recs}
+        sel = [r.get("data_selection") for r in recs if r.get("data_selection")]
+        text = f"{label}: " + ", ".join(sorted(parts))
+        if sel and sel[0].get("strategy") not in (None, "all"):
+            s = sel[0]
+            text += f"; tuned on {s['strategy']} {s['selected']} of {s['train_samples']} training samples"
+        notes.append(text)
+    return notes
+
+
 def write_tables(out_dir, dataset, records, metrics=DEFAULT_METRICS, target=None, command=None):
     """Write ``comparison.{md,csv,tex}`` under ``out_dir``; return the Markdown text."""
     summary = summarize(records, metrics)
@@ -122,7 +139,7 @@ def write_tables(out_dir, dataset, records, metrics=DEFAULT_METRICS, target=None
     md = render(summary, metrics, target, "github")
     tex = render(summary, metrics, target, "latex_raw")
     note = provenance(records, dataset)
-    lines = [f"# {dataset}: comparison", "", md, "", note]
+    lines = [f"# {dataset}: comparison", "", md, "", note, "", "Rows: " + "; ".join(row_notes(records)) + "."]
     if command:
         lines += ["", f"Regenerate: `{command}`"]
     text = "\n".join(lines) + "\n"
