@@ -94,10 +94,17 @@ class SafeCheckpointMixin:
         self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
         return checkpoint
 
-    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False, per_user=False):
+        """RecBole's evaluation; with ``per_user=True`` also keeps, in ``self.per_user``, each
+        evaluated user's internal id and the rank of its target item (see :class:`PerUserRanks`)."""
         if load_best_model and eval_data:
             self.load_best(model_file)
-        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        if not per_user:
+            return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        with PerUserRanks(self) as ranks:
+            result = super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        self.per_user = ranks.result()
+        return result
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         start = time.perf_counter()
@@ -121,6 +128,63 @@ class SafeCheckpointMixin:
             self.history[-1]["valid_time_s"] = time.perf_counter() - start
             self.history[-1]["valid"] = {k: float(v) for k, v in result.items()}
         return score, result
+
+
+class PerUserRanks:
+    """Captures, during one full-ranking evaluation, each user's rank of the target item.
+
+    RecBole reduces its per-user metric values to means inside ``Evaluator.evaluate`` and keeps
+    nothing per user; a paired significance test and per-user slices (long histories) need
+    them. This context manager wraps the trainer's ``eval_collector.eval_batch_collect`` (to
+    note the users of every batch, in order) and ``evaluator.evaluate`` (to read the
+    ``rec.topk`` hit matrix RecBole's own top-k metrics are computed from), so the ranks are
+    exactly the ones behind the reported HR/NDCG/MRR. ``result()`` gives ``user_ids``
+    (internal ids) and ``rank`` (1-based rank of the first target within the top
+    ``max(topk)``, 0 when outside it) and ``targets`` (targets per user: 1 under leave-one-out).
+    """
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+        self.users, self.topk = [], None
+
+    def __enter__(self):
+        collector, evaluator = self.trainer.eval_collector, self.trainer.evaluator
+        uid = self.trainer.config["USER_ID_FIELD"]
+        collect, evaluate = collector.eval_batch_collect, evaluator.evaluate
+
+        def collect_hook(scores, interaction, positive_u, positive_i):
+            self.users.append(interaction[uid].detach().cpu())
+            return collect(scores, interaction, positive_u, positive_i)
+
+        def evaluate_hook(struct):
+            if "rec.topk" in struct:
+                self.topk = struct.get("rec.topk").clone()
+            return evaluate(struct)
+
+        collector.eval_batch_collect, evaluator.evaluate = collect_hook, evaluate_hook
+        return self
+
+    def __exit__(self, *exc):
+        # Drop the instance attributes: the class's methods are visible again.
+        del self.trainer.eval_collector.eval_batch_collect
+        del self.trainer.evaluator.evaluate
+        return False
+
+    def result(self):
+        if self.topk is None or not self.users:
+            return None
+        import torch
+
+        users = torch.cat(self.users)
+        hits, targets = self.topk[:, :-1].bool(), self.topk[:, -1]
+        first = hits.float().argmax(dim=1) + 1
+        rank = torch.where(hits.any(dim=1), first, torch.zeros_like(first))
+        return {
+            "user_ids": users.tolist(),
+            "rank": rank.tolist(),
+            "targets": targets.tolist(),
+            "max_k": int(hits.shape[1]),
+        }
 
 
 _CACHE = {}
@@ -208,15 +272,22 @@ def measure_overhead(model, train_data, n_batches):
         return {}
     model.train()
 
+    def sync():
+        if model.device.type == "cuda":
+            torch.cuda.synchronize(model.device)  # kernels run asynchronously: time what ran
+
     def timed(step):
         step(batches[0])
         model.zero_grad(set_to_none=True)
+        sync()
         samples, start = 0, time.perf_counter()
         for batch in batches[1:]:
             step(batch)
             samples += len(batch)
+        sync()
+        elapsed = time.perf_counter() - start
         model.zero_grad(set_to_none=True)
-        return samples / (time.perf_counter() - start)
+        return samples / elapsed
 
     model_rate = timed(lambda b: model.calculate_loss(b).backward())
     bare_rate = timed(model.bare_lm_step)

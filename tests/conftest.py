@@ -60,7 +60,7 @@ def save_tiny_lm(folder, kind="bert", layers=2, hidden=32, heads=4):
     """A random-init LM of ``kind`` (bert or gpt2) saved as an HF folder, with the bundled
     MiniLM's WordPiece tokenizer (local, no download), for fast tests of the LLM models."""
     import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel, GPT2Config, GPT2Model
+    from transformers import AutoTokenizer, BertConfig, BertModel, GPT2Config, GPT2Model, OPTConfig, OPTModel
 
     from recbole_llm.lm.resolve import DEFAULT_LM, resolve_lm
 
@@ -74,6 +74,12 @@ def save_tiny_lm(folder, kind="bert", layers=2, hidden=32, heads=4):
         config = GPT2Config(vocab_size=tokenizer.vocab_size, n_embd=hidden, n_layer=layers, n_head=heads,
                             n_positions=128, pad_token_id=tokenizer.pad_token_id)
         model = GPT2Model(config)
+    elif kind == "opt":  # like OPT-350m: the last hidden state is projected to a smaller width
+        config = OPTConfig(vocab_size=tokenizer.vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                           num_attention_heads=heads, ffn_dim=2 * hidden, max_position_embeddings=128,
+                           word_embed_proj_dim=hidden // 2, do_layer_norm_before=False,
+                           pad_token_id=tokenizer.pad_token_id)
+        model = OPTModel(config)
     else:
         raise ValueError(kind)
     folder = Path(folder)
@@ -90,6 +96,11 @@ def tiny_bert(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_gpt2(tmp_path_factory):
     return save_tiny_lm(tmp_path_factory.mktemp("tiny_gpt2"), "gpt2")
+
+
+@pytest.fixture(scope="session")
+def tiny_opt(tmp_path_factory):
+    return save_tiny_lm(tmp_path_factory.mktemp("tiny_opt"), "opt")
 
 
 @pytest.fixture

@@ -20,6 +20,11 @@ def gpt2(tiny_gpt2):
     return FrozenLM(tiny_gpt2)
 
 
+@pytest.fixture(scope="module")
+def opt(tiny_opt):
+    return FrozenLM(tiny_opt)
+
+
 def _batch(lm, lengths=(7, 4), seed=0):
     g = torch.Generator().manual_seed(seed)
     width = max(lengths)
@@ -36,7 +41,7 @@ def _prefix(lm, batch, length, seed=1, grad=False):
     return [torch.randn(batch, length, lm.hidden_size, generator=g).requires_grad_(grad) for _ in range(lm.num_layers)]
 
 
-@pytest.mark.parametrize("name", ["bert", "gpt2"])
+@pytest.mark.parametrize("name", ["bert", "gpt2", "opt"])
 def test_zero_length_prefix_is_the_plain_lm_and_a_prefix_changes_it(name, request):
     lm = request.getfixturevalue(name)
     ids, mask = _batch(lm)
@@ -47,7 +52,7 @@ def test_zero_length_prefix_is_the_plain_lm_and_a_prefix_changes_it(name, reques
     assert (lm.pool(with_prefix, mask) - lm.pool(plain, mask)).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("name", ["bert", "gpt2"])
+@pytest.mark.parametrize("name", ["bert", "gpt2", "opt"])
 def test_padding_does_not_change_a_sequence(name, request):
     lm = request.getfixturevalue(name)
     ids, mask = _batch(lm, lengths=(7, 4))
@@ -57,7 +62,7 @@ def test_padding_does_not_change_a_sequence(name, request):
     torch.testing.assert_close(batched, alone, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["bert", "gpt2"])
+@pytest.mark.parametrize("name", ["bert", "gpt2", "opt"])
 def test_gradients_reach_the_prefix_and_never_the_lm(name, request):
     lm = request.getfixturevalue(name)
     ids, mask = _batch(lm)
@@ -177,3 +182,12 @@ def test_input_prefix_is_a_soft_prompt_at_the_input(tiny_bert):
     full, _ = lm(torch.cat([head, ids], 1), torch.cat([torch.ones_like(head), mask], 1))
     soft, _ = lm(ids, mask, input_prefix=lm.model.get_input_embeddings()(head))
     torch.testing.assert_close(soft, full[:, 2:], atol=1e-5, rtol=1e-5)
+
+
+def test_output_size_is_the_width_of_the_last_hidden_state(bert, opt):
+    assert bert.output_size == bert.hidden_size
+    assert opt.output_size == opt.hidden_size // 2  # OPT-350m's project_out
+    ids, mask = _batch(opt)
+    hidden, states = opt(ids, mask, prefix=_prefix(opt, 2, 2), output_hidden_states=True)
+    assert hidden.shape[-1] == opt.output_size
+    assert states[0].shape[-1] == opt.hidden_size  # layer inputs: where the prefixes live

@@ -42,6 +42,18 @@ def test_info_nce_matches_a_hand_computed_3x3_case():
     assert info_nce(a, p, tau).item() == pytest.approx(expected / 3, abs=1e-6)
 
 
+def test_info_nce_does_not_count_a_repeated_item_as_its_own_negative():
+    a = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    p = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    tau = 0.5
+    # rows 0 and 1 are the same item: each sees only itself and row 2 (cosine 0)
+    own = math.exp(1 / tau)
+    expected = 2 * -math.log(own / (own + 1.0)) + -math.log(own / (own + 2.0))
+    ids = torch.tensor([7, 7, 3])
+    assert info_nce(a, p, tau, ids).item() == pytest.approx(expected / 3, abs=1e-6)
+    assert info_nce(a, p, tau).item() > info_nce(a, p, tau, ids).item()
+
+
 def test_bpr_matches_a_hand_computed_case(built):
     train, _, model = built()
     batch = next(iter(train))
@@ -97,12 +109,17 @@ def test_each_ablation_changes_what_it_names(built):
     d = no_id.user_tower.prefix(e)
     assert d[0].shape[1] == 2 and torch.equal(d[0][0], d[0][1])  # no ID: the same prefix for everyone
     assert not hasattr(no_id.user_tower, "projection")
+    train, _, _ = built(ablation="no_id")
+    no_id.calculate_loss(next(iter(train)))
+    assert set(no_id.last_losses) == {"prediction"}  # plain prefix tuning: BPR alone
     _, _, shared = built(ablation="no_reparam")
     d = shared.user_tower.prefix(e)
     assert len(shared.user_tower.projection) == 1 and torch.equal(d[0][:, 1], d[1][:, 1])
     _, _, no_c = built(ablation="no_instruction")
     d = no_c.user_tower.prefix(e)
-    assert d[0].shape[1] == 1 and not hasattr(no_c.user_tower, "instruction")
+    assert d[0].shape[1] == 2 and not hasattr(no_c.user_tower, "instruction")  # same length, p repeated
+    torch.testing.assert_close(d[1][:, 0], no_c.user_tower.projection[1](e))
+    torch.testing.assert_close(d[1][:, 1], d[1][:, 0])
     for variant in ("inputs", "project_inputs"):
         train, _, model = built(ablation=variant)
         assert not model.user_tower.layer_prefix

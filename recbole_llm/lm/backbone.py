@@ -175,6 +175,11 @@ class FrozenLM(nn.Module):
         self.model.eval()
         self.num_layers = len(self.arch.layers())
         self.hidden_size = model.config.hidden_size
+        # Width of the last hidden state: OPT-350m projects it (project_out) to word_embed_proj_dim;
+        # the layers, and so the prefixes, stay at hidden_size.
+        self.output_size = self.hidden_size
+        if model_type == "opt" and getattr(model.config, "word_embed_proj_dim", None):
+            self.output_size = model.config.word_embed_proj_dim
         self.is_decoder = self.arch.is_decoder
         pooling = str(pooling).lower()
         if pooling == "auto":

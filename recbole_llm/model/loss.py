@@ -30,11 +30,16 @@ def mmd(x, y, bandwidth=1.0, n_kernels=1):
     return kxx + kyy - 2 * kxy
 
 
-def info_nce(anchor, positive, temperature=0.5):
+def info_nce(anchor, positive, temperature=0.5, ids=None):
     """InfoNCE with cosine similarity: row i of ``anchor`` against row i of ``positive``,
-    the other rows of ``positive`` being its negatives; mean over rows."""
+    the other rows of ``positive`` being its negatives; mean over rows. With ``ids`` ([n]),
+    row j is not a negative of row i when ``ids[j] == ids[i]`` (the same item twice in a batch)."""
     a = F.normalize(anchor.float(), dim=-1)
     p = F.normalize(positive.float(), dim=-1)
     logits = a @ p.t() / temperature
+    if ids is not None:
+        same = ids.view(-1, 1) == ids.view(1, -1)
+        same.fill_diagonal_(False)
+        logits = logits.masked_fill(same, float("-inf"))
     target = torch.arange(a.shape[0], device=a.device)
     return F.cross_entropy(logits, target)

@@ -74,7 +74,7 @@ class IDLEAdapter(LLMSequentialRecommender):
             self.prefix = nn.Parameter(torch.empty(n_adapters, self.prefix_len, d_lm))
             self.gate = nn.Linear(2 * d_lm, 1, bias=False)
         # Eq. 14: W_y, the item output layer over all items.
-        self.item_output = nn.Linear(d_lm, self.n_items, bias=False)
+        self.item_output = nn.Linear(self.lm.output_size, self.n_items, bias=False)
         self.apply(self._init_weights)
         if self.refinement:
             trunc_normal_(self.prefix, self.init_range)

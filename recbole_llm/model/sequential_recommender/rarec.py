@@ -28,17 +28,22 @@ Choices where the paper is vague, and why:
 * InfoNCE (Eq. 14-15) compares a vector with a vector: ``d^(l)`` is mean-pooled over its
   tokens, ``h~^(l)`` is the pooled layer-l input on the prompt alone (layer l's prefix lives
   in that space); cosine similarity, temperature ``temperature``, in-batch negatives, mean
-  over layers. Eq. 15's denominator runs over ``j = 1..L``, which reads as a typo of Eq. 14's
-  in-batch sum; both use in-batch negatives here. Items are aligned over the batch's
-  positive items.
+  over layers. As printed, Eq. 14's denominator sums ``sim(d_j, h~_j)`` (the other rows' own
+  pairs, which would not depend on the anchor) and Eq. 15's runs over ``j = 1..L``; both read as
+  typos of the standard in-batch InfoNCE, ``sum_j exp(sim(d_k, h~_j) / tau)``, which is what is
+  computed. Items are aligned over the batch's positive items; a batch may hold one item
+  several times, and its copies are not counted as each other's negatives.
 * ``lambda_Theta ||Theta||^2`` of Eq. 13 is AdamW's ``weight_decay``.
 * ``h~`` never changes (frozen LM): user-prompt states are cached per distinct prompt, item
   states once for all items. For full ranking the item tower (with its trainable prefix) is
   encoded once per evaluation and scored with one matrix product per batch of users.
 * Ablations (Table 4), ``ablation:``
-  ``no_id`` (w/o IDRepresentation: ``d = c`` of ``prefix_len`` tokens, plain prefix tuning),
+  ``no_id`` (w/o IDRepresentation: ``d = c`` of ``prefix_len`` tokens, plain prefix tuning; it
+  trains with BPR alone: with no ID input ``d`` is the same for every row of a batch, so the
+  InfoNCE terms would have identical anchors and nothing to contrast),
   ``no_reparam`` (w/o Reparameterization: one projection shared by every layer),
-  ``no_instruction`` (w/o ConInstruction: ``d = p``, no ``c``),
+  ``no_instruction`` (w/o ConInstruction: no ``c``; ``d`` is ``p`` repeated ``prefix_len`` times,
+  so the prefix length stays the same),
   ``inputs`` (Inputs: the projected ID representation is fed as ``prefix_len`` input token
   embeddings, no layer prefixes), ``project_inputs`` (ProjectInputs: ``prefix_len`` queries from
   the ID representation attend over the LM's token-embedding matrix, and the attended
@@ -93,7 +98,10 @@ class _Tower(nn.Module):
                 parts.append(self.instruction[layer].unsqueeze(0).expand(batch, -1, -1))
             if self.ablation != "no_id":
                 proj = self.projection[layer if len(self.projection) > 1 else 0]
-                parts.append(proj(e).unsqueeze(1))
+                p = proj(e).unsqueeze(1)
+                if self.ablation == "no_instruction":  # keep the length: p repeated prefix_len times
+                    p = p.expand(-1, self.prefix_len, -1)
+                parts.append(p)
             out.append(torch.cat(parts, dim=1))  # Eq. 5-6: [c || p]
         return out
 
@@ -205,9 +213,10 @@ class RARec(LLMSequentialRecommender):
             self._item_states = torch.cat(rows)
         return self._item_states[items].float()
 
-    def _align(self, prefix, states):
-        """Eq. 14/15: InfoNCE per layer between mean-pooled ``d^(l)`` and ``h~^(l)``, mean over layers."""
-        losses = [info_nce(d.mean(1), states[:, layer], self.temperature) for layer, d in enumerate(prefix)]
+    def _align(self, prefix, states, ids=None):
+        """Eq. 14/15: InfoNCE per layer between mean-pooled ``d^(l)`` and ``h~^(l)``, mean over layers.
+        ``ids``: rows with equal ids are the same item and not each other's negatives."""
+        losses = [info_nce(d.mean(1), states[:, layer], self.temperature, ids) for layer, d in enumerate(prefix)]
         return torch.stack(losses).mean()
 
     def calculate_loss(self, interaction):
@@ -218,11 +227,11 @@ class RARec(LLMSequentialRecommender):
         x_pos, x_neg = (h_u * h_pos).sum(-1), (h_u * h_neg).sum(-1)  # Eq. 12
         loss_p = -F.logsigmoid(x_pos - x_neg).mean()  # Eq. 13
         self.last_losses = {"prediction": loss_p.item()}
-        if self.align_weight <= 0 or prefix_u is None:
+        if self.align_weight <= 0 or prefix_u is None or self.ablation == "no_id":
             return loss_p
         n = pos.shape[0]
         loss_ua = self._align(prefix_u, self.prompt_states(ids, mask, self.prompt_keys(ids, mask)))  # Eq. 14
-        loss_ia = self._align([d[:n] for d in prefix_items], self.item_states(pos))  # Eq. 15
+        loss_ia = self._align([d[:n] for d in prefix_items], self.item_states(pos), ids=pos)  # Eq. 15
         self.last_losses.update({"user_alignment": loss_ua.item(), "item_alignment": loss_ia.item()})
         return loss_p + self.align_weight * (loss_ua + loss_ia)  # Eq. 16
 
