@@ -117,7 +117,9 @@ def test_water_fill_properties(available, total):
     open_ = quota < available  # buckets that could have given more
     if open_.any():
         assert quota[open_].max() - quota[open_].min() <= 1
-        assert (quota[~open_] <= quota[open_].min()).all()  # max-min fair: nobody starved for a full bucket
+        # max-min fair: a full bucket never got more than an open one, but for the one extra unit
+        # a tie hands out (available [1, 1], total 1 fills one bucket and leaves the other at 0)
+        assert (quota[~open_] <= quota[open_].min() + 1).all()
 
 
 def synthetic(n=20000, seed=0):
@@ -225,10 +227,12 @@ class _Train:
     """What select_training_samples reads of a built RecBole train split."""
 
     iid_field, item_id_list_field, item_list_length_field = "item_id", "item_id_list", "item_length"
+    uid_field = "user_id"
 
     def __init__(self):
         self.inter_feat = Interaction({"item_id": torch.tensor(TARGETS), "item_id_list": torch.tensor(HISTORY),
-                                       "item_length": torch.tensor(LENGTHS)})
+                                       "item_length": torch.tensor(LENGTHS),
+                                       "user_id": torch.arange(len(TARGETS))})
 
     def inter_matrix(self, form="csr"):
         items = np.concatenate([TARGETS, HISTORY[LENGTHS == 1, 0]])
@@ -296,3 +300,14 @@ def test_non_sequential_model_or_dataloader_cache_is_refused(toy_data_path, tmp_
                           toy_data_path, tmp_path)
     with pytest.raises(UserError, match="save_dataloaders"):
         create_dataset(config)
+
+
+def test_history_lengths_are_uncapped_ranks_within_each_user():
+    from recbole_llm.data.tuning import history_lengths
+
+    users = np.array([1, 1, 1, 1, 2, 2, 3])
+    capped = np.array([1, 2, 3, 3, 1, 2, 1])  # MAX_ITEM_LIST_LENGTH = 3
+    assert history_lengths(users, capped).tolist() == [1, 2, 3, 4, 1, 2, 1]
+    # not in augmentation order: the capped lengths are kept as they are
+    shuffled = np.array([2, 1, 3, 3, 1, 2, 1])
+    assert history_lengths(users, shuffled).tolist() == shuffled.tolist()

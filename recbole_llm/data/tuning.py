@@ -344,11 +344,12 @@ def select_training_samples(train_dataset, config, item_text=None):
         iid = train_dataset.iid_field
         targets = feat[iid].numpy()
         history = feat[train_dataset.item_id_list_field].numpy()
-        lengths = feat[train_dataset.item_list_length_field].numpy()
+        capped = feat[train_dataset.item_list_length_field].numpy()
+        lengths = history_lengths(feat[train_dataset.uid_field].numpy(), capped)
         if item_text is None:
             item_text = ItemText.from_dataset(train_dataset)
         words = item_word_matrix(item_text.titles, options["stop_words"])
-        overlap = word_overlap(history, lengths, targets, words)
+        overlap = word_overlap(history, capped, targets, words)
         keep = overlap != 0
         undecidable = int((overlap < 0).sum())
         counts = np.asarray(train_dataset.inter_matrix(form="csr").sum(axis=0)).ravel()
@@ -362,6 +363,32 @@ def select_training_samples(train_dataset, config, item_text=None):
         raise UserError("data_strategy 'efficient' kept no training sample: no target shares a title word with "
                         "its history; check item_text_field and denoise_stop_words, or use data_strategy: random")
     return indices, summary
+
+
+def history_lengths(users, capped):
+    """Each sample's full history length, for the user-diversity buckets.
+
+    ``item_length`` is capped at ``MAX_ITEM_LIST_LENGTH``, which would put every long-history
+    user in one bucket (the paper's proxy is the user's sequence length; its Fig. 4 looks at 30-70
+    on data capped lower). RecBole's augmentation emits a user's samples in time order, the k-th
+    (0-based) with k + 1 history items, so the full length is the sample's rank within its user
+    plus one. Where that disagrees with an uncapped ``item_length`` (samples not in augmentation
+    order), ``item_length`` is returned unchanged.
+    """
+    users = np.asarray(users)
+    capped = np.asarray(capped)
+    if len(users) == 0:
+        return capped
+    order = np.argsort(users, kind="stable")
+    sorted_users = users[order]
+    starts = np.r_[0, np.flatnonzero(sorted_users[1:] != sorted_users[:-1]) + 1]
+    rank = np.arange(len(users)) - np.repeat(starts, np.diff(np.r_[starts, len(users)]))
+    full = np.empty_like(capped)
+    full[order] = rank + 1
+    uncapped = capped < capped.max()
+    if not np.array_equal(full[uncapped], capped[uncapped]):
+        return capped
+    return full
 
 
 def _log(summary):
