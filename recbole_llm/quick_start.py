@@ -43,13 +43,17 @@ def _cwd(path):
 
 
 def git_commit(root=REPO_ROOT):
-    """``<sha>`` of the checkout, with ``-dirty`` when tracked files differ from it."""
+    """``<sha>`` of the checkout, with ``-dirty`` when tracked code differs from it.
+
+    Changes under ``results/`` do not count: every run rewrites the tracked tables there, so
+    counting them would mark every run after the first as dirty whatever the code.
+    """
     try:
         sha = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
             capture_output=True, text=True, check=True,
         ).stdout.strip()
         return sha + ("-dirty" if dirty else "")
@@ -89,6 +93,29 @@ def count_parameters(model):
     return {"total": total, "trainable": trainable}
 
 
+def reset_peak_rss():
+    """Reset this process's peak resident set size (Linux >= 4.0: ``5`` to ``clear_refs``), so
+    that each run of a multi-run invocation reports its own peak, not the process's so far."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss():
+    """Peak resident memory (MB) since :func:`reset_peak_rss` (``VmHWM``), else since start."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _reset_logging():
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -121,6 +148,7 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
     record's ``test`` is then ``None``.
     """
     start = time.perf_counter()
+    reset_peak_rss()
     saved_dir = Path(saved_dir or REPO_ROOT / "saved").resolve()
     config = build_config(model, dataset, seed, config_files, config_dict, data_path, saved_dir)
     if show_progress is not None:
@@ -163,7 +191,8 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
     test_start = time.perf_counter()
     test_result = None
     if evaluate_test:
-        test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=config["show_progress"])
+        test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=config["show_progress"],
+                                       per_user=True)
     test_time = time.perf_counter() - test_start
 
     epochs_run = len(trainer.history)
@@ -175,7 +204,7 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
     train_times = [e["train_time_s"] for e in trainer.history]
     valid_times = [e["valid_time_s"] for e in trainer.history if "valid_time_s" in e]
     n_train = len(train_data.dataset)
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_rss_mb = peak_rss()
     record = {
         "model": config["model"],
         "dataset": config["dataset"],
@@ -222,11 +251,36 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
         record["parameters"].update(net.parameter_report())
     if getattr(data, "tuning_summary", None) is not None:
         record["data_selection"] = data.tuning_summary
+    per_user = getattr(trainer, "per_user", None) if evaluate_test else None
+    if per_user is not None:
+        record["per_user"] = per_user_record(data, per_user)
     record["cost"]["wall_time_s"] = time.perf_counter() - start
     from recbole_llm.id_model import register_run
 
     register_run(record, config, saved_dir)
     return record
+
+
+def per_user_record(data, per_user):
+    """Test ranks per user, keyed by the user's token (stable across models of one dataset).
+
+    ``history_length`` is the user's number of interactions before the test item, uncapped
+    (the model itself sees at most ``MAX_ITEM_LIST_LENGTH`` of them): the axis of RA-Rec's
+    Fig. 4 long-sequence slice.
+    """
+    import numpy as np
+
+    uid = data.uid_field
+    counts = np.bincount(data.inter_feat[uid].numpy(), minlength=data.user_num)
+    ids = per_user["user_ids"]
+    return {
+        "split": "test",
+        "users": [str(t) for t in data.id2token(uid, ids)],
+        "history_length": [int(counts[i]) - 1 for i in ids],
+        "rank": per_user["rank"],
+        "targets": per_user["targets"],
+        "max_k": per_user["max_k"],
+    }
 
 
 def to_text(value):

@@ -14,6 +14,7 @@ from tabulate import tabulate
 
 from recbole_llm.benchmark.records import atomic_write_text, latest_per_seed
 
+SIGNIFICANCE_METRIC = "ndcg@10"
 DEFAULT_METRICS = ("hit@5", "hit@10", "ndcg@5", "ndcg@10", "hit@50", "hit@100", "mrr@10")
 PRETTY = {"hit": "HR", "ndcg": "NDCG", "mrr": "MRR"}
 
@@ -65,13 +66,19 @@ def improvement(summary, target, metrics=DEFAULT_METRICS):
     return out
 
 
-def render(summary, metrics=DEFAULT_METRICS, target=None, fmt="github", digits=4):
-    """The table as text in a tabulate format (``github`` or ``latex_raw``)."""
+def render(summary, metrics=DEFAULT_METRICS, target=None, fmt="github", digits=4, pvalues=None):
+    """The table as text in a tabulate format (``github`` or ``latex_raw``).
+
+    ``pvalues``: ``(column header, {label: text})``, a last column (the paired test of each LLM
+    row against the best baseline); rows without an entry show ``-``.
+    """
     latex = fmt.startswith("latex")
     bold = (lambda s: rf"\textbf{{{s}}}") if latex else (lambda s: f"**{s}**")
     under = (lambda s: rf"\underline{{{s}}}") if latex else (lambda s: f"<u>{s}</u>")
     pm = r" $\pm$ " if latex else " ± "
     headers = ["Model", "Seeds"] + [pretty_metric(m) for m in metrics]
+    if pvalues:
+        headers.append(pvalues[0])
     ranks = {m: _ranks(list(summary[f"{m}_mean"])) for m in metrics}
     body = []
     for label, row in summary.iterrows():
@@ -85,11 +92,14 @@ def render(summary, metrics=DEFAULT_METRICS, target=None, fmt="github", digits=4
             elif mean == second:
                 text = under(text)
             cells.append(text)
+        if pvalues:
+            cells.append(pvalues[1].get(label, "-"))
         body.append(cells)
     gain = improvement(summary, target, metrics) if target else None
     if gain is not None:
         pct = r"\%" if latex else "%"
-        body.append([f"Improv.{pct} ({target} vs best other)", ""] + [f"{gain[m]:+.2f}{pct}" for m in metrics])
+        body.append([f"Improv.{pct} ({target} vs best other)", ""] + [f"{gain[m]:+.2f}{pct}" for m in metrics]
+                    + ([""] if pvalues else []))
     return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)
 
 
@@ -133,17 +143,40 @@ def row_notes(records):
 
 def write_tables(out_dir, dataset, records, metrics=DEFAULT_METRICS, target=None, command=None):
     """Write ``comparison.{md,csv,tex}`` under ``out_dir``; return the Markdown text."""
+    from recbole_llm.benchmark import report
+    from recbole_llm.benchmark.per_user import format_p
+
     summary = summarize(records, metrics)
     if summary.empty:
         return ""
-    md = render(summary, metrics, target, "github")
-    tex = render(summary, metrics, target, "latex_raw")
+    base, tests = report.significance(records, SIGNIFICANCE_METRIC)
+    pvalues = None
+    sig_note = []
+    if tests:
+        header = f"p (NDCG@10 vs {base})"
+        pvalues = (header, {label: format_p(t["p_ttest"]) if t else "-" for label, t in tests.items()})
+        for label, t in tests.items():
+            if t:
+                summary.loc[label, "p_ttest_vs_best_baseline"] = t["p_ttest"]
+                summary.loc[label, "p_wilcoxon_vs_best_baseline"] = t["p_wilcoxon"]
+                summary.loc[label, "paired_users"] = t["n_users"]
+        sig_note = [f"p: two-sided paired t-test of each LLM row against the best baseline ({base}, by mean test "
+                    f"NDCG@10) on per-user test NDCG@10, users paired by id, each user's value averaged over the "
+                    "row's seeds; Wilcoxon signed-rank p-values and the number of users are in the CSV. "
+                    + "; ".join(f"{label}: mean difference {t['mean_diff']:+.4f} over {t['n_users']} users, "
+                                f"Wilcoxon p {format_p(t['p_wilcoxon'])}" for label, t in tests.items() if t) + "."]
+    md = render(summary, metrics, target, "github", pvalues=pvalues)
+    tex = render(summary, metrics, target, "latex_raw", pvalues=pvalues)
     note = provenance(records, dataset)
     lines = [f"# {dataset}: comparison", "", md, "", note, "", "Rows: " + "; ".join(row_notes(records)) + "."]
+    lines += [""] + sig_note if sig_note else []
+    lines += ["", "Cost: [cost.md](cost.md). Plots: [metrics.png](metrics.png), [valid_curves.png](valid_curves.png), "
+              "[long_history.png](long_history.png) (those the records allow)."]
     if command:
         lines += ["", f"Regenerate: `{command}`"]
     text = "\n".join(lines) + "\n"
     atomic_write_text(f"{out_dir}/comparison.md", text)
     atomic_write_text(f"{out_dir}/comparison.csv", to_csv(summary))
     atomic_write_text(f"{out_dir}/comparison.tex", f"% {note}\n" + tex + "\n")
+    report.write_report(out_dir, dataset, records, command)
     return text

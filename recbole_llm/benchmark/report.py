@@ -1,0 +1,227 @@
+"""What a dataset's results page shows besides the comparison table: the paired significance of
+each LLM row against the best baseline, the cost table, and three plots.
+
+All of it is regenerated from the run records (``runs/*.json``), like the table; nothing here
+trains or evaluates anything.
+"""
+
+import math
+import statistics
+from collections import OrderedDict
+
+import numpy as np
+from tabulate import tabulate
+
+from recbole_llm.benchmark import per_user
+from recbole_llm.benchmark.records import atomic_write_text, latest_per_seed
+
+
+def rows(records):
+    """``{label: [records of its seeds]}``, newest record per (label, seed), in first-seen order."""
+    out = OrderedDict()
+    for rec in latest_per_seed(records):
+        out.setdefault(rec.get("label") or rec["model"], []).append(rec)
+    return out
+
+
+def _mean(recs, metric):
+    values = [r["test"][metric] for r in recs if r.get("test") and metric in r["test"]]
+    return statistics.fmean(values) if values else float("nan")
+
+
+def best_baseline(records, metric="ndcg@10"):
+    """Label of the non-LLM row with the highest mean test ``metric`` (None without one)."""
+    candidates = [(label, _mean(recs, metric)) for label, recs in rows(records).items() if not per_user.is_llm(recs)]
+    candidates = [c for c in candidates if not math.isnan(c[1])]
+    return max(candidates, key=lambda c: c[1])[0] if candidates else None
+
+
+def significance(records, metric="ndcg@10"):
+    """``(baseline label, {LLM label: paired_test result})`` on per-user ``metric``, users paired
+    by token, each user's value averaged over the row's seeds."""
+    base = best_baseline(records, metric)
+    if base is None:
+        return None, {}
+    grouped = rows(records)
+    base_values = per_user.user_means(grouped[base], metric)
+    if not base_values:
+        return base, {}
+    out = {}
+    for label, recs in grouped.items():
+        if per_user.is_llm(recs):
+            values = per_user.user_means(recs, metric)
+            if values:
+                out[label] = per_user.paired_test(values, base_values)
+    return base, out
+
+
+def _fmt(value, digits=1):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def cost_rows(records):
+    """One row per label: means over seeds of what each run cost (see the header of :func:`cost_table`)."""
+    out = []
+    for label, recs in rows(records).items():
+        def mean(get):
+            values = [v for v in (get(r) for r in recs) if v is not None]
+            return statistics.fmean(values) if values else None
+
+        cost = lambda key: mean(lambda r: r.get("cost", {}).get(key))  # noqa: E731
+        sel = next((r.get("data_selection") for r in recs if r.get("data_selection")), None)
+        data = "all" if not sel or sel.get("strategy") in (None, "all") else f"{sel['strategy']} {sel['selected']:,}"
+        out.append({
+            "model": label,
+            "seeds": len(recs),
+            "train_samples": mean(lambda r: r["history"][0].get("train_samples") if r.get("history") else None),
+            "data": data,
+            "epochs": mean(lambda r: r.get("epochs_run")),
+            "train_s_per_epoch": cost("train_time_per_epoch_s"),
+            "train_samples_per_s": cost("train_samples_per_s"),
+            "bare_lm_samples_per_s": cost("train_samples_per_s_bare_lm"),
+            "throughput_ratio": cost("adapter_throughput_ratio"),
+            "valid_s": cost("valid_time_per_epoch_s"),
+            "test_s": cost("test_time_s"),
+            "peak_rss_mb": cost("peak_rss_mb"),
+            "peak_gpu_mb": cost("peak_gpu_mb"),
+            "trainable": mean(lambda r: r.get("parameters", {}).get("trainable")),
+            # the model's own total includes the frozen LM (a submodule); the frozen ID model is not one
+            "total": mean(lambda r: r.get("parameters", {}).get("total", 0) + r.get("parameters", {}).get("id_model", 0)),
+            "device": recs[0].get("device"),
+            "hardware": recs[0].get("hardware", {}).get("gpu") or recs[0].get("hardware", {}).get("cpu"),
+        })
+    return out
+
+
+def cost_table(records):
+    """The cost table as Markdown (means over each row's seeds)."""
+    body = []
+    for c in cost_rows(records):
+        body.append([
+            c["model"], c["seeds"], c["data"], _fmt(c["epochs"]), _fmt(c["train_s_per_epoch"]),
+            _fmt(c["train_samples_per_s"]), _fmt(c["bare_lm_samples_per_s"]), _fmt(c["throughput_ratio"], 2),
+            _fmt(c["valid_s"], 2), _fmt(c["test_s"], 2), _fmt(c["peak_rss_mb"], 0), _fmt(c["peak_gpu_mb"], 0),
+            _fmt(c["trainable"], 0), _fmt(c["total"], 0), c["device"],
+        ])
+    headers = ["Model", "Seeds", "Trained on", "Epochs", "Train s/epoch", "Train samples/s",
+               "Bare LM samples/s", "Adapter ratio", "Valid s (all users)", "Test s (all users)",
+               "Peak RSS MB", "Peak GPU MB", "Trainable params", "Total params", "Device"]
+    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def history_edges(records):
+    """Bucket edges over users' full history lengths: quartiles, the 90th percentile, and above."""
+    lengths = next((r["per_user"]["history_length"] for r in records if per_user.has_per_user(r)), None)
+    if not lengths:
+        return None
+    q = np.percentile(lengths, [25, 50, 75, 90])
+    edges = sorted({int(min(lengths))} | {int(math.ceil(v)) for v in q})
+    return edges + [math.inf]
+
+
+def write_plots(out_dir, dataset, records, metrics=("hit@10", "ndcg@10")):
+    """``metrics.png``, ``valid_curves.png`` and ``long_history.png`` under ``out_dir``; returns
+    the names written. Written through a temporary file and renamed, like every result."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from recbole_llm.fsutil import atomic_path
+
+    grouped = rows(records)
+    written = []
+
+    def save(fig, name):
+        with atomic_path(f"{out_dir}/{name}") as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+        plt.close(fig)
+        written.append(name)
+
+    # 1. test metrics per row, with every seed's value
+    labels = list(grouped)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(max(6, 0.9 * len(labels)) * len(metrics) / 1.6, 4.2))
+    axes = np.atleast_1d(axes)
+    for ax, metric in zip(axes, metrics):
+        means = [_mean(grouped[lab], metric) for lab in labels]
+        colors = ["tab:orange" if per_user.is_llm(grouped[lab]) else "tab:blue" for lab in labels]
+        ax.bar(range(len(labels)), means, color=colors, alpha=0.6)
+        for i, lab in enumerate(labels):
+            values = [r["test"][metric] for r in grouped[lab] if r.get("test")]
+            ax.scatter([i] * len(values), values, color="black", s=12, zorder=3)
+        ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
+        ax.set_title(f"{dataset}: test {per_user_label(metric)} (bars: mean, dots: seeds)", fontsize=9)
+    save(fig, "metrics.png")
+
+    # 2. validation metric per epoch: each LLM row against its ID base model's row
+    llm = [lab for lab in labels if per_user.is_llm(grouped[lab])]
+    if llm:
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        valid_key = grouped[llm[0]][0]["protocol"]["valid_metric"].lower()
+        bases = set()
+        for lab in llm:
+            _curve(ax, grouped[lab], valid_key, lab, "-")
+            bases.update(r.get("parameters", {}).get("id_model_name") for r in grouped[lab])
+        for base in sorted(b for b in bases if b in grouped):
+            _curve(ax, grouped[base], valid_key, f"{base} (ID base)", "--")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"validation {per_user_label(valid_key)} (mean over seeds)")
+        ax.set_title(f"{dataset}: LLM models against their ID base model", fontsize=9)
+        ax.legend(fontsize=7)
+        save(fig, "valid_curves.png")
+
+    # 3. long histories (RA-Rec Fig. 4): test NDCG@10 per history-length bucket
+    edges = history_edges(records)
+    if edges:
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        shown = [lab for lab in labels if any(per_user.has_per_user(r) for r in grouped[lab])]
+        width = 0.8 / max(len(shown), 1)
+        slices = None
+        for j, lab in enumerate(shown):
+            slices = per_user.history_slices(grouped[lab], "ndcg@10", edges)
+            ax.bar(np.arange(len(slices)) + j * width, [s[2] for s in slices], width, label=lab)
+        if slices:
+            ax.set_xticks(np.arange(len(slices)) + 0.4 - width / 2,
+                          [f"{s[0]}\n({s[1]} users)" for s in slices], fontsize=7)
+        ax.set_xlabel("user's history length before the test item")
+        ax.set_ylabel("test NDCG@10")
+        ax.set_title(f"{dataset}: test NDCG@10 by history length", fontsize=9)
+        ax.legend(fontsize=7)
+        save(fig, "long_history.png")
+    return written
+
+
+def _curve(ax, recs, key, label, style):
+    by_epoch = {}
+    for r in recs:
+        for e in r.get("history", []):
+            if key in e.get("valid", {}):
+                by_epoch.setdefault(e["epoch"], []).append(e["valid"][key])
+    if by_epoch:
+        epochs = sorted(by_epoch)
+        ax.plot(epochs, [statistics.fmean(by_epoch[e]) for e in epochs], style, marker="o", ms=3, label=label)
+
+
+def per_user_label(metric):
+    from recbole_llm.benchmark.tables import pretty_metric
+
+    return pretty_metric(metric)
+
+
+def write_report(out_dir, dataset, records, command=None):
+    """``cost.md`` and the plots; returns the Markdown of the cost table."""
+    text = cost_table(records)
+    lines = [f"# {dataset}: cost", "",
+             "Means over each row's seeds, from the run records' `cost` and `parameters`. Train samples/s is "
+             "over the training epochs; for the LLM rows, *Bare LM samples/s* is the frozen LM's own "
+             "forward+backward on the same batches, timed in the same run after training, and *Adapter "
+             "ratio* is the model's throughput over it on those batches. Valid/Test s: one full-ranking pass over all "
+             "users and items. Peak RSS is per run (reset at its start). Total params count the frozen LM and "
+             "ID model for the LLM rows.", "", text]
+    if command:
+        lines += ["", f"Regenerate: `{command}`"]
+    atomic_write_text(f"{out_dir}/cost.md", "\n".join(lines) + "\n")
+    write_plots(out_dir, dataset, records)
+    return text

@@ -1,0 +1,102 @@
+"""Per-user ranks in run records, the paired significance test, the cost table and the plots."""
+
+import copy
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from recbole_llm.benchmark import per_user, report
+from recbole_llm.benchmark.tables import write_tables
+from recbole_llm.quick_start import run
+
+
+def test_metric_values_from_ranks():
+    ranks = [1, 3, 0, 11, 10]
+    assert per_user.metric_values(ranks, "hit@10").tolist() == [1, 1, 0, 0, 1]
+    ndcg = per_user.metric_values(ranks, "ndcg@10")
+    assert ndcg[0] == 1.0 and ndcg[1] == pytest.approx(1 / math.log2(4)) and ndcg[2] == 0 and ndcg[3] == 0
+    assert per_user.metric_values(ranks, "mrr@5").tolist() == [1.0, pytest.approx(1 / 3), 0, 0, 0]
+    with pytest.raises(ValueError, match="precision@5"):
+        per_user.metric_values(ranks, "precision@5")
+
+
+def test_per_user_ranks_reproduce_the_reported_test_metrics(toy_data_path, tiny_overrides, tmp_path):
+    record = run("SASRec", "toy", 2020, (), dict(tiny_overrides, topk=[5, 10]), toy_data_path, tmp_path / "saved")
+    pu = record["per_user"]
+    assert pu["split"] == "test" and pu["max_k"] == 10 and set(pu["targets"]) == {1}
+    assert len(pu["users"]) == len(set(pu["users"])) == record["dataset_stats"]["users"]
+    assert all(1 <= n for n in pu["history_length"])
+    for metric in ("hit@5", "hit@10", "ndcg@10", "mrr@10"):
+        mean = per_user.metric_values(pu["rank"], metric).mean()
+        assert mean == pytest.approx(record["test"][metric], abs=6e-5)  # RecBole rounds to 4 places
+
+
+def test_paired_test_is_scipys_on_the_common_users():
+    rng = np.random.default_rng(0)
+    a = {f"u{i}": float(v) for i, v in enumerate(rng.random(50))}
+    b = {f"u{i}": float(v) for i, v in enumerate(rng.random(50) * 0.5)}
+    b["only_in_b"] = 1.0
+    result = per_user.paired_test(a, b)
+    users = sorted(a)
+    assert result["n_users"] == 50
+    assert result["p_ttest"] == pytest.approx(stats.ttest_rel([a[u] for u in users], [b[u] for u in users]).pvalue)
+    assert result["mean_diff"] > 0 and result["p_ttest"] < 1e-3
+    same = per_user.paired_test(a, dict(a))
+    assert same["p_ttest"] == 1.0 and same["mean_diff"] == 0.0
+
+
+def _record(model, label, seed, ranks, users, lengths, valid=(0.1, 0.2)):
+    values = {m: float(per_user.metric_values(ranks, m).mean()) for m in ("hit@10", "ndcg@10")}
+    rec = {
+        "model": model, "label": label, "dataset": "toy", "seed": seed, "test": values,
+        "valid": {"ndcg@10": valid[-1]}, "epochs_run": len(valid), "commit": "abc",
+        "protocol": {"split": "LS", "valid_metric": "NDCG@10", "epochs_max": 5, "stopping_step": 2},
+        "history": [{"epoch": i, "valid": {"ndcg@10": v}, "train_samples": 100} for i, v in enumerate(valid)],
+        "dataset_stats": {"users": len(users), "items": 50, "interactions": 500, "train_samples": 100},
+        "cost": {"wall_time_s": 1.0, "train_time_per_epoch_s": 0.5, "train_samples_per_s": 200.0,
+                 "valid_time_per_epoch_s": 0.1, "test_time_s": 0.1, "peak_rss_mb": 100.0},
+        "parameters": {"total": 1000, "trainable": 1000},
+        "per_user": {"split": "test", "users": users, "rank": list(ranks), "targets": [1] * len(users),
+                     "history_length": lengths, "max_k": 100},
+        "finished_at": f"2026-01-0{seed}",
+    }
+    if model == "IDLEAdapter":
+        rec["parameters"].update({"lm": 5000, "id_model": 300, "id_model_name": "ComiRec", "total": 6000,
+                                  "trainable": 900})
+        rec["cost"].update({"train_samples_per_s_bare_lm": 250.0, "adapter_throughput_ratio": 0.8})
+    return rec
+
+
+def test_tables_show_p_values_and_the_report_writes_cost_and_plots(tmp_path):
+    rng = np.random.default_rng(1)
+    users = [str(i) for i in range(200)]
+    lengths = rng.integers(1, 80, 200).tolist()
+    good = rng.integers(1, 4, 200)  # the LLM row ranks the target near the top
+    weak = rng.integers(5, 30, 200)
+    records = []
+    for seed in (1, 2):
+        records.append(_record("ComiRec", "ComiRec", seed, weak, users, lengths))
+        records.append(_record("BPR", "BPR", seed, weak + 20, users, lengths))
+        records.append(_record("IDLEAdapter", "IDLEAdapter", seed, good, users, lengths))
+    text = write_tables(tmp_path, "toy", records, metrics=("hit@10", "ndcg@10"))
+    assert "p (NDCG@10 vs ComiRec)" in text
+    llm_row = next(line for line in text.splitlines() if line.startswith("| IDLEAdapter"))
+    assert llm_row.rstrip(" |").endswith("<1e-4")
+    assert next(line for line in text.splitlines() if line.startswith("| BPR")).rstrip(" |").endswith("-")
+    csv = (tmp_path / "comparison.csv").read_text()
+    assert "p_ttest_vs_best_baseline" in csv and "p_wilcoxon_vs_best_baseline" in csv
+    cost = (tmp_path / "cost.md").read_text()
+    assert "| IDLEAdapter" in cost and "0.80" in cost and "6,300" in cost  # ratio; LM + adapter + ID model
+    for name in ("metrics.png", "valid_curves.png", "long_history.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_no_per_user_ranks_no_p_column(tmp_path):
+    rec = _record("SASRec", "SASRec", 1, [1, 2], ["a", "b"], [3, 4])
+    old = copy.deepcopy(rec)
+    del old["per_user"]
+    text = write_tables(tmp_path, "toy", [old], metrics=("hit@10",))
+    assert "p (" not in text
+    assert report.history_edges([old]) is None
