@@ -80,8 +80,11 @@ def test_tables_show_p_values_and_the_report_writes_cost_and_plots(tmp_path):
         records.append(_record("ComiRec", "ComiRec", seed, weak, users, lengths))
         records.append(_record("BPR", "BPR", seed, weak + 20, users, lengths))
         records.append(_record("IDLEAdapter", "IDLEAdapter", seed, good, users, lengths))
-    text = write_tables(tmp_path, "toy", records, metrics=("hit@10", "ndcg@10"))
+    records.append(_record("RARec", "RARec", 1, good - 1 + (good == 1), users, lengths))  # better than IDLE
+    text = write_tables(tmp_path, "toy", records, metrics=("hit@10", "ndcg@10"), target="IDLEAdapter")
     assert "p (NDCG@10 vs ComiRec)" in text
+    gain = next(line for line in text.splitlines() if "Improv." in line)
+    assert "IDLEAdapter vs best baseline" in gain and "+" in gain  # against ComiRec, not the better RARec row
     llm_row = next(line for line in text.splitlines() if line.startswith("| IDLEAdapter"))
     assert llm_row.rstrip(" |").endswith("<1e-4")
     assert next(line for line in text.splitlines() if line.startswith("| BPR")).rstrip(" |").endswith("-")

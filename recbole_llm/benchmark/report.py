@@ -142,7 +142,7 @@ def write_plots(out_dir, dataset, records, metrics=("hit@10", "ndcg@10")):
 
     # 1. test metrics per row, with every seed's value
     labels = list(grouped)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(max(6, 0.9 * len(labels)) * len(metrics) / 1.6, 4.2))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(max(4.5, 0.6 * len(labels)) * len(metrics), 4.2))
     axes = np.atleast_1d(axes)
     for ax, metric in zip(axes, metrics):
         means = [_mean(grouped[lab], metric) for lab in labels]
@@ -152,7 +152,7 @@ def write_plots(out_dir, dataset, records, metrics=("hit@10", "ndcg@10")):
             values = [r["test"][metric] for r in grouped[lab] if r.get("test")]
             ax.scatter([i] * len(values), values, color="black", s=12, zorder=3)
         ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
-        ax.set_title(f"{dataset}: test {per_user_label(metric)} (bars: mean, dots: seeds)", fontsize=9)
+        ax.set_title(f"{dataset}: test {per_user_label(metric)}\n(bars: mean over seeds, dots: each seed)", fontsize=9)
     save(fig, "metrics.png")
 
     # 2. validation metric per epoch: each LLM row against its ID base model's row

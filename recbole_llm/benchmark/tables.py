@@ -54,19 +54,22 @@ def _ranks(values):
     return best, second
 
 
-def improvement(summary, target, metrics=DEFAULT_METRICS):
-    """Relative gain (%) of ``target`` over the best other row, per metric."""
+def improvement(summary, target, metrics=DEFAULT_METRICS, exclude=()):
+    """Relative gain (%) of ``target`` over the best other row, per metric; rows in ``exclude``
+    are not compared against (an LLM row is compared with the baselines, not the other LLM rows)."""
     if target not in summary.index or len(summary) < 2:
         return None
     out = {}
-    others = summary.drop(index=target)
+    others = summary.drop(index=[target] + [x for x in exclude if x in summary.index and x != target])
+    if others.empty:
+        return None
     for m in metrics:
         best_other = others[f"{m}_mean"].max()
         out[m] = 100.0 * (summary.loc[target, f"{m}_mean"] - best_other) / best_other if best_other else float("nan")
     return out
 
 
-def render(summary, metrics=DEFAULT_METRICS, target=None, fmt="github", digits=4, pvalues=None):
+def render(summary, metrics=DEFAULT_METRICS, target=None, fmt="github", digits=4, pvalues=None, llm_rows=()):
     """The table as text in a tabulate format (``github`` or ``latex_raw``).
 
     ``pvalues``: ``(column header, {label: text})``, a last column (the paired test of each LLM
@@ -95,10 +98,11 @@ def render(summary, metrics=DEFAULT_METRICS, target=None, fmt="github", digits=4
         if pvalues:
             cells.append(pvalues[1].get(label, "-"))
         body.append(cells)
-    gain = improvement(summary, target, metrics) if target else None
+    gain = improvement(summary, target, metrics, exclude=llm_rows) if target else None
     if gain is not None:
         pct = r"\%" if latex else "%"
-        body.append([f"Improv.{pct} ({target} vs best other)", ""] + [f"{gain[m]:+.2f}{pct}" for m in metrics]
+        versus = "best baseline" if target in llm_rows else "best other"
+        body.append([f"Improv.{pct} ({target} vs {versus})", ""] + [f"{gain[m]:+.2f}{pct}" for m in metrics]
                     + ([""] if pvalues else []))
     return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)
 
@@ -145,6 +149,7 @@ def write_tables(out_dir, dataset, records, metrics=DEFAULT_METRICS, target=None
     """Write ``comparison.{md,csv,tex}`` under ``out_dir``; return the Markdown text."""
     from recbole_llm.benchmark import report
     from recbole_llm.benchmark.per_user import format_p
+    from recbole_llm.benchmark.per_user import is_llm as per_user_is_llm
 
     summary = summarize(records, metrics)
     if summary.empty:
@@ -165,8 +170,9 @@ def write_tables(out_dir, dataset, records, metrics=DEFAULT_METRICS, target=None
                     "row's seeds; Wilcoxon signed-rank p-values and the number of users are in the CSV. "
                     + "; ".join(f"{label}: mean difference {t['mean_diff']:+.4f} over {t['n_users']} users, "
                                 f"Wilcoxon p {format_p(t['p_wilcoxon'])}" for label, t in tests.items() if t) + "."]
-    md = render(summary, metrics, target, "github", pvalues=pvalues)
-    tex = render(summary, metrics, target, "latex_raw", pvalues=pvalues)
+    llm_rows = [label for label, recs in report.rows(records).items() if per_user_is_llm(recs)]
+    md = render(summary, metrics, target, "github", pvalues=pvalues, llm_rows=llm_rows)
+    tex = render(summary, metrics, target, "latex_raw", pvalues=pvalues, llm_rows=llm_rows)
     note = provenance(records, dataset)
     lines = [f"# {dataset}: comparison", "", md, "", note, "", "Rows: " + "; ".join(row_notes(records)) + "."]
     lines += [""] + sig_note if sig_note else []
