@@ -211,7 +211,7 @@ def per_user_label(metric):
 
 
 def write_report(out_dir, dataset, records, command=None):
-    """``cost.md`` and the plots; returns the Markdown of the cost table."""
+    """``cost.md`` and the plots; returns the file names written."""
     text = cost_table(records)
     lines = [f"# {dataset}: cost", "",
              "Means over each row's seeds, from the run records' `cost` and `parameters`. Train samples/s is "
@@ -223,5 +223,4 @@ def write_report(out_dir, dataset, records, command=None):
     if command:
         lines += ["", f"Regenerate: `{command}`"]
     atomic_write_text(f"{out_dir}/cost.md", "\n".join(lines) + "\n")
-    write_plots(out_dir, dataset, records)
-    return text
+    return ["cost.md"] + write_plots(out_dir, dataset, records)

@@ -176,13 +176,13 @@ def write_tables(out_dir, dataset, records, metrics=DEFAULT_METRICS, target=None
     note = provenance(records, dataset)
     lines = [f"# {dataset}: comparison", "", md, "", note, "", "Rows: " + "; ".join(row_notes(records)) + "."]
     lines += [""] + sig_note if sig_note else []
-    lines += ["", "Cost: [cost.md](cost.md). Plots: [metrics.png](metrics.png), [valid_curves.png](valid_curves.png), "
-              "[long_history.png](long_history.png) (those the records allow)."]
+    written = report.write_report(out_dir, dataset, records, command)
+    plots = ", ".join(f"[{name}]({name})" for name in written if name.endswith(".png"))
+    lines += ["", "Cost: [cost.md](cost.md)." + (f" Plots: {plots}." if plots else "")]
     if command:
         lines += ["", f"Regenerate: `{command}`"]
     text = "\n".join(lines) + "\n"
     atomic_write_text(f"{out_dir}/comparison.md", text)
     atomic_write_text(f"{out_dir}/comparison.csv", to_csv(summary))
     atomic_write_text(f"{out_dir}/comparison.tex", f"% {note}\n" + tex + "\n")
-    report.write_report(out_dir, dataset, records, command)
     return text
