@@ -82,11 +82,12 @@ def test_tables_show_p_values_and_the_report_writes_cost_and_plots(tmp_path):
         records.append(_record("IDLEAdapter", "IDLEAdapter", seed, good, users, lengths))
     records.append(_record("RARec", "RARec", 1, good - 1 + (good == 1), users, lengths))  # better than IDLE
     text = write_tables(tmp_path, "toy", records, metrics=("hit@10", "ndcg@10"), target="IDLEAdapter")
-    assert "p (NDCG@10 vs ComiRec)" in text
+    assert "p (NDCG@10 vs ComiRec)" in text and "p (NDCG@10 vs own ID base)" in text
+    assert "<1e-4 (ComiRec)" in text  # IDLEAdapter's ID base is the ComiRec row
     gain = next(line for line in text.splitlines() if "Improv." in line)
     assert "IDLEAdapter vs best baseline" in gain and "+" in gain  # against ComiRec, not the better RARec row
     llm_row = next(line for line in text.splitlines() if line.startswith("| IDLEAdapter"))
-    assert llm_row.rstrip(" |").endswith("<1e-4")
+    assert llm_row.rstrip(" |").endswith("<1e-4 (ComiRec)")
     assert next(line for line in text.splitlines() if line.startswith("| BPR")).rstrip(" |").endswith("-")
     csv = (tmp_path / "comparison.csv").read_text()
     assert "p_ttest_vs_best_baseline" in csv and "p_wilcoxon_vs_best_baseline" in csv

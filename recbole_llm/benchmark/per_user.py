@@ -103,6 +103,6 @@ def history_slices(records, metric, edges):
             sel = (lengths >= lo) & (lengths < hi)
             values.extend(metric_values(np.asarray(pu["rank"])[sel], metric))
             users.update(np.asarray(pu["users"])[sel].tolist())
-        label = f"{lo}-{hi - 1}" if math.isfinite(hi) else f">={lo}"
+        label = (f"{lo}" if hi - 1 == lo else f"{lo}-{hi - 1}") if math.isfinite(hi) else f">={lo}"
         out.append((label, len(users), float(np.mean(values)) if values else float("nan")))
     return out

@@ -55,6 +55,23 @@ def significance(records, metric="ndcg@10"):
     return base, out
 
 
+def id_base_significance(records, metric="ndcg@10"):
+    """``{LLM label: (ID base label, paired_test result)}``: each LLM row against the row of its own
+    frozen ID model (the row labelled like the record's ``id_model_name``; the papers' Table 3)."""
+    grouped = rows(records)
+    out = {}
+    for label, recs in grouped.items():
+        if not per_user.is_llm(recs):
+            continue
+        base = recs[0].get("parameters", {}).get("id_model_name")
+        if base not in grouped or per_user.is_llm(grouped[base]):
+            continue
+        values, base_values = per_user.user_means(recs, metric), per_user.user_means(grouped[base], metric)
+        if values and base_values:
+            out[label] = (base, per_user.paired_test(values, base_values))
+    return out
+
+
 def _fmt(value, digits=1):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -167,7 +184,7 @@ def write_plots(out_dir, dataset, records, metrics=("hit@10", "ndcg@10")):
         for base in sorted(b for b in bases if b in grouped):
             _curve(ax, grouped[base], valid_key, f"{base} (ID base)", "--")
         ax.set_xlabel("epoch")
-        ax.set_ylabel(f"validation {per_user_label(valid_key)} (mean over seeds)")
+        ax.set_ylabel(f"validation {per_user_label(valid_key)}\n(mean over the seeds still training)")
         ax.set_title(f"{dataset}: LLM models against their ID base model", fontsize=9)
         ax.legend(fontsize=7)
         save(fig, "valid_curves.png")

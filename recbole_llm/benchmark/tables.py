@@ -72,16 +72,16 @@ def improvement(summary, target, metrics=DEFAULT_METRICS, exclude=()):
 def render(summary, metrics=DEFAULT_METRICS, target=None, fmt="github", digits=4, pvalues=None, llm_rows=()):
     """The table as text in a tabulate format (``github`` or ``latex_raw``).
 
-    ``pvalues``: ``(column header, {label: text})``, a last column (the paired test of each LLM
-    row against the best baseline); rows without an entry show ``-``.
+    ``pvalues``: a list of ``(column header, {label: text})``, last columns (the paired tests of
+    each LLM row); rows without an entry show ``-``.
     """
     latex = fmt.startswith("latex")
     bold = (lambda s: rf"\textbf{{{s}}}") if latex else (lambda s: f"**{s}**")
     under = (lambda s: rf"\underline{{{s}}}") if latex else (lambda s: f"<u>{s}</u>")
     pm = r" $\pm$ " if latex else " ± "
     headers = ["Model", "Seeds"] + [pretty_metric(m) for m in metrics]
-    if pvalues:
-        headers.append(pvalues[0])
+    for header, _ in pvalues or ():
+        headers.append(header)
     ranks = {m: _ranks(list(summary[f"{m}_mean"])) for m in metrics}
     body = []
     for label, row in summary.iterrows():
@@ -95,15 +95,15 @@ def render(summary, metrics=DEFAULT_METRICS, target=None, fmt="github", digits=4
             elif mean == second:
                 text = under(text)
             cells.append(text)
-        if pvalues:
-            cells.append(pvalues[1].get(label, "-"))
+        for _, column in pvalues or ():
+            cells.append(column.get(label, "-"))
         body.append(cells)
     gain = improvement(summary, target, metrics, exclude=llm_rows) if target else None
     if gain is not None:
         pct = r"\%" if latex else "%"
         versus = "best baseline" if target in llm_rows else "best other"
         body.append([f"Improv.{pct} ({target} vs {versus})", ""] + [f"{gain[m]:+.2f}{pct}" for m in metrics]
-                    + ([""] if pvalues else []))
+                    + [""] * len(pvalues or ()))
     return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)
 
 
@@ -157,9 +157,18 @@ def write_tables(out_dir, dataset, records, metrics=DEFAULT_METRICS, target=None
     base, tests = report.significance(records, SIGNIFICANCE_METRIC)
     pvalues = None
     sig_note = []
+    base_tests = report.id_base_significance(records, SIGNIFICANCE_METRIC)
     if tests:
         header = f"p (NDCG@10 vs {base})"
-        pvalues = (header, {label: format_p(t["p_ttest"]) if t else "-" for label, t in tests.items()})
+        pvalues = [(header, {label: format_p(t["p_ttest"]) if t else "-" for label, t in tests.items()})]
+        if base_tests:
+            pvalues.append(("p (NDCG@10 vs own ID base)",
+                            {label: f"{format_p(t['p_ttest'])} ({b})" if t else "-" for label, (b, t) in base_tests.items()}))
+        for label, (b, t) in base_tests.items():
+            if t:
+                summary.loc[label, "id_base"] = b
+                summary.loc[label, "p_ttest_vs_id_base"] = t["p_ttest"]
+                summary.loc[label, "p_wilcoxon_vs_id_base"] = t["p_wilcoxon"]
         for label, t in tests.items():
             if t:
                 summary.loc[label, "p_ttest_vs_best_baseline"] = t["p_ttest"]
@@ -170,6 +179,11 @@ def write_tables(out_dir, dataset, records, metrics=DEFAULT_METRICS, target=None
                     "row's seeds; Wilcoxon signed-rank p-values and the number of users are in the CSV. "
                     + "; ".join(f"{label}: mean difference {t['mean_diff']:+.4f} over {t['n_users']} users, "
                                 f"Wilcoxon p {format_p(t['p_wilcoxon'])}" for label, t in tests.items() if t) + "."]
+        if base_tests:
+            sig_note[0] += (" Against each LLM row's own frozen ID model (its row in this table, the papers' Table 3 "
+                            "question), the same test: " + "; ".join(
+                                f"{label} vs {b}: mean difference {t['mean_diff']:+.4f}, Wilcoxon p "
+                                f"{format_p(t['p_wilcoxon'])}" for label, (b, t) in base_tests.items() if t) + ".")
     llm_rows = [label for label, recs in report.rows(records).items() if per_user_is_llm(recs)]
     md = render(summary, metrics, target, "github", pvalues=pvalues, llm_rows=llm_rows)
     tex = render(summary, metrics, target, "latex_raw", pvalues=pvalues, llm_rows=llm_rows)
