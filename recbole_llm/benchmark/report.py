@@ -72,6 +72,40 @@ def id_base_significance(records, metric="ndcg@10"):
     return out
 
 
+def significance_columns(records, metric="ndcg@10"):
+    """What the comparison table shows of the paired tests: ``(pvalues, columns, note)``.
+
+    ``pvalues``: the extra table columns, ``[(header, {label: text})]`` (None without per-user
+    data); ``columns``: per LLM label, the CSV values (p-values, Wilcoxon p-values, users, ID base);
+    ``note``: one paragraph saying how the p-values were made, with mean differences.
+    """
+    fmt = per_user.format_p
+    base, tests = significance(records, metric)
+    tests = {label: t for label, t in tests.items() if t}
+    if not tests:
+        return None, {}, ""
+    base_tests = {label: bt for label, bt in id_base_significance(records, metric).items() if bt[1]}
+    name = per_user_label(metric)
+    pvalues = [(f"p ({name} vs {base})", {label: fmt(t["p_ttest"]) for label, t in tests.items()})]
+    if base_tests:
+        pvalues.append((f"p ({name} vs own ID base)",
+                        {label: f"{fmt(t['p_ttest'])} ({b})" for label, (b, t) in base_tests.items()}))
+    columns = {label: {"p_ttest_vs_best_baseline": t["p_ttest"], "p_wilcoxon_vs_best_baseline": t["p_wilcoxon"],
+                       "paired_users": t["n_users"]} for label, t in tests.items()}
+    for label, (b, t) in base_tests.items():
+        columns[label].update({"id_base": b, "p_ttest_vs_id_base": t["p_ttest"], "p_wilcoxon_vs_id_base": t["p_wilcoxon"]})
+    note = (f"p: two-sided paired t-test of each LLM row against the best baseline ({base}, by mean test {name}) on "
+            f"per-user test {name}, users paired by id, each user's value averaged over the row's seeds; Wilcoxon "
+            "signed-rank p-values and the number of users are in the CSV. "
+            + "; ".join(f"{label}: mean difference {t['mean_diff']:+.4f} over {t['n_users']} users, Wilcoxon p "
+                        f"{fmt(t['p_wilcoxon'])}" for label, t in tests.items()) + ".")
+    if base_tests:
+        note += (" Against each LLM row's own frozen ID model (its row in this table, the papers' Table 3 question), "
+                 "the same test: " + "; ".join(f"{label} vs {b}: mean difference {t['mean_diff']:+.4f}, Wilcoxon p "
+                                              f"{fmt(t['p_wilcoxon'])}" for label, (b, t) in base_tests.items()) + ".")
+    return pvalues, columns, note
+
+
 def _fmt(value, digits=1):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"

@@ -148,48 +148,22 @@ def row_notes(records):
 def write_tables(out_dir, dataset, records, metrics=DEFAULT_METRICS, target=None, command=None):
     """Write ``comparison.{md,csv,tex}`` under ``out_dir``; return the Markdown text."""
     from recbole_llm.benchmark import report
-    from recbole_llm.benchmark.per_user import format_p
     from recbole_llm.benchmark.per_user import is_llm as per_user_is_llm
 
     summary = summarize(records, metrics)
     if summary.empty:
         return ""
-    base, tests = report.significance(records, SIGNIFICANCE_METRIC)
-    pvalues = None
-    sig_note = []
-    base_tests = report.id_base_significance(records, SIGNIFICANCE_METRIC)
-    if tests:
-        header = f"p (NDCG@10 vs {base})"
-        pvalues = [(header, {label: format_p(t["p_ttest"]) if t else "-" for label, t in tests.items()})]
-        if base_tests:
-            pvalues.append(("p (NDCG@10 vs own ID base)",
-                            {label: f"{format_p(t['p_ttest'])} ({b})" if t else "-" for label, (b, t) in base_tests.items()}))
-        for label, (b, t) in base_tests.items():
-            if t:
-                summary.loc[label, "id_base"] = b
-                summary.loc[label, "p_ttest_vs_id_base"] = t["p_ttest"]
-                summary.loc[label, "p_wilcoxon_vs_id_base"] = t["p_wilcoxon"]
-        for label, t in tests.items():
-            if t:
-                summary.loc[label, "p_ttest_vs_best_baseline"] = t["p_ttest"]
-                summary.loc[label, "p_wilcoxon_vs_best_baseline"] = t["p_wilcoxon"]
-                summary.loc[label, "paired_users"] = t["n_users"]
-        sig_note = [f"p: two-sided paired t-test of each LLM row against the best baseline ({base}, by mean test "
-                    f"NDCG@10) on per-user test NDCG@10, users paired by id, each user's value averaged over the "
-                    "row's seeds; Wilcoxon signed-rank p-values and the number of users are in the CSV. "
-                    + "; ".join(f"{label}: mean difference {t['mean_diff']:+.4f} over {t['n_users']} users, "
-                                f"Wilcoxon p {format_p(t['p_wilcoxon'])}" for label, t in tests.items() if t) + "."]
-        if base_tests:
-            sig_note[0] += (" Against each LLM row's own frozen ID model (its row in this table, the papers' Table 3 "
-                            "question), the same test: " + "; ".join(
-                                f"{label} vs {b}: mean difference {t['mean_diff']:+.4f}, Wilcoxon p "
-                                f"{format_p(t['p_wilcoxon'])}" for label, (b, t) in base_tests.items() if t) + ".")
+    pvalues, columns, sig_note = report.significance_columns(records, SIGNIFICANCE_METRIC)
+    for label, values in columns.items():
+        for key, value in values.items():
+            summary.loc[label, key] = value
     llm_rows = [label for label, recs in report.rows(records).items() if per_user_is_llm(recs)]
     md = render(summary, metrics, target, "github", pvalues=pvalues, llm_rows=llm_rows)
     tex = render(summary, metrics, target, "latex_raw", pvalues=pvalues, llm_rows=llm_rows)
     note = provenance(records, dataset)
     lines = [f"# {dataset}: comparison", "", md, "", note, "", "Rows: " + "; ".join(row_notes(records)) + "."]
-    lines += [""] + sig_note if sig_note else []
+    if sig_note:
+        lines += ["", sig_note]
     written = report.write_report(out_dir, dataset, records, command)
     plots = ", ".join(f"[{name}]({name})" for name in written if name.endswith(".png"))
     lines += ["", "Cost: [cost.md](cost.md)." + (f" Plots: {plots}." if plots else "")]
