@@ -30,6 +30,7 @@ xlm-roberta, electra: SentenceBert/MiniLM, BGE), gpt2, opt, and Llama-family dec
 (llama, mistral, qwen2).
 """
 
+import abc
 import logging
 
 import torch
@@ -39,7 +40,7 @@ from recbole_llm.errors import UserError
 from recbole_llm.lm.resolve import resolve_lm
 
 
-class _Arch:
+class _Arch(abc.ABC):
     """Where one architecture keeps its layers and how a layer projects keys and values."""
 
     is_decoder = False
@@ -51,12 +52,13 @@ class _Arch:
         self.kv_heads = getattr(cfg, "num_key_value_heads", None) or self.num_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.num_heads
 
+    @abc.abstractmethod
     def layers(self):
-        raise NotImplementedError
+        """The model's list of transformer layers."""
 
+    @abc.abstractmethod
     def key_value(self, layer, x):
         """``x`` [B, P, d] in the layer's input space -> keys, values [B, kv_heads, P, head_dim]."""
-        raise NotImplementedError
 
     def _heads(self, t):
         b, p, _ = t.shape

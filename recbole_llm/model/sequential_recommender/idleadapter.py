@@ -1,7 +1,7 @@
 r"""IDLE-Adapter: ID and language embeddings bridged by a layer-wise adapter.
 
-Paper: "Break the ID-Language Barrier: An Adaption Framework for Sequential Recommendation"
-(``../shared/papers/idle-adapter.md``), sections 4.1-4.3 and 5.1. Equation numbers refer to it.
+Paper: Yu, Zhang, Zhao and Wang, "Break the ID-Language Barrier: An Adaption Framework for
+Sequential Recommendation", sections 4.1-4.3 and 5.1. Equation numbers refer to it.
 
 A frozen ID sequential model gives ``u = F'(S^u)`` (Eq. 2). Per LM layer l the adapter makes
 

@@ -1,7 +1,7 @@
 r"""RA-Rec: ID representation alignment for LLM-based recommendation.
 
-Paper: "RA-Rec: An Efficient ID Representation Alignment Framework for LLM-based
-Recommendation" (``../shared/papers/ra-rec.md``), sections 3.1-3.4 and 4.1. Equation numbers
+Paper: Yu, Zhang, Zhao, Wang and Ma, "RA-Rec: An Efficient ID Representation Alignment Framework
+for LLM-based Recommendation" (arXiv:2402.04527), sections 3.1-3.4 and 4.1. Equation numbers
 refer to it.
 
 Two towers through one frozen LM. For the user, the hard prompt is the history's titles
