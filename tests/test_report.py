@@ -62,7 +62,7 @@ def _record(model, label, seed, ranks, users, lengths, valid=(0.1, 0.2)):
                      "history_length": lengths, "max_k": 100},
         "finished_at": f"2026-01-0{seed}",
     }
-    if model == "IDLEAdapter":
+    if model in ("IDLEAdapter", "RARec"):  # LLM rows: their records count the frozen LM
         rec["parameters"].update({"lm": 5000, "id_model": 300, "id_model_name": "ComiRec", "total": 6000,
                                   "trainable": 900})
         rec["cost"].update({"train_samples_per_s_bare_lm": 250.0, "adapter_throughput_ratio": 0.8})

@@ -13,9 +13,6 @@ import math
 
 import numpy as np
 
-LLM_MODELS = ("IDLEAdapter", "RARec")
-
-
 def metric_values(ranks, metric):
     """Per-user values of ``hit@K``, ``ndcg@K`` or ``mrr@K`` from 1-based ranks (0: not in the top max_k),
     for one held-out item per user (leave-one-out)."""
@@ -79,7 +76,9 @@ def paired_test(a, b):
 
 
 def is_llm(records):
-    return any(r["model"] in LLM_MODELS for r in records)
+    """True for a row of a frozen-LM recommender: its records count the LM's parameters
+    (``LLMSequentialRecommender.parameter_report``), whatever the model is called."""
+    return any(r.get("parameters", {}).get("lm") for r in records)
 
 
 def format_p(p):

@@ -126,7 +126,6 @@ def cost_rows(records):
         out.append({
             "model": label,
             "seeds": len(recs),
-            "train_samples": mean(lambda r: r["history"][0].get("train_samples") if r.get("history") else None),
             "data": data,
             "epochs": mean(lambda r: r.get("epochs_run")),
             "train_s_per_epoch": cost("train_time_per_epoch_s"),
@@ -141,7 +140,6 @@ def cost_rows(records):
             # the model's own total includes the frozen LM (a submodule); the frozen ID model is not one
             "total": mean(lambda r: r.get("parameters", {}).get("total", 0) + r.get("parameters", {}).get("id_model", 0)),
             "device": recs[0].get("device"),
-            "hardware": recs[0].get("hardware", {}).get("gpu") or recs[0].get("hardware", {}).get("cpu"),
         })
     return out
 
