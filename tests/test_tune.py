@@ -5,6 +5,7 @@ import importlib.util
 import json
 import os
 import signal
+from pathlib import Path
 
 import pytest
 import yaml
@@ -88,6 +89,29 @@ def test_bad_space_is_a_user_error_naming_file_and_key(tmp_path, text, message):
     assert "\n" not in str(err.value)
 
 
+# The size key each baseline's grid sweeps: the width of its item/user representation.
+BASELINE_SIZE_KEYS = {"BPR": "embedding_size", "FPMC": "embedding_size", "GRU4Rec": "embedding_size",
+                      "Caser": "embedding_size", "SASRec": "hidden_size", "BERT4Rec": "hidden_size",
+                      "NARM": "embedding_size", "ComiRec": "embedding_size"}
+
+
+def test_baseline_grids_sweep_keys_the_models_read():
+    """Every baseline's grid is lr x size, and the size key is one its model's own YAML defines
+    (a misspelt key would be set in the config and silently ignored by the model).
+    Our YAML sits on top of RecBole's, as in :class:`recbole_llm.config.Config`."""
+    import recbole
+
+    recbole_props = Path(recbole.__file__).parent / "properties" / "model"
+    for model, size in BASELINE_SIZE_KEYS.items():
+        defaults = {}
+        for folder in (recbole_props, REPO / "properties" / "model"):  # RecBole's YAML, then ours on top
+            if (folder / f"{model}.yaml").is_file():
+                defaults.update(yaml.safe_load((folder / f"{model}.yaml").read_text()) or {})
+        assert size in defaults, model
+        space = SearchSpace.load(REPO / "properties" / "tune" / f"{model}.yaml")
+        assert defaults[size] in space[size].values, model  # the default point is in the grid
+
+
 def test_shipped_spaces_are_the_papers_grids():
     folder = REPO / "properties" / "tune"
     idle = SearchSpace.load(folder / "IDLEAdapter.yaml")
@@ -96,7 +120,10 @@ def test_shipped_spaces_are_the_papers_grids():
     rarec = SearchSpace.load(folder / "RARec.yaml")
     assert rarec["temperature"].values == (0.1, 0.2, 0.5, 1.0) and rarec["align_weight"].values == (0.1, 0.2, 0.5, 1.0)
     assert {"prefix_len", "learning_rate"} <= set(rarec.keys)
-    assert SearchSpace.load(folder / "SASRec.yaml").grid_size() == 6
+    assert SearchSpace.load(folder / "examples" / "SASRec-dropout.yaml").grid_size() == 6
+    for model, size in BASELINE_SIZE_KEYS.items():
+        space = SearchSpace.load(folder / f"{model}.yaml")
+        assert space.keys == ["learning_rate", size] and space.grid_size() == 4, model
 
 
 # ----------------------------------------------------------------------------- sweeps (Ray)

@@ -35,7 +35,7 @@ def tune_main(args, models, seeds, user_files, overrides, output, root, argv, bu
     for model in models:
         space_file = Path(args.tune_space) if args.tune_space else default_space_path(model)
         if not args.tune_space and not space_file.is_file():
-            raise UserError(f"no search space for {model} at {space_file}: write one (see properties/tune/SASRec.yaml) "
+            raise UserError(f"no search space for {model} at {space_file}: write one (see properties/tune/SASRec.yaml or properties/tune/examples/) "
                             f"and pass it with --tune-space")
         space = SearchSpace.load(space_file, keys or None)
         sweep = run_sweep(
