@@ -104,3 +104,63 @@ def test_no_per_user_ranks_no_p_column(tmp_path):
     text = write_tables(tmp_path, "toy", [old], metrics=("hit@10",))
     assert "p (" not in text
     assert report.history_edges([old]) is None
+
+
+def test_rows_are_grouped_baselines_then_tuned_then_llm():
+    users, lengths = ["1", "2", "3"], [1, 2, 3]
+    ranks = [1, 2, 3]
+    llm = _record("IDLEAdapter", "IDLEAdapter", 1, ranks, users, lengths)
+    tuned = _record("SASRec", "SASRec-tuned", 2, ranks, users, lengths)
+    tuned["tune"] = {"sweep": "SASRec-abc"}
+    plain = _record("SASRec", "SASRec", 3, ranks, users, lengths)
+    records = [llm, tuned, plain]  # finished in this order
+    assert list(report.rows(records)) == ["SASRec", "SASRec-tuned", "IDLEAdapter"]
+    from recbole_llm.benchmark.tables import summarize
+    assert list(summarize(records, ("ndcg@10",)).index) == ["SASRec", "SASRec-tuned", "IDLEAdapter"]
+
+
+def _write_runs(root, records):
+    import json
+
+    runs = root / "toy" / "runs"
+    runs.mkdir(parents=True)
+    for i, rec in enumerate(records):
+        (runs / f"r{i}.json").write_text(json.dumps(rec, default=int))
+
+
+def test_variant_table_tests_each_row_against_the_reference(tmp_path, capsys):
+    from recbole_llm.benchmark import variants
+    from recbole_llm.errors import UserError
+
+    rng = np.random.default_rng(2)
+    users = [str(i) for i in range(300)]
+    lengths = rng.integers(1, 50, 300).tolist()
+    full = rng.integers(1, 6, 300)
+    same = full.copy()
+    worse = full + rng.integers(3, 20, 300)
+    records = [_record("RARec", "RARec", 1, full, users, lengths),
+               _record("RARec", "RARec", 2, worse, users, lengths),  # a second seed of the reference
+               _record("RARec", "RARec w/o X", 1, worse, users, lengths),
+               _record("RARec", "RARec w/o Y", 1, same, users, lengths)]
+    _write_runs(tmp_path, records)
+    argv = [f"--output={tmp_path}", "--dataset=toy", "--name=t4", "--title=Table 4", "--reference=RARec",
+            "--row=RARec w/o X", "--row=RARec w/o Y", "--seeds=1"]
+    assert variants.main(argv) == 0
+    md = (tmp_path / "toy" / "t4.md").read_text()
+    assert "RARec (reference)" in md and "--seeds=1" in md and "Table 4" in md
+    import pandas as pd
+
+    csv = pd.read_csv(tmp_path / "toy" / "t4.csv", index_col="row")
+    ref = float(per_user.metric_values(full, "ndcg@10").mean())  # seed 1 only: --seeds=1 drops seed 2
+    assert csv.loc["RARec", "ndcg@10"] == pytest.approx(ref)
+    x = per_user.metric_values(worse, "ndcg@10")
+    assert csv.loc["RARec w/o X", "diff"] == pytest.approx(x.mean() - ref)
+    assert csv.loc["RARec w/o X", "p_ttest"] == pytest.approx(
+        stats.ttest_rel(x, per_user.metric_values(full, "ndcg@10")).pvalue)
+    assert csv.loc["RARec w/o X", "p_ttest"] < 1e-4 and csv.loc["RARec w/o Y", "p_ttest"] == 1.0
+    assert csv.loc["RARec w/o X", "paired_users"] == 300
+    with pytest.raises(UserError, match="'RARec w/o Z'"):
+        variants.main([*argv[:5], "--row=RARec w/o Z"])
+    with pytest.raises(UserError, match="no run records"):
+        variants.main([f"--output={tmp_path / 'none'}", "--dataset=toy", "--name=a", "--title=a",
+                       "--reference=RARec", "--row=b"])

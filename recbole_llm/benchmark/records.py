@@ -7,6 +7,7 @@ tables take, for each (label, seed), the newest record.
 import json
 import re
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 from recbole_llm.fsutil import atomic_path
@@ -59,3 +60,22 @@ def latest_per_seed(records):
     for rec in records:
         chosen[(rec.get("label") or rec["model"], rec["seed"])] = rec
     return list(chosen.values())
+
+
+def row_group(records):
+    """Where a row goes in a table: 0 an ID model at its configured hyperparameters, 1 an ID model
+    whose hyperparameters a sweep chose (its records carry ``tune``), 2 a frozen-LM model (its
+    records count the LM's parameters)."""
+    if any(r.get("parameters", {}).get("lm") for r in records):
+        return 2
+    return 1 if any(r.get("tune") for r in records) else 0
+
+
+def group_rows(records):
+    """``{label: [records of its seeds]}``, the newest record per (label, seed); rows ordered by
+    :func:`row_group` (baselines, tuned baselines, LLM rows), first-seen order within a group."""
+    grouped = OrderedDict()
+    for rec in latest_per_seed(records):
+        grouped.setdefault(rec.get("label") or rec["model"], []).append(rec)
+    order = sorted(grouped, key=lambda label: row_group(grouped[label]))  # sorted() is stable
+    return OrderedDict((label, grouped[label]) for label in order)

@@ -7,21 +7,18 @@ trains or evaluates anything.
 
 import math
 import statistics
-from collections import OrderedDict
 
 import numpy as np
 from tabulate import tabulate
 
 from recbole_llm.benchmark import per_user
-from recbole_llm.benchmark.records import atomic_write_text, latest_per_seed
+from recbole_llm.benchmark.records import atomic_write_text, group_rows
 
 
 def rows(records):
-    """``{label: [records of its seeds]}``, newest record per (label, seed), in first-seen order."""
-    out = OrderedDict()
-    for rec in latest_per_seed(records):
-        out.setdefault(rec.get("label") or rec["model"], []).append(rec)
-    return out
+    """``{label: [records of its seeds]}``, newest record per (label, seed), in table order
+    (:func:`~recbole_llm.benchmark.records.group_rows`)."""
+    return group_rows(records)
 
 
 def _mean(recs, metric):

@@ -7,12 +7,11 @@ an ``Improv.%`` row of a target model against the best other model of each colum
 
 import io
 import statistics
-from collections import OrderedDict
 
 import pandas as pd
 from tabulate import tabulate
 
-from recbole_llm.benchmark.records import atomic_write_text, latest_per_seed
+from recbole_llm.benchmark.records import atomic_write_text, group_rows, latest_per_seed
 
 SIGNIFICANCE_METRIC = "ndcg@10"
 DEFAULT_METRICS = ("hit@5", "hit@10", "ndcg@5", "ndcg@10", "hit@50", "hit@100", "mrr@10")
@@ -26,9 +25,7 @@ def pretty_metric(name):
 
 def summarize(records, metrics=DEFAULT_METRICS):
     """DataFrame indexed by label: n_seeds, seeds, <metric>_mean, <metric>_std, epochs, wall time."""
-    groups = OrderedDict()
-    for rec in latest_per_seed(records):
-        groups.setdefault(rec.get("label") or rec["model"], []).append(rec)
+    groups = group_rows(records)
     rows = []
     for label, recs in groups.items():
         recs = sorted(recs, key=lambda r: r["seed"])
