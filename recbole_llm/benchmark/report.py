@@ -204,7 +204,8 @@ def write_plots(out_dir, dataset, records, metrics=("hit@10", "ndcg@10")):
     # 2. validation metric per epoch: each LLM row against its ID base model's row
     llm = [lab for lab in labels if per_user.is_llm(grouped[lab])]
     if llm:
-        fig, ax = plt.subplots(figsize=(7, 4.2))
+        fig, ax = plt.subplots(figsize=(10, 4.6))
+        ax.set_prop_cycle(color=plt.cm.tab20.colors)  # 20 distinct colours: ablation rows add up
         valid_key = grouped[llm[0]][0]["protocol"]["valid_metric"].lower()
         bases = set()
         for lab in llm:
@@ -215,26 +216,29 @@ def write_plots(out_dir, dataset, records, metrics=("hit@10", "ndcg@10")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"validation {per_user_label(valid_key)}\n(mean over the seeds still training)")
         ax.set_title(f"{dataset}: LLM models against their ID base model", fontsize=9)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        fig.tight_layout()
         save(fig, "valid_curves.png")
 
-    # 3. long histories (RA-Rec Fig. 4): test NDCG@10 per history-length bucket
+    # 3. long histories (RA-Rec Fig. 4): test NDCG@10 per history-length bucket, one row per model
+    # (a heat map with the values written in: readable with two dozen rows, unlike grouped bars)
     edges = history_edges(records)
-    if edges:
-        fig, ax = plt.subplots(figsize=(7, 4.2))
-        shown = [lab for lab in labels if any(per_user.has_per_user(r) for r in grouped[lab])]
-        width = 0.8 / max(len(shown), 1)
-        slices = None
-        for j, lab in enumerate(shown):
-            slices = per_user.history_slices(grouped[lab], "ndcg@10", edges)
-            ax.bar(np.arange(len(slices)) + j * width, [s[2] for s in slices], width, label=lab)
-        if slices:
-            ax.set_xticks(np.arange(len(slices)) + 0.4 - width / 2,
-                          [f"{s[0]}\n({s[1]} users)" for s in slices], fontsize=7)
+    shown = [lab for lab in labels if any(per_user.has_per_user(r) for r in grouped[lab])]
+    if edges and shown:
+        table = [per_user.history_slices(grouped[lab], "ndcg@10", edges) for lab in shown]
+        values = np.array([[s[2] for s in row] for row in table])
+        fig, ax = plt.subplots(figsize=(1.1 * values.shape[1] + 4.5, 0.32 * len(shown) + 1.6))
+        image = ax.imshow(values, aspect="auto", cmap="viridis")
+        for i in range(values.shape[0]):
+            for j in range(values.shape[1]):
+                ax.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize=7,
+                        color="white" if values[i, j] < np.nanmean(values) else "black")
+        ax.set_xticks(range(values.shape[1]), [f"{s[0]}\n({s[1]} users)" for s in table[0]], fontsize=7)
+        ax.set_yticks(range(len(shown)), shown, fontsize=7)
         ax.set_xlabel("user's history length before the test item")
-        ax.set_ylabel("test NDCG@10")
-        ax.set_title(f"{dataset}: test NDCG@10 by history length", fontsize=9)
-        ax.legend(fontsize=7)
+        ax.set_title(f"{dataset}: test NDCG@10 by history length (mean over each row's seeds)", fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.04)
+        fig.tight_layout()
         save(fig, "long_history.png")
     return written
 
