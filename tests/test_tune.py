@@ -282,7 +282,7 @@ def test_llm_sweep_trains_its_id_model_once_before_the_trials(local_ray, toy_dat
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--model=BPR"], "no search space for BPR at"),
+    (["--model=Pop"], "no search space for Pop at"),  # a RecBole model the benchmark does not sweep
     (["--model=SASRec", "--tune-params=nope"], "--tune-params: nope not in search space"),
     (["--model=SASRec", "--learning_rate=0.1"], "--learning_rate fixed on the command line but swept in"),
     (["--model=SASRec", "--tune-space={bad}"], "key 'learning_rat' is not a config key"),
