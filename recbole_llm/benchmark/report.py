@@ -22,8 +22,7 @@ def rows(records):
 
 
 def _mean(recs, metric):
-    values = [r["test"][metric] for r in recs if r.get("test") and metric in r["test"]]
-    return statistics.fmean(values) if values else float("nan")
+    return mean_of(recs, lambda r: (r.get("test") or {}).get(metric))
 
 
 def best_baseline(records, metric="ndcg@10"):
@@ -109,17 +108,30 @@ def _fmt(value, digits=1):
     return f"{value:,.{digits}f}"
 
 
+def mean_of(recs, get):
+    """Mean over a row's records of ``get(record)``, skipping None; NaN when nothing is left."""
+    values = [v for v in (get(r) for r in recs) if v is not None]
+    return statistics.fmean(values) if values else float("nan")
+
+
+def trained_on(recs):
+    """What a row's LLM models tuned on: ``all <n>`` or ``<strategy> <selected>``."""
+    sel = next((r.get("data_selection") for r in recs if r.get("data_selection")), None)
+    if not sel or sel.get("strategy") in (None, "all"):
+        n = recs[0].get("dataset_stats", {}).get("train_samples")
+        return f"all {n:,}" if n else "all"
+    return f"{sel['strategy']} {sel['selected']:,}"
+
+
 def cost_rows(records):
     """One row per label: means over seeds of what each run cost (see the header of :func:`cost_table`)."""
     out = []
     for label, recs in rows(records).items():
         def mean(get):
-            values = [v for v in (get(r) for r in recs) if v is not None]
-            return statistics.fmean(values) if values else None
+            return mean_of(recs, get)
 
         cost = lambda key: mean(lambda r: r.get("cost", {}).get(key))  # noqa: E731
-        sel = next((r.get("data_selection") for r in recs if r.get("data_selection")), None)
-        data = "all" if not sel or sel.get("strategy") in (None, "all") else f"{sel['strategy']} {sel['selected']:,}"
+        data = trained_on(recs)
         out.append({
             "model": label,
             "seeds": len(recs),

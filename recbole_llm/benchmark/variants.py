@@ -18,7 +18,6 @@ beside them. Nothing is trained. Why by hand: RecBole has no notion of a row or 
 
 import argparse
 import shlex
-import statistics
 import sys
 from pathlib import Path
 
@@ -26,24 +25,12 @@ import pandas as pd
 from tabulate import tabulate
 
 from recbole_llm.benchmark import per_user
+from recbole_llm.benchmark.report import mean_of, trained_on
 from recbole_llm.benchmark.records import atomic_write_text, group_rows, load_records
 from recbole_llm.benchmark.tables import pretty_metric
 from recbole_llm.errors import UserError
 
 METRICS = ("hit@10", "ndcg@10", "hit@100")
-
-
-def _mean(recs, get):
-    values = [v for v in (get(r) for r in recs) if v is not None]
-    return statistics.fmean(values) if values else float("nan")
-
-
-def _trained_on(recs):
-    sel = next((r.get("data_selection") for r in recs if r.get("data_selection")), None)
-    if not sel or sel.get("strategy") in (None, "all"):
-        n = recs[0].get("dataset_stats", {}).get("train_samples")
-        return f"all {n:,}" if n else "all"
-    return f"{sel['strategy']} {sel['selected']:,}"
 
 
 def variant_rows(records, reference, labels, metric="ndcg@10", metrics=METRICS):
@@ -57,15 +44,15 @@ def variant_rows(records, reference, labels, metric="ndcg@10", metrics=METRICS):
                         f"the labels in runs/ are: {known}")
     ref_recs = grouped[reference]
     ref_values = per_user.user_means(ref_recs, metric)
-    ref_mean = _mean(ref_recs, lambda r: r["test"].get(metric))
+    ref_mean = mean_of(ref_recs, lambda r: r["test"].get(metric))
     out = []
     for label in [reference, *[x for x in labels if x != reference]]:
         recs = grouped[label]
         row = {"row": label, "seeds": ",".join(str(r["seed"]) for r in sorted(recs, key=lambda r: r["seed"]))}
         for m in metrics:
-            row[m] = _mean(recs, lambda r: r["test"].get(m))
-        row[f"valid_{metric}"] = _mean(recs, lambda r: r["valid"].get(metric))
-        value = _mean(recs, lambda r: r["test"].get(metric))
+            row[m] = mean_of(recs, lambda r: r["test"].get(m))
+        row[f"valid_{metric}"] = mean_of(recs, lambda r: r["valid"].get(metric))
+        value = mean_of(recs, lambda r: r["test"].get(metric))
         row["diff"] = value - ref_mean
         row["diff_pct"] = 100.0 * row["diff"] / ref_mean if ref_mean else float("nan")
         test = None
@@ -75,9 +62,9 @@ def variant_rows(records, reference, labels, metric="ndcg@10", metrics=METRICS):
         row["p_ttest"] = test["p_ttest"] if test else float("nan")
         row["p_wilcoxon"] = test["p_wilcoxon"] if test else float("nan")
         row["paired_users"] = test["n_users"] if test else 0
-        row["trained_on"] = _trained_on(recs)
-        row["epochs"] = _mean(recs, lambda r: r.get("epochs_run"))
-        row["train_s_per_epoch"] = _mean(recs, lambda r: r.get("cost", {}).get("train_time_per_epoch_s"))
+        row["trained_on"] = trained_on(recs)
+        row["epochs"] = mean_of(recs, lambda r: r.get("epochs_run"))
+        row["train_s_per_epoch"] = mean_of(recs, lambda r: r.get("cost", {}).get("train_time_per_epoch_s"))
         row["commits"] = ",".join(sorted({r["commit"][:12] for r in recs}))
         out.append(row)
     return out
@@ -104,7 +91,7 @@ def write_variants(output, dataset, name, title, reference, labels, command, met
     ``seeds``: use only the records of these seeds (a one-seed ablation against the same seed of a
     row that has more)."""
     out_dir = Path(output) / dataset
-    records = load_records(output, dataset) if (out_dir / "runs").is_dir() else []
+    records = load_records(output, dataset)
     if not records:
         raise UserError(f"no run records in {out_dir / 'runs'}: run run_benchmark.py first, or fix --output/--dataset")
     if seeds:
@@ -112,9 +99,8 @@ def write_variants(output, dataset, name, title, reference, labels, command, met
         if not records:
             raise UserError(f"no run records with --seeds={','.join(map(str, seeds))} in {out_dir / 'runs'}")
     rows = variant_rows(records, reference, labels, metric)
-    used = [r for r in records if (r.get("label") or r["model"]) in {row["row"] for row in rows}]
-    stats = used[0]["dataset_stats"]
-    split = used[0]["protocol"]["split"]
+    first = group_rows(records)[reference][0]
+    stats, split = first["dataset_stats"], first["protocol"]["split"]
     note = (f"Dataset `{dataset}` ({stats['users']} users, {stats['items']} items), split {split}, full ranking over "
             f"all items; test metrics at the best validation epoch, means over the seeds listed. Δ and p: each row "
             f"against the reference on per-user test {pretty_metric(metric)} ({rows[1]['paired_users'] if len(rows) > 1 else 0} "
