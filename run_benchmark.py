@@ -14,6 +14,7 @@ with RecBole's own command line.
 """
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,6 +42,10 @@ def parse_args(argv):
     p.add_argument("--tables-only", action="store_true", help="only regenerate the tables from the stored records")
     p.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling plain-RecBole checkpoints in full")
     p.add_argument("--no-progress", action="store_true", help="no per-epoch progress bars")
+    p.add_argument("--rerun", action="store_true",
+                   help="train again even where a record of the same config and code exists, from scratch")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads of this process (default: every core); use 1 beside another torch job")
     g = p.add_argument_group("hyperparameter sweeps (--tune; Ray Tune, recbole_llm/tune/)")
     g.add_argument("--tune", action="store_true",
                    help="sweep on validation (first --seeds), then train and test the best configuration "
@@ -85,15 +90,20 @@ def _split(text):
 def main(argv=None):
     args, overrides = parse_args(sys.argv[1:] if argv is None else argv)
     # Imported after argument parsing so that --help is instant.
-    from recbole_llm.benchmark.records import load_records, write_record
+    from recbole_llm.benchmark.records import find_record, load_records, write_record
     from recbole_llm.benchmark.tables import DEFAULT_METRICS, write_tables
     from recbole_llm.config import Config, properties_dir
     from recbole_llm.data.prepare import ensure_dataset
     from recbole_llm.errors import UserError
-    from recbole_llm.quick_start import run
+    from recbole_llm.quick_start import build_config, run, run_key
     from recbole_llm.utils import get_model
 
     try:
+        if args.threads is not None and args.threads < 1:
+            raise UserError(f"--threads must be a positive integer, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads or os.cpu_count() or 1)
         budget_file = properties_dir() / "budget" / f"{args.budget}.yaml"
         if not budget_file.is_file():
             budgets = sorted(f.stem for f in (properties_dir() / "budget").glob("*.yaml"))
@@ -137,11 +147,22 @@ def main(argv=None):
                   f"({budget_file.relative_to(ROOT) if budget_file.is_relative_to(ROOT) else budget_file}); "
                   f"records -> {output / args.dataset / 'runs'}", flush=True)
             started = time.perf_counter()
+            if args.rerun:
+                overrides["resume_training"] = False  # from scratch: any saved state is discarded
             for i, (model, seed) in enumerate(jobs, 1):
-                print(f"[recbole-llm] run {i}/{len(jobs)}: {model} seed {seed}", flush=True)
+                label = args.label or model
+                if not args.rerun:
+                    key = run_key(build_config(model, args.dataset, seed, config_files, overrides, args.data_path,
+                                               args.saved_dir))
+                    existing = find_record(output, args.dataset, label, seed, key, args.budget)
+                    if existing is not None:
+                        print(f"[recbole-llm] run {i}/{len(jobs)}: {label} seed {seed} skipped: record {existing} "
+                              f"has the same config and code (run_key {key}); --rerun trains it again", flush=True)
+                        continue
+                print(f"[recbole-llm] run {i}/{len(jobs)}: {label} seed {seed}", flush=True)
                 record = run(model, args.dataset, seed, config_files, overrides, args.data_path, args.saved_dir,
                              show_progress=False if args.no_progress else None)
-                record["label"] = args.label or model
+                record["label"] = label
                 record["budget"] = args.budget
                 path = write_record(output, record)
                 elapsed = time.perf_counter() - started

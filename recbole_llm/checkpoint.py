@@ -13,6 +13,8 @@ arbitrary pickled code, so this module
 """
 
 import enum
+import hashlib
+import json
 import logging
 import pickle
 from pathlib import Path
@@ -49,6 +51,24 @@ def config_to_dict(config):
     """A RecBole ``Config`` as a dict of primitives (what checkpoints and run records store)."""
     source = getattr(config, "final_config_dict", config)
     return {str(k): to_primitive(v) for k, v in source.items()}
+
+
+# Config keys that do not change what a run trains or measures: left out of config_key.
+NOT_IN_KEY = frozenset({
+    "data_path", "data_root", "checkpoint_dir", "show_progress", "state", "gpu_id", "use_gpu", "device", "worker",
+    "eval_batch_size", "metrics", "topk", "metric_decimal_place", "loss_decimal_place", "log_wandb",
+    "wandb_project", "trust_checkpoint", "save_dataset", "dataset_save_path", "save_dataloaders",
+    "dataloaders_save_path", "local_rank", "single_spec", "world_size", "nproc", "offset", "ip", "port",
+    "shuffle", "valid_metric_bigger", "eval_type", "benchmark_filename", "config_files", "resume_training",
+})
+
+
+def config_key(config_dict, exclude_prefixes=()):
+    """Stable 12-hex-digit hash of the config values that affect a run's weights and metrics
+    (every key but :data:`NOT_IN_KEY` and those starting with ``exclude_prefixes``)."""
+    items = {k: v for k, v in config_dict.items() if k not in NOT_IN_KEY and not k.startswith(tuple(exclude_prefixes))}
+    blob = json.dumps(items, sort_keys=True, default=repr)
+    return hashlib.sha1(blob.encode("utf-8")).hexdigest()[:12]
 
 
 def save_checkpoint(path, **state):

@@ -17,6 +17,14 @@ Why these pins, measured on this stack:
   *and* replace ``_fill_nan`` (:func:`_patch_fill_nan`) so the fill assigns the column back
   and works on either pandas. (``_load_feat`` uses the same idiom for token_seq fields; the
   pandas < 3 pin is what keeps it working.)
+* RecBole 1.2.1's ``recbole/model/sequential_recommender/sine.py`` calls
+  ``torch.autograd.set_detect_anomaly(True)`` at import time, and importing any RecBole
+  sequential model (``get_model("SASRec")``) imports it. From then on every autograd node of
+  every model in the process records a Python stack trace: measured here, 6 SASRec batches on
+  one thread took 24-25 s with it and 15-16 s without; on an H200 the SASRec-based IDLEAdapter
+  spent 21 of 25 s of training formatting tracebacks. :func:`disable_anomaly_detection` imports
+  RecBole's model packages once, then switches the mode back off; every run calls it again
+  before training (:mod:`recbole_llm.quick_start`), in case other code switched it on.
 * Under torch >= 2.6, ``torch.load`` defaults to ``weights_only=True``; RecBole checkpoints
   pickle the whole ``Config`` with ``pickle_protocol=4`` and fail to load. That is not patched
   here (a global ``weights_only=False`` would be unsafe): :mod:`recbole_llm.checkpoint` writes
@@ -56,6 +64,21 @@ def _patch_fill_nan():
     rb_dataset.Dataset._fill_nan = _fill_nan
 
 
+def disable_anomaly_detection():
+    """Import RecBole's model packages (whose ``sine.py`` turns autograd anomaly detection on at
+    import), then turn anomaly detection off. Returns whether it was on."""
+    import importlib
+
+    import torch
+
+    for package in ("general_recommender", "sequential_recommender", "context_aware_recommender",
+                    "knowledge_aware_recommender"):
+        importlib.import_module(f"recbole.model.{package}")
+    was_on = torch.is_anomaly_enabled()
+    torch.autograd.set_detect_anomaly(False)
+    return was_on
+
+
 def _check_versions():
     major = int(np.__version__.split(".")[0])
     if major >= 2:
@@ -81,4 +104,5 @@ def apply():
         module=r"recbole\..*",
     )
     _patch_fill_nan()
+    disable_anomaly_detection()
     _APPLIED = True

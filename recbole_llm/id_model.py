@@ -16,28 +16,18 @@ RecBole has no "load a trained model for reuse" API; its ``load_data_and_model``
 whole checkpoint, which is exactly what torch >= 2.6 refuses, hence this module.
 """
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 
 import torch
 
-from recbole_llm.checkpoint import checkpoint_config, config_to_dict, load_checkpoint, save_checkpoint
+from recbole_llm.checkpoint import checkpoint_config, config_key, config_to_dict, load_checkpoint, save_checkpoint
 from recbole_llm.config import REPO_ROOT
 from recbole_llm.errors import UserError
 from recbole_llm.utils import get_model
 
 SUPPORTED = ("SASRec", "GRU4Rec", "BERT4Rec", "Caser", "NARM", "ComiRec")
 
-# Config keys that do not change the trained weights: left out of the cache key.
-_NOT_IN_KEY = {
-    "data_path", "data_root", "checkpoint_dir", "show_progress", "state", "gpu_id", "use_gpu", "device", "worker",
-    "eval_batch_size", "metrics", "topk", "metric_decimal_place", "loss_decimal_place", "log_wandb",
-    "wandb_project", "trust_checkpoint", "save_dataset", "dataset_save_path", "save_dataloaders",
-    "dataloaders_save_path", "local_rank", "single_spec", "world_size", "nproc", "offset", "ip", "port",
-    "shuffle", "valid_metric_bigger", "eval_type", "benchmark_filename", "config_files",
-}
 # Keys of the LLM models that reach the ID model's config but do not affect it.
 _LLM_PREFIXES = ("id_model", "lm_", "prompt_", "prefix_", "align_", "mmd_", "temperature", "layerwise", "refinement",
                  "distribution", "ablation", "measure_")
@@ -45,12 +35,7 @@ _LLM_PREFIXES = ("id_model", "lm_", "prompt_", "prefix_", "align_", "mmd_", "tem
 
 def cache_key(config_dict):
     """Stable hash of the config values that affect an ID model's weights."""
-    items = {
-        k: v for k, v in config_dict.items()
-        if k not in _NOT_IN_KEY and not k.startswith(_LLM_PREFIXES)
-    }
-    blob = json.dumps(items, sort_keys=True, default=repr)
-    return hashlib.sha1(blob.encode("utf-8")).hexdigest()[:12]
+    return config_key(config_dict, exclude_prefixes=_LLM_PREFIXES)
 
 
 class PretrainedIDModel:

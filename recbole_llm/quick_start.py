@@ -9,25 +9,23 @@ and a run record carrying everything a table needs to say how a number was made.
 import contextlib
 import logging
 import os
-import platform
 import resource
-import subprocess
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 import torch
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import init_logger, init_seed
 
-from recbole_llm.checkpoint import config_to_dict
+from recbole_llm.checkpoint import config_key, config_to_dict
+from recbole_llm.compat import disable_anomaly_detection
 from recbole_llm.config import REPO_ROOT, Config
 from recbole_llm.data.prepare import ensure_dataset
 from recbole_llm.errors import UserError
+from recbole_llm.provenance import git_commit, hardware, package_versions
 from recbole_llm.utils import get_model, get_trainer
 
-PACKAGES = ("recbole-llm", "recbole", "torch", "numpy", "pandas", "ray", "transformers")
 
 
 @contextlib.contextmanager
@@ -40,51 +38,6 @@ def _cwd(path):
         yield
     finally:
         os.chdir(old)
-
-
-def git_commit(root=REPO_ROOT):
-    """``<sha>`` of the checkout, with ``-dirty`` when tracked code differs from it.
-
-    Changes under ``results/`` do not count: every run rewrites the tracked tables there, so
-    counting them would mark every run after the first as dirty whatever the code.
-    """
-    try:
-        sha = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def package_versions():
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def hardware():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def count_parameters(model):
@@ -139,13 +92,29 @@ def build_config(model, dataset, seed=None, config_files=(), config_dict=None, d
     return Config(model, dataset, list(config_files), overrides)
 
 
+def run_key(config):
+    """What identifies a run for resuming and skipping: a hash of every config value that affects
+    its weights or metrics (model, dataset, seed, budget, hyperparameters) and of the code version
+    (``recbole_llm.__version__``; a change that alters numbers bumps it)."""
+    from recbole_llm import __version__
+
+    return config_key({**config_to_dict(config), "recbole_llm_version": __version__})
+
+
+def run_dir(config, saved_dir):
+    """``<saved>/runs/<dataset>/<model>-seed<seed>-<run_key>/``: the run's best checkpoint
+    (``best.pth``) and, while it trains, its resume state (``state.pth``)."""
+    return Path(saved_dir) / "runs" / config["dataset"] / f"{config['model']}-seed{config['seed']}-{run_key(config)}"
+
+
 def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=None, saved_dir=None,
         show_progress=None, callback_fn=None, evaluate_test=True):
     """Train ``model`` on ``dataset`` with ``seed``; return the run record (a JSON-able dict).
 
     ``callback_fn(epoch_idx, valid_score)`` is passed to RecBole's ``fit`` (sweeps report there).
     ``evaluate_test=False`` skips the test split (a sweep selects on validation only); the
-    record's ``test`` is then ``None``.
+    record's ``test`` is then ``None``. With ``resume_training`` (the default), an interrupted run
+    of the same config and code continues from its last validated epoch (:func:`run_dir`).
     """
     start = time.perf_counter()
     reset_peak_rss()
@@ -178,6 +147,14 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
     logger.info(net)
     with _cwd(saved_dir):
         trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+    folder = run_dir(config, saved_dir)
+    trainer.saved_model_file = str(folder / "best.pth")
+    state_file = folder / "state.pth"
+    if config["resume_training"]:
+        trainer.resume_path = state_file
+    elif state_file.is_file():
+        state_file.unlink()
+    disable_anomaly_detection()  # RecBole's sine.py switches it on when imported (compat)
 
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
@@ -207,6 +184,8 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
     peak_rss_mb = peak_rss()
     record = {
         "model": config["model"],
+        "run_key": run_key(config),
+        "version": _version(),
         "dataset": config["dataset"],
         "seed": int(config["seed"]),
         "protocol": {
@@ -219,6 +198,8 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
         "valid": {k: float(v) for k, v in best_valid_result.items()},
         "best_epoch": best_epoch,
         "epochs_run": epochs_run,
+        "stop_reason": "early_stopping" if trainer.stopped_early else "epoch_cap",
+        "resumed": trainer.resumed,
         "history": trainer.history,
         "dataset_stats": {
             "users": int(data.user_num) - 1,
@@ -254,11 +235,19 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
     per_user = getattr(trainer, "per_user", None) if evaluate_test else None
     if per_user is not None:
         record["per_user"] = per_user_record(data, per_user)
-    record["cost"]["wall_time_s"] = time.perf_counter() - start
+    record["cost"]["wall_time_s"] = time.perf_counter() - start + trainer.prior_wall_time_s
+    if trainer.resume_path is not None and state_file.is_file():
+        state_file.unlink()  # the record is made: a re-run is skipped by the runner or retrains from scratch
     from recbole_llm.id_model import register_run
 
     register_run(record, config, saved_dir)
     return record
+
+
+def _version():
+    from recbole_llm import __version__
+
+    return __version__
 
 
 def per_user_record(data, per_user):

@@ -6,14 +6,25 @@
   they load with ``weights_only=True`` under torch >= 2.6);
 * loads the best model for testing the same way, refusing untrusted pickles;
 * records, per epoch, the training time, the loss and the validation metrics
-  (``history``), which the benchmark writes into its run record.
+  (``history``), which the benchmark writes into its run record;
+* applies ``lr_schedule`` (``constant`` or ``linear`` decay to 0 over ``epochs * batches``
+  optimizer steps), for every model;
+* with ``resume_path`` set, saves after every validated epoch the whole state of the run
+  (model, optimizer, scheduler, early-stopping state, history, every RNG the next epoch
+  draws from) and, when that file exists at ``fit``, continues from the epoch after it, so
+  an interrupted run ends with the record an uninterrupted one would have written.
 
 Everything else (optimisation, early stopping, full-ranking evaluation) is RecBole's.
 """
 
 import logging
 import os
+import random
 import time
+from pathlib import Path
+
+import numpy as np
+import torch
 
 import recbole.trainer.trainer as _rb_trainer
 from recbole.trainer import Trainer
@@ -47,7 +58,112 @@ class SafeCheckpointMixin:
     def __init__(self, config, model):
         super().__init__(config, model)
         self.history = []
-        self._epoch_train_time = None
+        self.extra_cost = {}
+        self.scheduler = None
+        self.resume_path = None  # set by the caller to make the run resumable
+        self.resumed = []  # [{"epoch": first epoch run in this process, "commit": ...}] of earlier segments
+        self.prior_wall_time_s = 0.0  # wall time of the interrupted segments before this process
+        self.stopped_early = False
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        """RecBole's ``fit`` with ``lr_schedule`` and, when ``resume_path`` is set, resumption."""
+        self._fit_started = time.perf_counter()
+        self.scheduler = self._build_lr_scheduler(train_data)
+        if self.resume_path is not None and Path(self.resume_path).is_file():
+            if self._restore_state(train_data):  # the run had already finished training
+                return self.best_valid_score, self.best_valid_result
+
+        def after_validation(epoch_idx, valid_score):
+            if self.resume_path is not None:
+                self._save_state(epoch_idx, train_data)
+            if callback_fn is not None:
+                callback_fn(epoch_idx, valid_score)
+
+        result = super().fit(train_data, valid_data, verbose, saved, show_progress, after_validation)
+        self.stopped_early = self.cur_step > self.stopping_step
+        return result
+
+    def _build_lr_scheduler(self, train_data):
+        schedule = str(self.config["lr_schedule"] or "constant").lower()
+        if schedule == "constant":
+            return None
+        if schedule != "linear":
+            from recbole_llm.errors import UserError
+
+            raise UserError(f"lr_schedule must be linear or constant, not '{schedule}'")
+        total = max(1, self.epochs * len(train_data))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: max(0.0, 1.0 - step / total))
+        self.optimizer.register_step_post_hook(lambda *args: scheduler.step())
+        return scheduler
+
+    # --------------------------------------------------------------- resume
+    def _save_state(self, epoch_idx, train_data):
+        """Everything the next epoch depends on, after epoch ``epoch_idx`` was validated."""
+        from recbole_llm.provenance import git_commit
+
+        finished = self.cur_step > self.stopping_step or epoch_idx + 1 >= self.epochs
+        np_state = np.random.get_state()
+        py_state = random.getstate()
+        state = {
+            "epoch": epoch_idx,
+            "finished": finished,
+            "cur_step": self.cur_step,
+            "best_valid_score": float(self.best_valid_score),
+            "best_valid_result": {k: float(v) for k, v in (self.best_valid_result or {}).items()},
+            "saved_model_file": str(self.saved_model_file),
+            "history": self.history,
+            "train_loss_dict": {str(k): float(v) for k, v in self.train_loss_dict.items()},
+            "state_dict": self.model.state_dict(),
+            "other_parameter": self.model.other_parameter(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "extra_cost": self.extra_cost,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]),
+                          int(np_state[3]), float(np_state[4])],
+                "python": [py_state[0], list(py_state[1]), py_state[2]],
+                "train_loader": train_data.generator.get_state() if hasattr(train_data, "generator") else None,
+            },
+            "segments": self.resumed + [{"from_epoch": self.start_epoch, "commit": git_commit()}],
+            "wall_time_s": self.prior_wall_time_s + (time.perf_counter() - self._fit_started),
+        }
+        save_checkpoint(self.resume_path, config=self.config, **state)
+
+    def _restore_state(self, train_data):
+        """Load :meth:`_save_state`'s file; returns whether that run had finished training."""
+        state = load_checkpoint(self.resume_path, map_location=self.device, trust=False)
+        self.model.load_state_dict(state["state_dict"])
+        self.model.load_other_parameter(state.get("other_parameter"))
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.start_epoch = state["epoch"] + 1
+        self.cur_step = state["cur_step"]
+        self.best_valid_score = state["best_valid_score"]
+        self.best_valid_result = state["best_valid_result"] or None
+        self.saved_model_file = state["saved_model_file"]
+        self.history = list(state["history"])
+        self.train_loss_dict = {int(k): v for k, v in state["train_loss_dict"].items()}
+        self.extra_cost = dict(state.get("extra_cost") or {})
+        self.resumed = list(state["segments"])
+        self.prior_wall_time_s = float(state["wall_time_s"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"].cpu())
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+        kind, keys, pos, has_gauss, gauss = rng["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+        version, internal, gauss_next = rng["python"]
+        random.setstate((version, tuple(internal), gauss_next))
+        if rng["train_loader"] is not None and hasattr(train_data, "generator"):
+            train_data.generator.set_state(rng["train_loader"].cpu())
+        self.stopped_early = self.cur_step > self.stopping_step
+        self.logger.info(f"Resuming from {self.resume_path}: epochs 0-{state['epoch']} done, "
+                         f"{'training had finished' if state['finished'] else f'continuing at epoch {self.start_epoch}'}")
+        return bool(state["finished"])
 
     @property
     def _trust(self):
@@ -199,9 +315,6 @@ def safe_trainer(cls):
     return _CACHE[cls]
 
 
-SafeTrainer = safe_trainer(Trainer)
-
-
 class LMTrainer(Trainer):
     """RecBole's ``Trainer`` for the frozen-LM recommenders.
 
@@ -209,37 +322,18 @@ class LMTrainer(Trainer):
 
     * only trainable parameters reach the optimizer (the frozen LM would otherwise get
       optimizer state);
-    * ``lr_schedule: linear``: the learning rate decays linearly to 0 over
-      ``epochs * batches`` optimizer steps (the papers' "linear decay schedule"; no warm-up is
-      mentioned, so none is used), through torch's ``LambdaLR`` stepped after each optimizer step;
+    * the papers' "linear decay schedule" is ``lr_schedule: linear`` in the models' YAML (no
+      warm-up is mentioned, so none is used; :class:`SafeCheckpointMixin` applies it);
     * after training, the adapter's overhead: ``measure_overhead_batches`` training batches
       timed through the model's forward+backward and through the bare frozen LM's
       forward+backward on the same prompts (``model.bare_lm_step``), kept in ``extra_cost``.
     """
-
-    def __init__(self, config, model):
-        super().__init__(config, model)
-        self.extra_cost = {}
-        self.scheduler = None
 
     def _build_optimizer(self, **kwargs):
         kwargs.setdefault("params", [p for p in self.model.parameters() if p.requires_grad])
         return super()._build_optimizer(**kwargs)
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
-        schedule = str(self.config["lr_schedule"] or "constant").lower() if "lr_schedule" in self.config else "constant"
-        if schedule not in ("linear", "constant"):
-            from recbole_llm.errors import UserError
-
-            raise UserError(f"lr_schedule must be linear or constant, not '{schedule}'")
-        if schedule == "linear":
-            import torch
-
-            total = max(1, self.epochs * len(train_data))
-            self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-                self.optimizer, lambda step: max(0.0, 1.0 - step / total)
-            )
-            self.optimizer.register_step_post_hook(lambda *args: self.scheduler.step())
         result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
         n = int(self.config["measure_overhead_batches"] or 0) if "measure_overhead_batches" in self.config else 0
         if n > 0 and hasattr(self.model, "bare_lm_step"):

@@ -54,6 +54,16 @@ def load_records(output, dataset):
     return records
 
 
+def find_record(output, dataset, label, seed, run_key, budget):
+    """Path of a stored record of ``label`` and ``seed`` made with ``run_key`` under ``budget``
+    (the run a re-run would repeat), or None."""
+    for rec in reversed(load_records(output, dataset)):
+        if ((rec.get("label") or rec["model"]) == label and rec["seed"] == seed and rec.get("run_key") == run_key
+                and rec.get("budget", "full") == budget):
+            return rec["_path"]
+    return None
+
+
 def latest_per_seed(records):
     """Keep, for each (label, seed), the newest record."""
     chosen = {}

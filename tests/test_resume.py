@@ -1,0 +1,92 @@
+"""Runs that resume: an interrupted run ends with the record an uninterrupted one writes."""
+
+import pytest
+import torch
+
+from recbole_llm.quick_start import run, run_dir
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _stop_after(epoch):
+    def callback(epoch_idx, valid_score):
+        if epoch_idx == epoch:
+            raise Interrupt(f"stopped after epoch {epoch_idx}")
+    return callback
+
+
+def _same_run(a, b):
+    assert a["test"] == b["test"]  # exact: every RNG, the optimizer and the schedule were restored
+    assert a["valid"] == b["valid"]
+    assert a["best_epoch"] == b["best_epoch"] and a["epochs_run"] == b["epochs_run"]
+    assert [e["train_loss"] for e in a["history"]] == [e["train_loss"] for e in b["history"]]
+    assert [e.get("valid") for e in a["history"]] == [e.get("valid") for e in b["history"]]
+    assert a["per_user"]["rank"] == b["per_user"]["rank"]
+
+
+@pytest.mark.parametrize("model", ["SASRec", "IDLEAdapter"])
+def test_interrupted_run_resumes_to_the_same_record(model, toy_data_path, tiny_overrides, llm_overrides, tmp_path):
+    overrides = dict(llm_overrides if model == "IDLEAdapter" else tiny_overrides)
+    overrides.update({"epochs": 4, "stopping_step": 4})
+    if model == "IDLEAdapter":
+        overrides["lr_schedule"] = "linear"  # the scheduler's step count must survive the interruption
+    else:
+        overrides.update({"hidden_dropout_prob": 0.3, "topk": [5, 10]})  # dropout draws from the RNG every step
+    full = run(model, "toy", 2020, (), overrides, toy_data_path, tmp_path / "a")
+    assert full["resumed"] == [] and full["epochs_run"] == 4
+
+    saved = tmp_path / "b"
+    with pytest.raises(Interrupt):
+        run(model, "toy", 2020, (), overrides, toy_data_path, saved, callback_fn=_stop_after(1))
+    states = list((saved / "runs" / "toy").glob(f"{model}-seed2020-*/state.pth"))
+    assert len(states) == 1
+    assert torch.load(states[0], weights_only=True)["epoch"] == 1
+
+    resumed = run(model, "toy", 2020, (), overrides, toy_data_path, saved)
+    assert [s["from_epoch"] for s in resumed["resumed"]] == [0]  # one earlier segment, from epoch 0
+    assert resumed["history"][2]["epoch"] == 2
+    _same_run(full, resumed)
+    assert not states[0].exists()  # the record is made: no stale state is left to resume from
+    assert resumed["run_key"] == full["run_key"]
+
+
+def test_resume_training_false_starts_over(toy_data_path, tiny_overrides, tmp_path):
+    overrides = {**tiny_overrides, "epochs": 3, "stopping_step": 3, "topk": [5, 10]}
+    with pytest.raises(Interrupt):
+        run("GRU4Rec", "toy", 2020, (), overrides, toy_data_path, tmp_path, callback_fn=_stop_after(0))
+    record = run("GRU4Rec", "toy", 2020, (), {**overrides, "resume_training": False}, toy_data_path, tmp_path)
+    assert record["resumed"] == [] and record["epochs_run"] == 3
+
+
+def test_run_key_ignores_paths_but_not_hyperparameters(toy_data_path, tiny_overrides, tmp_path):
+    from recbole_llm.quick_start import build_config, run_key
+
+    a = build_config("SASRec", "toy", 2020, (), tiny_overrides, toy_data_path, tmp_path / "x")
+    b = build_config("SASRec", "toy", 2020, (), {**tiny_overrides, "show_progress": True}, toy_data_path, tmp_path / "y")
+    c = build_config("SASRec", "toy", 2020, (), {**tiny_overrides, "learning_rate": 0.01}, toy_data_path, tmp_path / "x")
+    d = build_config("SASRec", "toy", 2021, (), tiny_overrides, toy_data_path, tmp_path / "x")
+    assert run_key(a) == run_key(b)
+    assert len({run_key(a), run_key(c), run_key(d)}) == 3
+    assert run_dir(a, tmp_path).name == f"SASRec-seed2020-{run_key(a)}"
+
+
+def test_anomaly_detection_is_off_after_recbole_models_are_built(toy_data_path, tiny_overrides, tmp_path):
+    """RecBole's sine.py turns autograd anomaly detection on at import; compat turns it off."""
+    import recbole_llm  # noqa: F401  (applies compat)
+    from recbole.utils import get_model as recbole_get_model
+
+    from recbole_llm.utils import get_model
+
+    for name in ("SASRec", "SINE", "GRU4Rec", "ComiRec"):
+        get_model(name)
+        assert not torch.is_anomaly_enabled(), name
+    recbole_get_model("BERT4Rec")
+    assert not torch.is_anomaly_enabled()
+    torch.autograd.set_detect_anomaly(True)  # as if another import had switched it on again
+    try:
+        run("GRU4Rec", "toy", 2020, (), {**tiny_overrides, "epochs": 1, "topk": [5, 10]}, toy_data_path, tmp_path)
+        assert not torch.is_anomaly_enabled()  # every run switches it off before training
+    finally:
+        torch.autograd.set_detect_anomaly(False)
