@@ -166,8 +166,7 @@ def pretrained_id_model(model_name, dataset_name, config_files=(), config_dict=N
     ``dataset`` (a built RecBole dataset) skips rebuilding it when the caller already has one;
     ``build=False`` only makes sure the checkpoint exists and returns its path.
     """
-    from recbole.data import create_dataset
-
+    from recbole_llm.data.dataset import create_dataset
     from recbole_llm.quick_start import build_config, run
 
     if model_name not in SUPPORTED:

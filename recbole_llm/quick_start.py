@@ -15,17 +15,23 @@ import time
 from pathlib import Path
 
 import torch
-from recbole.data import create_dataset, data_preparation
+from recbole.data import data_preparation
 from recbole.utils import init_logger, init_seed
 
 from recbole_llm.checkpoint import config_key, config_to_dict
 from recbole_llm.compat import disable_anomaly_detection
 from recbole_llm.config import REPO_ROOT, Config
+from recbole_llm.data.dataset import create_dataset
 from recbole_llm.data.prepare import ensure_dataset
 from recbole_llm.errors import UserError
 from recbole_llm.provenance import git_commit, hardware, package_versions
 from recbole_llm.utils import get_model, get_trainer
 
+# Version of the run record's layout. 1 (records without the key): ``dataset_stats.interactions``
+# and ``per_user.history_length`` were counted after RecBole's sequence augmentation, one short
+# per user for sequential models (``recbole_llm.benchmark.records.dataset_stats`` and
+# ``history_lengths`` correct them when tables are made). 2: counted from the interactions as loaded.
+RECORD_VERSION = 2
 
 
 @contextlib.contextmanager
@@ -140,6 +146,7 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
     else:
         data = create_dataset(config)
     logger.info(data)
+    loaded = loaded_counts(data)  # before data_preparation: a sequential dataset's build() augments inter_feat
     train_data, valid_data, test_data = data_preparation(config, data)
 
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
@@ -201,10 +208,11 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
         "stop_reason": "early_stopping" if trainer.stopped_early else "epoch_cap",
         "resumed": trainer.resumed,
         "history": trainer.history,
+        "record_version": RECORD_VERSION,
         "dataset_stats": {
             "users": int(data.user_num) - 1,
             "items": int(data.item_num) - 1,
-            "interactions": int(data.inter_num),
+            "interactions": loaded["interactions"],
             "train_samples": int(n_train),
         },
         "cost": {
@@ -234,7 +242,7 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
         record["data_selection"] = data.tuning_summary
     per_user = getattr(trainer, "per_user", None) if evaluate_test else None
     if per_user is not None:
-        record["per_user"] = per_user_record(data, per_user)
+        record["per_user"] = per_user_record(data, per_user, loaded["per_user"])
     record["cost"]["wall_time_s"] = time.perf_counter() - start + trainer.prior_wall_time_s
     if trainer.resume_path is not None and state_file.is_file():
         state_file.unlink()  # the record is made: a re-run is skipped by the runner or retrains from scratch
@@ -250,17 +258,30 @@ def _version():
     return __version__
 
 
-def per_user_record(data, per_user):
+def loaded_counts(data):
+    """The interactions as loaded (after RecBole's filtering, before any sequence augmentation):
+    ``{"interactions": n, "per_user": array of interactions per internal user id}``.
+
+    Call it before ``data_preparation``: ``SequentialDataset.build`` replaces ``inter_feat`` by
+    its augmented samples, one fewer than the interactions for every user.
+    """
+    import numpy as np
+
+    feat = data.inter_feat
+    users = feat[data.uid_field]
+    users = users.numpy() if hasattr(users, "numpy") else np.asarray(users)
+    return {"interactions": int(len(users)), "per_user": np.bincount(users.astype(np.int64), minlength=data.user_num)}
+
+
+def per_user_record(data, per_user, counts):
     """Test ranks per user, keyed by the user's token (stable across models of one dataset).
 
     ``history_length`` is the user's number of interactions before the test item, uncapped
     (the model itself sees at most ``MAX_ITEM_LIST_LENGTH`` of them): the axis of RA-Rec's
-    Fig. 4 long-sequence slice.
+    Fig. 4 long-sequence slice. ``counts`` holds the interactions per internal user id as
+    loaded (:func:`loaded_counts`); the test item is the last of them (leave-one-out).
     """
-    import numpy as np
-
     uid = data.uid_field
-    counts = np.bincount(data.inter_feat[uid].numpy(), minlength=data.user_num)
     ids = per_user["user_ids"]
     return {
         "split": "test",

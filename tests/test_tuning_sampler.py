@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from recbole.data import data_preparation
-from recbole.data.dataset import SequentialDataset
+from recbole_llm.data.dataset import ExactTimeSequentialDataset
 from recbole.data.interaction import Interaction
 
 from recbole_llm.data.tuning import (
@@ -274,7 +274,7 @@ def toy_splits(toy_data_path, tmp_path_factory):
 def test_end_to_end_on_toy_data(toy_splits):
     full, (full_train, full_valid, full_test) = toy_splits["all"]
     dataset, (train, valid, test) = toy_splits["efficient"]
-    assert type(full) is SequentialDataset and isinstance(dataset, TuningSequentialDataset)
+    assert type(full) is ExactTimeSequentialDataset and isinstance(dataset, TuningSequentialDataset)
     n_all = len(full_train._dataset.inter_feat)
     assert n_all > 100
     assert len(train.dataset) == len(train._dataset.inter_feat) == 100

@@ -13,6 +13,9 @@ import math
 
 import numpy as np
 
+from recbole_llm.benchmark.records import history_lengths
+
+
 def metric_values(ranks, metric):
     """Per-user values of ``hit@K``, ``ndcg@K`` or ``mrr@K`` from 1-based ranks (0: not in the top max_k),
     for one held-out item per user (leave-one-out)."""
@@ -89,7 +92,8 @@ def format_p(p):
 
 def history_slices(records, metric, edges):
     """Mean ``metric`` per history-length bucket ``[edges[i], edges[i+1])`` over a row's seeds:
-    ``[(label, n_users, mean)]`` (RA-Rec Fig. 4's long-sequence view)."""
+    ``[(label, n_users, mean)]`` (RA-Rec Fig. 4's long-sequence view); lengths as
+    :func:`~recbole_llm.benchmark.records.history_lengths` corrects them."""
     recs = [r for r in records if has_per_user(r)]
     if not recs:
         return []
@@ -98,7 +102,7 @@ def history_slices(records, metric, edges):
         values, users = [], set()
         for r in recs:
             pu = r["per_user"]
-            lengths = np.asarray(pu["history_length"])
+            lengths = np.asarray(history_lengths(r))
             sel = (lengths >= lo) & (lengths < hi)
             values.extend(metric_values(np.asarray(pu["rank"])[sel], metric))
             users.update(np.asarray(pu["users"])[sel].tolist())

@@ -64,6 +64,38 @@ def find_record(output, dataset, label, seed, run_key, budget):
     return None
 
 
+def _counted_after_augmentation(record):
+    """True for a record whose interaction counts came from RecBole's augmented ``inter_feat``:
+    made before ``record_version`` 2 (:data:`recbole_llm.quick_start.RECORD_VERSION`) by a
+    sequential model, whose dataset holds one sample per interaction but each user's first."""
+    return record.get("record_version", 1) < 2 and record.get("config", {}).get("MODEL_TYPE") == "SEQUENTIAL"
+
+
+def dataset_stats(record):
+    """The record's ``dataset_stats`` with ``interactions`` counted as loaded (before augmentation).
+
+    A record made before the fix (:func:`_counted_after_augmentation`) says ``interactions - users``;
+    the users are added back. That is exact when every user has an interaction, which holds when
+    no ``.user`` file is loaded (``load_col`` without ``user``: every shipped dataset config), since
+    RecBole then knows only users from the ``.inter`` file; otherwise the stored value is kept.
+    """
+    stats = dict(record["dataset_stats"])
+    load_col = record.get("config", {}).get("load_col")
+    if _counted_after_augmentation(record) and not (isinstance(load_col, dict) and "user" in load_col):
+        stats["interactions"] += stats["users"]
+    return stats
+
+
+def history_lengths(record):
+    """Per test user (in ``per_user`` order), the number of interactions before the test item.
+
+    Records made before the fix (:func:`_counted_after_augmentation`) stored one fewer for every
+    user (the augmented samples were counted); one is added back.
+    """
+    lengths = record["per_user"]["history_length"]
+    return [n + 1 for n in lengths] if _counted_after_augmentation(record) else list(lengths)
+
+
 def latest_per_seed(records):
     """Keep, for each (label, seed), the newest record."""
     chosen = {}

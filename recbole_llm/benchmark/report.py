@@ -12,7 +12,7 @@ import numpy as np
 from tabulate import tabulate
 
 from recbole_llm.benchmark import per_user
-from recbole_llm.benchmark.records import atomic_write_text, group_rows
+from recbole_llm.benchmark.records import group_rows, history_lengths
 
 
 def rows(records):
@@ -171,7 +171,7 @@ def cost_table(records):
 
 def history_edges(records):
     """Bucket edges over users' full history lengths: quartiles, the 90th percentile, and above."""
-    lengths = next((r["per_user"]["history_length"] for r in records if per_user.has_per_user(r)), None)
+    lengths = next((history_lengths(r) for r in records if per_user.has_per_user(r)), None)
     if not lengths:
         return None
     q = np.percentile(lengths, [25, 50, 75, 90])
@@ -179,24 +179,25 @@ def history_edges(records):
     return edges + [math.inf]
 
 
-def write_plots(out_dir, dataset, records, metrics=("hit@10", "ndcg@10")):
-    """``metrics.png``, ``valid_curves.png`` and ``long_history.png`` under ``out_dir``; returns
-    the names written. Written through a temporary file and renamed, like every result."""
+def render_plots(dataset, records, metrics=("hit@10", "ndcg@10")):
+    """``{name: PNG bytes}`` of ``metrics.png``, ``valid_curves.png`` and ``long_history.png``
+    (the last two when there are LLM rows / per-user ranks). Rendered in memory, so that the
+    caller writes the page's files as one unit (:func:`recbole_llm.fsutil.write_file_set`)."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from recbole_llm.fsutil import atomic_path
-
     grouped = rows(records)
-    written = []
+    written = {}
 
     def save(fig, name):
-        with atomic_path(f"{out_dir}/{name}") as tmp:
-            fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+        buf = io.BytesIO()
+        fig.savefig(buf, dpi=110, bbox_inches="tight", format="png")
         plt.close(fig)
-        written.append(name)
+        written[name] = buf.getvalue()
 
     # 1. test metrics per row, with every seed's value
     labels = list(grouped)
@@ -272,8 +273,8 @@ def per_user_label(metric):
     return pretty_metric(metric)
 
 
-def write_report(out_dir, dataset, records, command=None):
-    """``cost.md`` and the plots; returns the file names written."""
+def render_report(dataset, records, command=None):
+    """``{name: content}`` of ``cost.md`` (text) and the plots (PNG bytes), nothing written yet."""
     text = cost_table(records)
     lines = [f"# {dataset}: cost", "",
              "Means over each row's seeds, from the run records' `cost` and `parameters`. Train samples/s is "
@@ -284,5 +285,4 @@ def write_report(out_dir, dataset, records, command=None):
              "ID model for the LLM rows.", "", text]
     if command:
         lines += ["", f"Regenerate: `{command}`"]
-    atomic_write_text(f"{out_dir}/cost.md", "\n".join(lines) + "\n")
-    return ["cost.md"] + write_plots(out_dir, dataset, records)
+    return {"cost.md": "\n".join(lines) + "\n", **render_plots(dataset, records)}

@@ -11,7 +11,7 @@ import statistics
 import pandas as pd
 from tabulate import tabulate
 
-from recbole_llm.benchmark.records import atomic_write_text, group_rows, latest_per_seed
+from recbole_llm.benchmark.records import dataset_stats, group_rows, latest_per_seed
 
 SIGNIFICANCE_METRIC = "ndcg@10"
 DEFAULT_METRICS = ("hit@5", "hit@10", "ndcg@5", "ndcg@10", "hit@50", "hit@100", "mrr@10")
@@ -116,7 +116,7 @@ def provenance(records, dataset):
     proto = recs[0]["protocol"]
     commits = sorted({r["commit"][:12] for r in recs})
     budgets = sorted({f"epochs<= {r['protocol']['epochs_max']}, early stop after {r['protocol']['stopping_step']}" for r in recs})
-    stats = recs[0]["dataset_stats"]
+    stats = dataset_stats(recs[0])
     return (
         f"Dataset `{dataset}` ({stats['users']} users, {stats['items']} items, {stats['interactions']} interactions); "
         f"split {proto['split']}; full ranking over all items; test metrics at the epoch with the best validation "
@@ -161,13 +161,29 @@ def write_tables(out_dir, dataset, records, metrics=DEFAULT_METRICS, target=None
     lines = [f"# {dataset}: comparison", "", md, "", note, "", "Rows: " + "; ".join(row_notes(records)) + "."]
     if sig_note:
         lines += ["", sig_note]
-    written = report.write_report(out_dir, dataset, records, command)
-    plots = ", ".join(f"[{name}]({name})" for name in written if name.endswith(".png"))
+    files = report.render_report(dataset, records, command)  # cost.md and the plots, in memory
+    plots = ", ".join(f"[{name}]({name})" for name in files if name.endswith(".png"))
     lines += ["", "Cost: [cost.md](cost.md)." + (f" Plots: {plots}." if plots else "")]
     if command:
         lines += ["", f"Regenerate: `{command}`"]
     text = "\n".join(lines) + "\n"
-    atomic_write_text(f"{out_dir}/comparison.md", text)
-    atomic_write_text(f"{out_dir}/comparison.csv", to_csv(summary))
-    atomic_write_text(f"{out_dir}/comparison.tex", f"% {note}\n" + tex + "\n")
+    files.update({"comparison.md": text, "comparison.csv": to_csv(summary),
+                  "comparison.tex": f"% {note}\n" + tex + "\n"})
+    write_page(out_dir, files, command)
     return text
+
+
+def write_page(out_dir, files, command=None):
+    """Write a results page's files (``{name: text or bytes}``) into ``out_dir`` as one unit: on
+    any ``OSError`` (a full disk, a read-only folder) the old page stays as it was, whole, and the
+    error is one :class:`~recbole_llm.errors.UserError` line saying what to do."""
+    from recbole_llm.errors import UserError
+    from recbole_llm.fsutil import write_file_set
+
+    try:
+        write_file_set(out_dir, files)
+    except OSError as err:
+        reason = err.strerror or str(err)
+        again = f"; then regenerate them: {command}" if command else ""
+        raise UserError(f"{out_dir}: cannot write the results page ({', '.join(files)}): {reason}; the previous "
+                        f"files are unchanged. Free disk space or fix the folder's permissions{again}") from None

@@ -26,8 +26,8 @@ from tabulate import tabulate
 
 from recbole_llm.benchmark import per_user
 from recbole_llm.benchmark.report import mean_of, trained_on
-from recbole_llm.benchmark.records import atomic_write_text, group_rows, load_records
-from recbole_llm.benchmark.tables import pretty_metric
+from recbole_llm.benchmark.records import group_rows, load_records
+from recbole_llm.benchmark.tables import pretty_metric, write_page
 from recbole_llm.errors import UserError
 
 METRICS = ("hit@10", "ndcg@10", "hit@100")
@@ -111,8 +111,7 @@ def write_variants(output, dataset, name, title, reference, labels, command, met
     text = "\n".join([f"# {dataset}: {title}", "", render(rows, metric), "", note, "",
                       f"Regenerate: `{command}`", ""])
     frame = pd.DataFrame(rows).set_index("row")
-    atomic_write_text(Path(out_dir) / f"{name}.md", text)
-    atomic_write_text(Path(out_dir) / f"{name}.csv", frame.to_csv(float_format="%.6f"))
+    write_page(out_dir, {f"{name}.md": text, f"{name}.csv": frame.to_csv(float_format="%.6f")}, command)
     return text
 
 

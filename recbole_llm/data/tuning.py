@@ -32,10 +32,10 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from recbole.data import create_dataset as recbole_create_dataset
-from recbole.data.dataset import SequentialDataset
 from recbole.utils import ModelType
 
+from recbole_llm.data.dataset import ExactTimeSequentialDataset
+from recbole_llm.data.dataset import create_dataset as exact_time_create_dataset
 from recbole_llm.data.item_text import ItemText
 from recbole_llm.errors import UserError
 
@@ -403,8 +403,9 @@ def _log(summary):
     logger.info("training samples selected: %d of %d", summary["selected"], summary["train_samples"])
 
 
-class TuningSequentialDataset(SequentialDataset):
-    """RecBole's ``SequentialDataset`` whose built train split holds only the selected samples.
+class TuningSequentialDataset(ExactTimeSequentialDataset):
+    """RecBole's ``SequentialDataset`` (ordered by the exact times: :mod:`recbole_llm.data.dataset`)
+    whose built train split holds only the selected samples.
 
     Selection happens in :meth:`build`, after RecBole's augmentation and leave-one-out split, so
     the validation and test splits are RecBole's own. The summary is kept as ``tuning_summary``
@@ -425,7 +426,8 @@ class TuningSequentialDataset(SequentialDataset):
 
 
 def create_dataset(config):
-    """RecBole's ``create_dataset``, or a :class:`TuningSequentialDataset` when a selection is asked for.
+    """:func:`recbole_llm.data.dataset.create_dataset`, or a :class:`TuningSequentialDataset` when a
+    selection is asked for.
 
     A selection on a non-sequential model is refused rather than ignored: its training samples
     have no history to denoise, and a run labelled ``efficient`` must not silently train on all.
@@ -434,7 +436,7 @@ def create_dataset(config):
     """
     options = tuning_options(config)
     if options["strategy"] == "all":
-        return recbole_create_dataset(config)
+        return exact_time_create_dataset(config)
     if config["MODEL_TYPE"] != ModelType.SEQUENTIAL:
         raise UserError(f"data_strategy '{options['strategy']}' selects sequential training samples, but "
                         f"{config['model']} is not a sequential model; set data_strategy: all")
