@@ -22,7 +22,7 @@ from recbole_llm.checkpoint import config_key, config_to_dict
 from recbole_llm.compat import disable_anomaly_detection
 from recbole_llm.config import REPO_ROOT, Config
 from recbole_llm.data.dataset import create_dataset
-from recbole_llm.data.prepare import ensure_dataset
+from recbole_llm.data.prepare import check_dataset, ensure_dataset
 from recbole_llm.errors import UserError
 from recbole_llm.provenance import git_commit, hardware, package_versions
 from recbole_llm.utils import get_model, get_trainer
@@ -83,7 +83,8 @@ def _reset_logging():
 
 
 def build_config(model, dataset, seed=None, config_files=(), config_dict=None, data_path=None, saved_dir=None):
-    """Config for one run with absolute data/checkpoint paths; materialises the dataset if needed."""
+    """Config for one run with absolute data/checkpoint paths; materialises the dataset if needed
+    and validates it against the config (:func:`recbole_llm.data.prepare.check_dataset`)."""
     data_path = Path(data_path or REPO_ROOT / "dataset").resolve()
     saved_dir = Path(saved_dir or REPO_ROOT / "saved").resolve()
     ensure_dataset(dataset, data_path)
@@ -95,7 +96,9 @@ def build_config(model, dataset, seed=None, config_files=(), config_dict=None, d
     if seed is not None:
         overrides["seed"] = int(seed)
     overrides.update(config_dict or {})
-    return Config(model, dataset, list(config_files), overrides)
+    config = Config(model, dataset, list(config_files), overrides)
+    check_dataset(config)  # the whole files and the configured fields, before RecBole reads them
+    return config
 
 
 def run_key(config):

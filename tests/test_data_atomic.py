@@ -136,7 +136,7 @@ def test_write_dataset_interrupted_keeps_old(tmp_path, monkeypatch):
 def test_validate_dataset_names_bad_file(tmp_path):
     folder = tmp_path / "d"
     folder.mkdir()
-    (folder / "d.inter").write_text("user_id:token\titem_id:token\n")
+    (folder / "d.inter").write_text("user_id:token\titem_id:token\nu1\ti1\n")
     (folder / "d.item").write_text("item_id:token\ttitle:text\n")
     (folder / "README").write_text("not atomic")
     with pytest.raises(UserError) as err:

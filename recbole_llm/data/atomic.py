@@ -18,6 +18,7 @@ it into place with :func:`os.replace` only once everything is written, so a fail
 leaves either the old dataset or the new one, never half of one.
 """
 
+import codecs
 import contextlib
 import csv
 import logging
@@ -91,6 +92,118 @@ def read_header(path, encoding="utf-8"):
     if not line:
         raise UserError(f"{path} is empty; an atomic file starts with a header of {_FORM}")
     return parse_header(line[:-1] if line.endswith("\n") else line, path)
+
+
+def _is_number(text):
+    """What ``pandas.read_csv(dtype=float64, engine='python')`` accepts in a ``float`` column:
+    Python's ``float`` syntax, surrounding blanks allowed."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_quoted(line, separator):
+    """Split one line that holds a double quote the way RecBole's ``read_csv`` does (CSV quoting,
+    ``""`` inside a quoted value); None when the quoting is malformed or a quoted value does not
+    close on this line (``read_csv`` would then read on into the next lines)."""
+    try:
+        rows = list(csv.reader([line], delimiter=separator, quotechar='"', doublequote=True, strict=True))
+    except csv.Error:
+        return None
+    return rows[0] if len(rows) == 1 else None
+
+
+def check_atomic_file(path, encoding="utf-8", field_separator="\t", seq_separator=" ", required_numbers=()):
+    """Validate a whole atomic file the way RecBole 1.2.1 will read it; return its header.
+
+    Checked, each failure a :class:`UserError` naming ``path:line``, the field and the fix: the
+    bytes decode as ``encoding`` (the line of the first bad byte is named); no UTF-8 byte-order
+    mark (RecBole reads it into the first field name); a valid header (:func:`parse_header`);
+    at least one row; every row has one value per header column (``read_csv`` fills a short row
+    with NaN and reads a long one shifted by a column, silently); CSV quoting that closes on its
+    own line (a value that holds ``"`` is quoted whole, the quote doubled); no carriage return
+    inside a line (``read_csv`` splits the row there; a ``\r\n`` line end is fine); no NUL;
+    a number (or nothing) in every ``float`` value and every element of a ``float_seq`` value;
+    a number, never empty, in the fields of ``required_numbers`` (the time field). Blank lines
+    are skipped, as ``read_csv`` skips them.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"atomic file {path} does not exist; create it or fix the dataset name/data_path")
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, encoding, field_separator, seq_separator,
+           tuple(required_numbers))
+    if key not in _CHECKED:  # a run checks its dataset once per model and ID model: read it once
+        _CHECKED[key] = _check_atomic_file(path, encoding, field_separator, seq_separator, required_numbers)
+    return list(_CHECKED[key])
+
+
+_CHECKED = {}  # (path, size, mtime, options) -> header of a file that passed check_atomic_file
+
+
+def _check_atomic_file(path, encoding, field_separator, seq_separator, required_numbers):
+    data = path.read_bytes()
+    if not data:
+        raise UserError(f"{path} is empty; an atomic file starts with a header of {_FORM}")
+    if data.startswith(codecs.BOM_UTF8) and codecs.lookup(encoding).name == "utf-8":
+        raise UserError(f"{path}:1: the file starts with a UTF-8 byte-order mark (BOM), which RecBole reads as part "
+                        "of the first field name; save it as UTF-8 without BOM (e.g. sed -i '1s/^\xEF\xBB\xBF//' "
+                        f"{path})")
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        raise UserError(f"{path}:{line}: byte {column} of the line ({data[err.start:err.start + 1]!r}) is not valid "
+                        f"{encoding} ({err.reason}); save the file as {encoding}, or set the config key 'encoding' to "
+                        "the file's encoding") from None
+    lines = text.split("\n")
+    header = parse_header(lines[0], path)
+    names = [n for n, _ in header]
+    floats = [(i, n) for i, (n, t) in enumerate(header) if t == "float"]
+    float_seqs = [(i, n) for i, (n, t) in enumerate(header) if t == "float_seq"]
+    needed = [(i, n) for i, n in enumerate(names) if n in set(required_numbers)]
+    rows = 0
+    for number, line in enumerate(lines[1:], 2):
+        if line.endswith("\r"):
+            line = line[:-1]
+        if not line:
+            continue
+        where = f"{path}:{number}"
+        if "\r" in line:
+            raise UserError(f"{where}: a carriage return (\\r) inside the line, which RecBole's reader takes for a line "
+                            "break; remove it (every row is one line ending in \\n)")
+        if "\x00" in line:
+            raise UserError(f"{where}: a NUL character; remove it (RecBole's token arrays drop NULs)")
+        values = line.split(field_separator) if '"' not in line else _parse_quoted(line, field_separator)
+        if values is None:
+            raise UserError(f"{where}: malformed double quotes (a quoted value must be the whole value, close on the "
+                            'same line, and double every quote inside it: "a ""quoted"" title"); fix the quoting or '
+                            "remove the quotes")
+        if len(values) != len(header):
+            raise UserError(f"{where}: {len(values)} value(s) for the {len(header)} header column(s) "
+                            f"({', '.join(names)}); give every row one value per column, separated by "
+                            f"{field_separator!r}")
+        for i, name in floats:
+            if values[i] and not _is_number(values[i]):
+                raise UserError(f"{where}: field '{name}' (float) holds {values[i]!r}, not a number; write a number "
+                                "there (or nothing) or declare the column ':token'")
+        for i, name in float_seqs:
+            bad = next((v for v in values[i].split(seq_separator) if v and not _is_number(v)), None)
+            if bad is not None:
+                raise UserError(f"{where}: field '{name}' (float_seq) holds {bad!r}, not a number; write numbers "
+                                f"separated by {seq_separator!r} or declare the column ':token_seq'")
+        for i, name in needed:
+            if not values[i].strip():
+                raise UserError(f"{where}: field '{name}' is empty; every row needs its time (it orders the "
+                                "interactions)")
+        rows += 1
+    if rows == 0:
+        raise UserError(f"{path}:2: the file has a header but no rows; add the data (or remove the file if it is "
+                        "not needed)")
+    return header
 
 
 def format_header(header):
@@ -227,8 +340,11 @@ def write_dataset(out_dir, name, files, encoding="utf-8"):
         raise
 
 
-def validate_dataset(folder, name, encoding="utf-8"):
-    """Check the header of every atomic file of ``name`` in ``folder``; return ``{filename: header}``."""
+def validate_dataset(folder, name, encoding="utf-8", field_separator="\t", seq_separator=" ", required_numbers=(),
+                     headers_only=False):
+    """Check every atomic file of ``name`` in ``folder`` whole (:func:`check_atomic_file`), or only
+    its header with ``headers_only``; return ``{filename: header}``. ``required_numbers`` applies
+    to the ``.inter`` file."""
     folder = Path(folder)
     inter = folder / f"{name}.inter"
     if not inter.is_file():
@@ -236,7 +352,11 @@ def validate_dataset(folder, name, encoding="utf-8"):
     headers = {}
     for path in sorted(folder.iterdir()):
         if path.is_file() and _is_own_atomic_file(path.name, name):
-            headers[path.name] = read_header(path, encoding)
+            if headers_only:
+                headers[path.name] = read_header(path, encoding)
+            else:
+                headers[path.name] = check_atomic_file(path, encoding, field_separator, seq_separator,
+                                                       required_numbers if path == inter else ())
     return headers
 
 

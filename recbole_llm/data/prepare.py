@@ -1,9 +1,10 @@
 """Make sure a dataset's atomic files exist (and are well-formed) before RecBole reads them."""
 
+import difflib
 import logging
 from pathlib import Path
 
-from recbole_llm.data.atomic import download_recbole_dataset, recbole_urls, validate_dataset
+from recbole_llm.data.atomic import _is_own_atomic_file, download_recbole_dataset, recbole_urls, validate_dataset
 from recbole_llm.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,8 @@ GENERIC_COMMANDS = (
 def ensure_dataset(name, data_path):
     """Return ``<data_path>/<name>``, creating the dataset first when it is missing.
 
-    * ``<data_path>/<name>/<name>.inter`` exists: check the header of every atomic file there;
+    * ``<data_path>/<name>/<name>.inter`` exists: check the header of every atomic file there
+      (:func:`check_dataset` checks the whole files once the config, and so the encoding, is known);
     * ``ml-100k``: copy RecBole's bundled files (no network);
     * ``ml-1m`` and every other name in RecBole's ``url.yaml``: RecBole's download, without
       prompts (offline -> :class:`UserError` with the conversion command);
@@ -33,7 +35,7 @@ def ensure_dataset(name, data_path):
     data_path = Path(data_path)
     folder = data_path / name
     if (folder / f"{name}.inter").is_file():
-        validate_dataset(folder, name)
+        validate_dataset(folder, name, headers_only=True)  # whole files: check_dataset, with the config's encoding
         return folder
     if name == "ml-100k":
         from recbole_llm.data.movielens import materialize_ml100k
@@ -54,3 +56,62 @@ def ensure_dataset(name, data_path):
     command = GENERIC_COMMANDS.format(name=name, data_path=data_path)
     raise UserError(f"dataset '{name}' is missing at {folder / (name + '.inter')} and RecBole has no download for it; "
                     f"convert the raw data with: {command}")
+
+
+def check_dataset(config):
+    """Validate, before RecBole reads anything, the atomic files ``config`` makes it read.
+
+    Every atomic file of ``config['dataset']`` under ``config['data_path']`` (the folder RecBole
+    reads: for ``ml-100k`` its own bundled copy) is checked whole with the config's ``encoding``,
+    ``field_separator`` and ``seq_separator`` (:func:`~recbole_llm.data.atomic.check_atomic_file`);
+    then the configured fields: ``USER_ID_FIELD`` and ``ITEM_ID_FIELD`` are ``token`` columns of
+    the ``.inter`` file, ``TIME_FIELD`` a ``float`` column with a number in every row when the
+    split is time-ordered (``eval_args.order: TO``, and always for sequential models), each of
+    them listed in ``load_col`` when it lists the ``.inter`` columns, and every column ``load_col``
+    lists exists. Each failure is a :class:`UserError` naming ``file:1`` (the header) and the fix.
+    """
+    from recbole.utils import ModelType
+
+    folder, name = Path(config["data_path"]), config["dataset"]
+    order = (config["eval_args"] or {}).get("order")
+    time_field = config["TIME_FIELD"]
+    needs_time = bool(time_field) and (order == "TO" or config["MODEL_TYPE"] == ModelType.SEQUENTIAL)
+    headers = validate_dataset(folder, name, config["encoding"] or "utf-8", config["field_separator"] or "\t",
+                               config["seq_separator"] or " ", (time_field,) if needs_time else ())
+    load_col = config["load_col"] if isinstance(config["load_col"], dict) else {}
+    inter = folder / f"{name}.inter"
+    header = dict(headers[inter.name])
+    columns = ", ".join(f"{n}:{t}" for n, t in header.items())
+    listed = load_col.get("inter")
+    fields = [("USER_ID_FIELD", config["USER_ID_FIELD"], "token"), ("ITEM_ID_FIELD", config["ITEM_ID_FIELD"], "token")]
+    if needs_time:
+        fields.append(("TIME_FIELD", time_field, "float"))
+    for key, field, ftype in fields:
+        if field is None:
+            continue
+        if field not in header:
+            same_type = [n for n, t in header.items() if t == ftype and n not in {f for _, f, _ in fields}]
+            guess = difflib.get_close_matches(field, same_type, n=1, cutoff=0.0) if same_type else []
+            if guess:
+                fix = f"rename the column '{guess[0]}' to '{field}', or set {key}: {guess[0]}"
+                fix += f" and list '{guess[0]}' in load_col's inter list" if listed is not None else ""
+            else:
+                fix = f"add a '{field}:{ftype}' column, or set {key} to the column that holds it"
+            raise UserError(f"{inter}:1: {key} '{field}' is not a column of the header ({columns}); {fix}")
+        if header[field] != ftype:
+            raise UserError(f"{inter}:1: {key} '{field}' is declared '{field}:{header[field]}'; RecBole needs "
+                            f"'{field}:{ftype}' there: change the header")
+        if listed is not None and field not in listed:
+            raise UserError(f"load_col lists the .inter columns {listed} without {key} '{field}', so RecBole would "
+                            f"not load it; add '{field}' to load_col's inter list")
+    for suffix, wanted in load_col.items():
+        path = folder / f"{name}.{suffix}"
+        if path.name not in headers or not _is_own_atomic_file(path.name, name):
+            continue
+        have = dict(headers[path.name])
+        missing = [f for f in wanted or () if f not in have]
+        if missing:
+            raise UserError(f"{path}:1: load_col lists '{missing[0]}' for .{suffix}, which the header does not have "
+                            f"({', '.join(f'{n}:{t}' for n, t in have.items())}); remove it from load_col or add the "
+                            "column")
+    return headers
