@@ -61,7 +61,8 @@ def test_malformed_quoting(tmp_path, title):
     path = tmp_path / "d.item"
     msg = error(path, f"item_id:token\ttitle:token_seq\ni1\tfine\ni2\t{title}\ni3\tmore\n")
     assert msg == (f'{path}:3: malformed double quotes (a quoted value must be the whole value, close on the same '
-                   'line, and double every quote inside it: "a ""quoted"" title"); fix the quoting or remove the quotes')
+                   'line, and double every quote inside it: "a ""quoted"" title"); fix the quoting or remove the '
+                   'quotes')
 
 
 def test_numbers_in_float_fields_and_a_time_in_every_row(tmp_path):

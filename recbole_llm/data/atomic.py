@@ -173,8 +173,8 @@ def _check_atomic_file(path, encoding, field_separator, seq_separator, required_
             continue
         where = f"{path}:{number}"
         if "\r" in line:
-            raise UserError(f"{where}: a carriage return (\\r) inside the line, which RecBole's reader takes for a line "
-                            "break; remove it (every row is one line ending in \\n)")
+            raise UserError(f"{where}: a carriage return (\\r) inside the line, which RecBole's reader takes for a "
+                            "line break; remove it (every row is one line ending in \\n)")
         if "\x00" in line:
             raise UserError(f"{where}: a NUL character; remove it (RecBole's token arrays drop NULs)")
         values = line.split(field_separator) if '"' not in line else _parse_quoted(line, field_separator)

@@ -111,7 +111,8 @@ def create_dataset(config, cls=None):
     if os.path.exists(file):
         with open(file, "rb") as f:
             dataset = pickle.load(f)
-        if type(dataset) is cls and all(config[a] == dataset.config[a] for a in dataset_arguments + ["seed", "repeatable"]):
+        same = all(config[a] == dataset.config[a] for a in dataset_arguments + ["seed", "repeatable"])
+        if type(dataset) is cls and same:
             logger.info("Load filtered dataset from: [%s]", file)
             return dataset
     dataset = cls(config)
