@@ -241,6 +241,8 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
     record["cost"].update(getattr(trainer, "extra_cost", {}))
     if hasattr(net, "parameter_report"):
         record["parameters"].update(net.parameter_report())
+    if hasattr(net, "prompt_stats"):  # titles per hard prompt of the test users (LLM models)
+        record["prompt_stats"] = net.prompt_stats(test_data._dataset)
     if getattr(data, "tuning_summary", None) is not None:
         record["data_selection"] = data.tuning_summary
     per_user = getattr(trainer, "per_user", None) if evaluate_test else None

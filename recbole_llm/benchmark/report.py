@@ -11,7 +11,7 @@ import statistics
 import numpy as np
 from tabulate import tabulate
 
-from recbole_llm.benchmark import per_user
+from recbole_llm.benchmark import convergence, per_user
 from recbole_llm.benchmark.records import group_rows, history_lengths
 
 
@@ -26,8 +26,13 @@ def _mean(recs, metric):
 
 
 def best_baseline(records, metric="ndcg@10"):
-    """Label of the non-LLM row with the highest mean test ``metric`` (None without one)."""
-    candidates = [(label, _mean(recs, metric)) for label, recs in rows(records).items() if not per_user.is_llm(recs)]
+    """Label of the converged non-LLM row with the highest mean test ``metric`` (None without one):
+    an unconverged row's number says when training stopped, not how good the model is
+    (:mod:`~recbole_llm.benchmark.convergence`)."""
+    grouped = rows(records)
+    flagged = convergence.unconverged(grouped)
+    candidates = [(label, _mean(recs, metric)) for label, recs in grouped.items()
+                  if not per_user.is_llm(recs) and label not in flagged]
     candidates = [c for c in candidates if not math.isnan(c[1])]
     return max(candidates, key=lambda c: c[1])[0] if candidates else None
 
@@ -78,23 +83,32 @@ def significance_columns(records, metric="ndcg@10"):
     fmt = per_user.format_p
     base, tests = significance(records, metric)
     tests = {label: t for label, t in tests.items() if t}
-    if not tests:
-        return None, {}, ""
     base_tests = {label: bt for label, bt in id_base_significance(records, metric).items() if bt[1]}
+    if not tests and not base_tests:
+        return None, {}, ""
     name = per_user_label(metric)
-    pvalues = [(f"p ({name} vs {base})", {label: fmt(t["p_ttest"]) for label, t in tests.items()})]
+    pvalues = []
+    if tests:
+        pvalues.append((f"p ({name} vs {base})", {label: fmt(t["p_ttest"]) for label, t in tests.items()}))
     if base_tests:
         pvalues.append((f"p ({name} vs own ID base)",
                         {label: f"{fmt(t['p_ttest'])} ({b})" for label, (b, t) in base_tests.items()}))
     columns = {label: {"p_ttest_vs_best_baseline": t["p_ttest"], "p_wilcoxon_vs_best_baseline": t["p_wilcoxon"],
                        "paired_users": t["n_users"]} for label, t in tests.items()}
     for label, (b, t) in base_tests.items():
-        columns[label].update({"id_base": b, "p_ttest_vs_id_base": t["p_ttest"], "p_wilcoxon_vs_id_base": t["p_wilcoxon"]})
-    note = (f"p: two-sided paired t-test of each LLM row against the best baseline ({base}, by mean test {name}) on "
-            f"per-user test {name}, users paired by id, each user's value averaged over the row's seeds; Wilcoxon "
-            "signed-rank p-values and the number of users are in the CSV. "
-            + "; ".join(f"{label}: mean difference {t['mean_diff']:+.4f} over {t['n_users']} users, Wilcoxon p "
-                        f"{fmt(t['p_wilcoxon'])}" for label, t in tests.items()) + ".")
+        columns.setdefault(label, {}).update({"id_base": b, "p_ttest_vs_id_base": t["p_ttest"], "p_wilcoxon_vs_id_base": t["p_wilcoxon"]})
+    if tests:
+        note = (f"p: two-sided paired t-test of each LLM row against the best baseline ({base}, the converged "
+                f"baseline row with the highest mean test {name}) on per-user test {name}, users paired by id, each "
+                "user's value averaged over the row's seeds; Wilcoxon signed-rank p-values and the number of users "
+                "are in the CSV. "
+                + "; ".join(f"{label}: mean difference {t['mean_diff']:+.4f} over {t['n_users']} users, Wilcoxon p "
+                            f"{fmt(t['p_wilcoxon'])}" for label, t in tests.items()) + ".")
+    else:
+        why = ("no baseline row is converged, so there is no best baseline to test the LLM rows against" if base is None
+               else f"the best converged baseline ({base}) has no per-user ranks to test the LLM rows against")
+        note = (f"p: {why}; two-sided paired t-tests on per-user test {name}, users paired by id, each user's value "
+                "averaged over the row's seeds.")
     if base_tests:
         note += (" Against each LLM row's own frozen ID model (its row in this table, the papers' Table 3 question), "
                  "the same test: " + "; ".join(f"{label} vs {b}: mean difference {t['mean_diff']:+.4f}, Wilcoxon p "
@@ -155,10 +169,11 @@ def cost_rows(records):
 
 def cost_table(records):
     """The cost table as Markdown (means over each row's seeds)."""
+    flagged = convergence.unconverged(rows(records))
     body = []
     for c in cost_rows(records):
         body.append([
-            c["model"], c["seeds"], c["data"], _fmt(c["epochs"]), _fmt(c["train_s_per_epoch"]),
+            convergence.marked(c["model"], c["model"] in flagged), c["seeds"], c["data"], _fmt(c["epochs"]), _fmt(c["train_s_per_epoch"]),
             _fmt(c["train_samples_per_s"]), _fmt(c["bare_lm_samples_per_s"]), _fmt(c["throughput_ratio"], 2),
             _fmt(c["valid_s"], 2), _fmt(c["test_s"], 2), _fmt(c["peak_rss_mb"], 0), _fmt(c["peak_gpu_mb"], 0),
             _fmt(c["trainable"], 0), _fmt(c["total"], 0), c["device"],
@@ -166,7 +181,10 @@ def cost_table(records):
     headers = ["Model", "Seeds", "Trained on", "Epochs", "Train s/epoch", "Train samples/s",
                "Bare LM samples/s", "Adapter ratio", "Valid s (all users)", "Test s (all users)",
                "Peak RSS MB", "Peak GPU MB", "Trainable params", "Total params", "Device"]
-    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+    table = tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+    note = convergence.footnote(flagged, uses="an unconverged row's epochs are where it was cut off, not "
+                                              "what convergence costs")
+    return table + ("\n\n" + note if note else "")
 
 
 def history_edges(records):
@@ -191,6 +209,7 @@ def render_plots(dataset, records, metrics=("hit@10", "ndcg@10")):
     import matplotlib.pyplot as plt
 
     grouped = rows(records)
+    flagged = convergence.unconverged(grouped)
     written = {}
 
     def save(fig, name):
@@ -210,8 +229,10 @@ def render_plots(dataset, records, metrics=("hit@10", "ndcg@10")):
         for i, lab in enumerate(labels):
             values = [r["test"][metric] for r in grouped[lab] if r.get("test")]
             ax.scatter([i] * len(values), values, color="black", s=12, zorder=3)
-        ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
-        ax.set_title(f"{dataset}: test {per_user_label(metric)}\n(bars: mean over seeds, dots: each seed)", fontsize=9)
+        ax.set_xticks(range(len(labels)), [convergence.marked(lab, lab in flagged) for lab in labels],
+                      rotation=60, ha="right", fontsize=8)
+        ax.set_title(f"{dataset}: test {per_user_label(metric)}\n(bars: mean over seeds, dots: each seed"
+                     + (f"; {convergence.MARK} not converged)" if flagged else ")"), fontsize=9)
     save(fig, "metrics.png")
 
     # 2. validation metric per epoch: each LLM row against its ID base model's row

@@ -2,7 +2,9 @@
 
 Layout follows the papers' tables: one row per model, one column per metric, each cell the
 mean +- std over seeds, the best value of a column in bold and the second underlined, and
-an ``Improv.%`` row of a target model against the best other model of each column.
+an ``Improv.%`` row of a target model against the best other model of each column. Rows whose
+training did not converge are marked ``†`` with a footnote giving the causes
+(:mod:`~recbole_llm.benchmark.convergence`); the ``Improv.%`` row compares converged rows only.
 """
 
 import io
@@ -11,6 +13,7 @@ import statistics
 import pandas as pd
 from tabulate import tabulate
 
+from recbole_llm.benchmark import convergence
 from recbole_llm.benchmark.records import dataset_stats, group_rows, latest_per_seed
 
 SIGNIFICANCE_METRIC = "ndcg@10"
@@ -24,7 +27,8 @@ def pretty_metric(name):
 
 
 def summarize(records, metrics=DEFAULT_METRICS):
-    """DataFrame indexed by label: n_seeds, seeds, <metric>_mean, <metric>_std, epochs, wall time."""
+    """DataFrame indexed by label: n_seeds, seeds, <metric>_mean, <metric>_std, epochs, wall time,
+    ``converged`` and, for the rows that are not, ``not_converged_because`` (causes joined by '; ')."""
     groups = group_rows(records)
     rows = []
     for label, recs in groups.items():
@@ -39,6 +43,11 @@ def summarize(records, metrics=DEFAULT_METRICS):
         row["epochs_mean"] = statistics.fmean(r["epochs_run"] for r in recs)
         row["wall_time_s_mean"] = statistics.fmean(r["cost"]["wall_time_s"] for r in recs)
         row["commits"] = ",".join(sorted({r["commit"][:12] for r in recs}))
+        stats = [r["prompt_stats"] for r in recs if r.get("prompt_stats")]
+        row["titles_per_prompt_mean"] = statistics.fmean(p["mean_titles"] for p in stats) if stats else float("nan")
+        causes = convergence.row_causes(recs)
+        row["converged"] = not causes
+        row["not_converged_because"] = "; ".join(causes)
         rows.append(row)
     return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
 
@@ -51,13 +60,25 @@ def _ranks(values):
     return best, second
 
 
+def unconverged_rows(summary):
+    """``{label: [causes]}`` of the summary's rows that are not converged (none without the column)."""
+    if "converged" not in summary.columns:
+        return {}
+    return {label: [c for c in str(row["not_converged_because"]).split("; ") if c]
+            for label, row in summary.iterrows() if not row["converged"]}
+
+
 def improvement(summary, target, metrics=DEFAULT_METRICS, exclude=()):
     """Relative gain (%) of ``target`` over the best other row, per metric; rows in ``exclude``
-    are not compared against (an LLM row is compared with the baselines, not the other LLM rows)."""
+    are not compared against (an LLM row is compared with the baselines, not the other LLM rows),
+    nor are unconverged rows. None when ``target`` is missing or not converged, or nothing is left."""
     if target not in summary.index or len(summary) < 2:
         return None
+    if target in unconverged_rows(summary):
+        return None
     out = {}
-    others = summary.drop(index=[target] + [x for x in exclude if x in summary.index and x != target])
+    skip = set(exclude) | set(unconverged_rows(summary))
+    others = summary.drop(index=[target] + [x for x in skip if x in summary.index and x != target])
     if others.empty:
         return None
     for m in metrics:
@@ -80,9 +101,11 @@ def render(summary, metrics=DEFAULT_METRICS, target=None, fmt="github", digits=4
     for header, _ in pvalues or ():
         headers.append(header)
     ranks = {m: _ranks(list(summary[f"{m}_mean"])) for m in metrics}
+    flagged = unconverged_rows(summary)
     body = []
     for label, row in summary.iterrows():
-        cells = [label.replace("_", r"\_") if latex else label, int(row["n_seeds"])]
+        name = label.replace("_", r"\_") if latex else label
+        cells = [convergence.marked(name, label in flagged, latex), int(row["n_seeds"])]
         for m in metrics:
             mean, std = row[f"{m}_mean"], row[f"{m}_std"]
             text = f"{mean:.{digits}f}" + (f"{pm}{std:.{digits}f}" if row["n_seeds"] > 1 else "")
@@ -96,12 +119,19 @@ def render(summary, metrics=DEFAULT_METRICS, target=None, fmt="github", digits=4
             cells.append(column.get(label, "-"))
         body.append(cells)
     gain = improvement(summary, target, metrics, exclude=llm_rows) if target else None
+    pct = r"\%" if latex else "%"
+    versus = "best converged baseline" if target in llm_rows else "best converged other"
+    name = (target or "").replace("_", r"\_") if latex else target
     if gain is not None:
-        pct = r"\%" if latex else "%"
-        versus = "best baseline" if target in llm_rows else "best other"
-        body.append([f"Improv.{pct} ({target} vs {versus})", ""] + [f"{gain[m]:+.2f}{pct}" for m in metrics]
+        body.append([f"Improv.{pct} ({name} vs {versus})", ""] + [f"{gain[m]:+.2f}{pct}" for m in metrics]
                     + [""] * len(pvalues or ()))
-    return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)
+    elif target in flagged:
+        body.append([f"Improv.{pct} ({name} vs {versus}; n/a: {name} not converged)", ""] + ["n/a"] * len(metrics)
+                    + [""] * len(pvalues or ()))
+    table = tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)
+    uses = f"Improv.{pct} and the best baseline of the p-values use converged rows only"
+    note = convergence.footnote(flagged, latex, uses)
+    return table + ("\n\n" + note if note else "")
 
 
 def to_csv(summary):
@@ -142,6 +172,29 @@ def row_notes(records):
     return notes
 
 
+def titles_per_prompt(recs):
+    """What a row's hard prompts held: "1.42 (median 1; 64 tokens)" from the records'
+    ``prompt_stats`` (the test users' prompts), "n/a" for records made before they carried it."""
+    stats = [r["prompt_stats"] for r in recs if r.get("prompt_stats")]
+    if not stats:
+        return "n/a"
+    mean = statistics.fmean(p["mean_titles"] for p in stats)
+    medians = sorted({f"{p['median_titles']:g}" for p in stats})
+    tokens = sorted({str(p["max_tokens"]) for p in stats})
+    return f"{mean:.2f} (median {'/'.join(medians)}; {'/'.join(tokens)} tokens)"
+
+
+def prompt_notes(records):
+    """One sentence: titles per hard prompt of each LLM row ('' without LLM rows)."""
+    from recbole_llm.benchmark.per_user import is_llm
+
+    parts = [f"{label}: {titles_per_prompt(recs)}" for label, recs in group_rows(records).items() if is_llm(recs)]
+    if not parts:
+        return ""
+    return ("Titles per hard prompt (mean over the test users' prompts; median; prompt_max_tokens), from the "
+            "records' prompt_stats, n/a where a record predates them: " + "; ".join(parts) + ".")
+
+
 def write_tables(out_dir, dataset, records, metrics=DEFAULT_METRICS, target=None, command=None):
     """Write ``comparison.{md,csv,tex}`` under ``out_dir``; return the Markdown text."""
     from recbole_llm.benchmark import report
@@ -159,6 +212,8 @@ def write_tables(out_dir, dataset, records, metrics=DEFAULT_METRICS, target=None
     tex = render(summary, metrics, target, "latex_raw", pvalues=pvalues, llm_rows=llm_rows)
     note = provenance(records, dataset)
     lines = [f"# {dataset}: comparison", "", md, "", note, "", "Rows: " + "; ".join(row_notes(records)) + "."]
+    if prompt_notes(records):
+        lines += ["", prompt_notes(records)]
     if sig_note:
         lines += ["", sig_note]
     files = report.render_report(dataset, records, command)  # cost.md and the plots, in memory

@@ -24,10 +24,10 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from recbole_llm.benchmark import per_user
+from recbole_llm.benchmark import convergence, per_user
 from recbole_llm.benchmark.report import mean_of, trained_on
 from recbole_llm.benchmark.records import group_rows, load_records
-from recbole_llm.benchmark.tables import pretty_metric, write_page
+from recbole_llm.benchmark.tables import pretty_metric, titles_per_prompt, write_page
 from recbole_llm.errors import UserError
 
 METRICS = ("hit@10", "ndcg@10", "hit@100")
@@ -35,7 +35,8 @@ METRICS = ("hit@10", "ndcg@10", "hit@100")
 
 def variant_rows(records, reference, labels, metric="ndcg@10", metrics=METRICS):
     """One dict per row (the reference first): mean test ``metrics``, the difference in ``metric``
-    to the reference (absolute and %), the paired test's p-values and users, and what it trained on."""
+    to the reference (absolute and %), the paired test's p-values and users, what it trained on, the
+    titles its hard prompts held, and whether it converged (``not_converged_because``: the causes)."""
     grouped = group_rows(records)
     missing = [label for label in [reference, *labels] if label not in grouped]
     if missing:
@@ -65,7 +66,11 @@ def variant_rows(records, reference, labels, metric="ndcg@10", metrics=METRICS):
         row["trained_on"] = trained_on(recs)
         row["epochs"] = mean_of(recs, lambda r: r.get("epochs_run"))
         row["train_s_per_epoch"] = mean_of(recs, lambda r: r.get("cost", {}).get("train_time_per_epoch_s"))
+        row["titles_per_prompt"] = titles_per_prompt(recs)
         row["commits"] = ",".join(sorted({r["commit"][:12] for r in recs}))
+        causes = convergence.row_causes(recs)
+        row["converged"] = not causes
+        row["not_converged_because"] = "; ".join(causes)
         out.append(row)
     return out
 
@@ -73,17 +78,23 @@ def variant_rows(records, reference, labels, metric="ndcg@10", metrics=METRICS):
 def render(rows, metric="ndcg@10", metrics=METRICS):
     name = pretty_metric(metric)
     headers = (["Row", "Seeds"] + [pretty_metric(m) for m in metrics]
-               + [f"Valid {name}", f"Δ {name} (%)", "p (t-test)", "p (Wilcoxon)", "Trained on", "Epochs", "s/epoch"])
+               + [f"Valid {name}", f"Δ {name} (%)", "p (t-test)", "p (Wilcoxon)", "Trained on", "Epochs", "s/epoch",
+                  "Titles/prompt"])
     body = []
     for i, r in enumerate(rows):
-        body.append([r["row"] + (" (reference)" if i == 0 else ""), r["seeds"]]
+        body.append([convergence.marked(r["row"], not r["converged"]) + (" (reference)" if i == 0 else ""), r["seeds"]]
                     + [f"{r[m]:.4f}" for m in metrics]
                     + [f"{r[f'valid_{metric}']:.4f}",
                        "-" if i == 0 else f"{r['diff']:+.4f} ({r['diff_pct']:+.1f}%)",
                        "-" if i == 0 else per_user.format_p(r["p_ttest"]),
                        "-" if i == 0 else per_user.format_p(r["p_wilcoxon"]),
-                       r["trained_on"], f"{r['epochs']:.0f}", f"{r['train_s_per_epoch']:.0f}"])
-    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+                       r["trained_on"], f"{r['epochs']:.0f}", f"{r['train_s_per_epoch']:.0f}",
+                       r["titles_per_prompt"]])
+    table = tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+    flagged = {r["row"]: r["not_converged_because"].split("; ") for r in rows if not r["converged"]}
+    note = convergence.footnote(flagged, uses="a difference between unconverged rows may say which trains faster, "
+                                              "not which ends better")
+    return table + ("\n\n" + note if note else "")
 
 
 def write_variants(output, dataset, name, title, reference, labels, command, metric="ndcg@10", seeds=None):
@@ -106,7 +117,9 @@ def write_variants(output, dataset, name, title, reference, labels, command, met
             f"against the reference on per-user test {pretty_metric(metric)} ({rows[1]['paired_users'] if len(rows) > 1 else 0} "
             f"users paired by id, each user's value averaged over the row's seeds; two-sided paired t-test and "
             f"Wilcoxon signed-rank). With one seed per row, p says whether the two trained models rank the same "
-            f"users differently, not whether the difference survives another seed. Commit(s): "
+            f"users differently, not whether the difference survives another seed. Titles/prompt: mean titles "
+            f"in the test users' hard prompts (median; prompt_max_tokens), n/a for records that predate prompt_stats. "
+            f"Commit(s): "
             f"{', '.join(sorted({c for r in rows for c in r['commits'].split(',')}))}.")
     text = "\n".join([f"# {dataset}: {title}", "", render(rows, metric), "", note, "",
                       f"Regenerate: `{command}`", ""])

@@ -105,6 +105,22 @@ class HardPrompt:
         packed = packed.masked_fill(~packed_mask, self.pad_id)
         return packed, packed_mask.long()
 
+    def titles_in_prompts(self, item_seq, item_seq_len):
+        """How many titles each sequence's prompt holds, ``[B]``: the texts :meth:`build` keeps
+        (the most recent that fit the budget; ids without a text do not count)."""
+        items = self.last_items(item_seq, item_seq_len)
+        lengths = self.text_len[items] + self.sep_len[items]
+        lengths[:, -1] = self.text_len[items[:, -1]]
+        keep = lengths.flip(1).cumsum(1).flip(1) <= self.budget
+        return (keep & (self.text_len[items] > 0)).sum(1)
+
+    def stats(self, item_seq, item_seq_len, batch_size=4096):
+        """``{"mean_titles", "median_titles", "max_tokens", "prompts"}`` over the given sequences."""
+        counts = torch.cat([self.titles_in_prompts(item_seq[i:i + batch_size], item_seq_len[i:i + batch_size])
+                            for i in range(0, len(item_seq), batch_size)]).double()
+        return {"mean_titles": float(counts.mean()), "median_titles": float(counts.quantile(0.5)),
+                "max_tokens": self.max_tokens, "prompts": int(counts.numel())}
+
     def decode(self, tokenizer, ids, mask):
         """Text of one built prompt (for logs and tests)."""
         return tokenizer.decode(ids[mask.bool()].tolist())

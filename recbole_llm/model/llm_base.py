@@ -134,6 +134,12 @@ class LLMSequentialRecommender(SequentialRecommender):
         """Token ids and mask of the users' hard prompts (built from cached token tables)."""
         return self.prompt.build(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
 
+    def prompt_stats(self, dataset):
+        """Titles per hard prompt over a split's sequences (``dataset``: e.g. the test split's
+        RecBole Dataset): :meth:`recbole_llm.lm.HardPrompt.stats`, kept in the run record."""
+        feat = dataset.inter_feat
+        return self.prompt.stats(feat[self.ITEM_SEQ].to(self.device), feat[self.ITEM_SEQ_LEN].to(self.device))
+
     def prompt_states(self, ids, mask, keys):
         """Pooled LM states per layer input on the prompts alone, ``[B, L, d']``, cached by ``keys``.
 
