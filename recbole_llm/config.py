@@ -8,6 +8,10 @@ Order of precedence, lowest first (later files override earlier ones):
 4. ``properties/model/<Model>.yaml``;
 5. the user's ``config_file_list`` (``--config-files``), then ``config_dict``.
 
+2-4 are the package's internal config: like RecBole-GNN, :class:`Config` adds them to RecBole's
+own internal config dict (``_load_internal_config_dict``), so everything the user passes is
+RecBole's "external" config and overrides them the way it overrides RecBole's defaults.
+
 RecBole's ``Config`` also parses ``sys.argv`` for ``--key=value``; the benchmark's own
 options (``--model=A,B``) would leak into every model's config that way, so that parsing
 is switched off here and the runner passes overrides explicitly.
@@ -24,14 +28,37 @@ from recbole_llm.utils import get_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# Where the YAML files are, in the order :func:`properties_dir` tries them.
+PROPERTIES_ENV = "RECBOLE_LLM_PROPERTIES"
+CHECKOUT_PROPERTIES = REPO_ROOT / "properties"
+PACKAGED_PROPERTIES = Path(__file__).resolve().parent / "properties"
+
 
 def properties_dir():
-    """Folder of the package's YAML files (``RECBOLE_LLM_PROPERTIES`` overrides)."""
-    path = Path(os.environ.get("RECBOLE_LLM_PROPERTIES", REPO_ROOT / "properties"))
+    """Folder of the package's YAML files.
+
+    1. ``$RECBOLE_LLM_PROPERTIES`` when set;
+    2. ``<checkout>/properties`` next to this package: a source checkout used through
+       ``PYTHONPATH`` and an editable install both read the YAML files of their own tree (a
+       worktree must not read those of another tree that happens to be installed editable);
+    3. ``recbole_llm/properties`` inside the installed package: a wheel ships ``properties/``
+       there (setup.cfg maps the package ``recbole_llm.properties`` to ``properties/``).
+
+    The folders are found from ``__file__``, as RecBole and RecBole-GNN find theirs, not by
+    importing ``recbole_llm.properties``: under ``PYTHONPATH`` that name falls through to
+    whatever editable install's finder is present (another tree), and a folder without
+    ``__init__.py`` does not import from an editable install at all.
+    """
+    if os.environ.get(PROPERTIES_ENV):
+        path = Path(os.environ[PROPERTIES_ENV])
+    elif (CHECKOUT_PROPERTIES / "overall.yaml").is_file():
+        path = CHECKOUT_PROPERTIES
+    else:
+        path = PACKAGED_PROPERTIES
     if not (path / "overall.yaml").is_file():
         raise UserError(
-            f"cannot find {path / 'overall.yaml'}: install recbole-llm from a clone with "
-            "'pip install -e .' or set RECBOLE_LLM_PROPERTIES to the clone's properties/ folder"
+            f"cannot find {path / 'overall.yaml'}: reinstall recbole-llm (the wheel ships it in "
+            f"recbole_llm/properties) or set {PROPERTIES_ENV} to a properties/ folder"
         )
     return path
 
@@ -59,7 +86,8 @@ def _check_yaml(path):
 
 
 class Config(RecBoleConfig):
-    """RecBole ``Config`` resolving models through :func:`recbole_llm.utils.get_model`."""
+    """RecBole ``Config`` resolving models through :func:`recbole_llm.utils.get_model` and
+    loading the package's YAML files as internal config (see the module docstring)."""
 
     def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None):
         model_class = get_model(model) if isinstance(model, str) else model
@@ -68,8 +96,15 @@ class Config(RecBoleConfig):
         user_files = [str(f) for f in (config_file_list or [])]
         for f in user_files:
             _check_yaml(f)
-        files = default_config_files(model_class.__name__, dataset) + user_files
-        super().__init__(model_class, dataset, files, config_dict)
+        super().__init__(model_class, dataset, user_files, config_dict)
+
+    def _load_internal_config_dict(self, model, model_class, dataset):
+        super()._load_internal_config_dict(model, model_class, dataset)
+        dataset_file = str(properties_dir() / "dataset" / f"{dataset}.yaml")
+        for file in default_config_files(model, dataset):
+            loaded = self._update_internal_config_dict(file) or {}
+            if file == dataset_file:  # as RecBole does for its own dataset files (__str__ groups them)
+                self.parameters["Dataset"] += [k for k in loaded if k not in self.parameters["Dataset"]]
 
     def _load_cmd_line(self):
         return {}

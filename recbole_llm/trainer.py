@@ -85,7 +85,7 @@ class SafeCheckpointMixin:
         return result
 
     def _build_lr_scheduler(self, train_data):
-        schedule = str(self.config["lr_schedule"] or "constant").lower()
+        schedule = str(self.config["lr_schedule"]).lower()
         if schedule == "constant":
             return None
         if schedule != "linear":
@@ -335,7 +335,7 @@ class LMTrainer(Trainer):
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
-        n = int(self.config["measure_overhead_batches"] or 0) if "measure_overhead_batches" in self.config else 0
+        n = int(self.config["measure_overhead_batches"])
         if n > 0 and hasattr(self.model, "bare_lm_step"):
             self.extra_cost.update(measure_overhead(self.model, train_data, n))
             self.logger.info("adapter overhead: %s", self.extra_cost)

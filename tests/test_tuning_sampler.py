@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from recbole.data import data_preparation
@@ -26,8 +27,17 @@ from recbole_llm.data.tuning import (
     water_fill,
     word_overlap,
 )
+from recbole_llm.config import properties_dir
 from recbole_llm.errors import UserError
 from recbole_llm.quick_start import build_config
+
+
+def options(**keys):
+    """``keys`` over the selection defaults of properties/overall.yaml (their only home)."""
+    with open(properties_dir() / "overall.yaml", encoding="utf-8") as f:
+        defaults = yaml.safe_load(f)
+    names = ("data_strategy", "data_size", "data_seed", "denoise_stop_words", "length_buckets", "popularity_buckets")
+    return {**{k: defaults[k] for k in names}, "seed": None, **keys}
 
 # Internal item ids 0..6 (0 is padding).
 TITLES = ["", "Red Running Shoes", "Blue Running Socks", "Leather Wallet", "The Wallet of the Year", "",
@@ -209,18 +219,21 @@ def test_data_size_counts_and_fractions(caplog):
 ])
 def test_bad_values_are_user_errors_naming_the_option(key, value):
     with pytest.raises(UserError) as err:
-        tuning_options({"seed": 1, key: value})
+        tuning_options(options(seed=1, **{key: value}))
     msg = str(err.value)
     assert msg.startswith(key) and "\n" not in msg and repr(value) in msg
 
 
 def test_defaults_and_seed_fallback():
-    options = tuning_options({"seed": 11})
-    assert options["strategy"] == "all" and options["data_size"] is None and options["seed"] == 11
-    assert options["stop_words"] is ENGLISH_STOP_WORDS and options["length_buckets"] == 4
-    assert tuning_options({"seed": 11, "data_seed": 3})["seed"] == 3
-    assert tuning_options({"denoise_stop_words": ["Foo", "bar"]})["stop_words"] == {"foo", "bar"}
-    assert tuning_options({"denoise_stop_words": "none"})["stop_words"] == frozenset()
+    chosen = tuning_options(options(seed=11))
+    assert chosen["strategy"] == "all" and chosen["data_size"] is None and chosen["seed"] == 11
+    assert chosen["stop_words"] is ENGLISH_STOP_WORDS and chosen["length_buckets"] == 4
+    assert tuning_options(options(seed=11, data_seed=3))["seed"] == 3
+    assert tuning_options(options(denoise_stop_words=["Foo", "bar"]))["stop_words"] == {"foo", "bar"}
+    assert tuning_options(options(denoise_stop_words="none"))["stop_words"] == frozenset()
+    # the defaults live in YAML only: a config without the keys is an error, not a silent default
+    with pytest.raises(KeyError, match="data_seed"):
+        tuning_options({"seed": 11})
 
 
 class _Train:
@@ -241,7 +254,7 @@ class _Train:
 
 def test_select_training_samples_on_a_train_split(caplog):
     text = SimpleNamespace(titles=TITLES)
-    config = {"seed": 0, "data_strategy": "efficient", "length_buckets": 2, "popularity_buckets": 2}
+    config = options(seed=0, data_strategy="efficient", length_buckets=2, popularity_buckets=2)
     with caplog.at_level(logging.INFO, logger="recbole_llm.data.tuning"):
         indices, summary = select_training_samples(_Train(), config, item_text=text)
     assert indices.tolist() == [0, 2, 3, 4, 6]
@@ -249,7 +262,7 @@ def test_select_training_samples_on_a_train_split(caplog):
     assert sum(b["available"] for b in summary["buckets"]) == 5
     assert "denoising: 8 -> 5 samples" in caplog.text and "selected: 5 of 8" in caplog.text
     # random does no denoising (and reads no titles): at full size the noisy samples are in
-    config = {"seed": 0, "data_strategy": "random", "data_size": 8}
+    config = options(seed=0, data_strategy="random", data_size=8)
     assert select_training_samples(_Train(), config)[0].tolist() == list(range(8))
 
 

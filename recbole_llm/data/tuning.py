@@ -258,10 +258,6 @@ def _clip(requested, available, what):
 
 # --------------------------------------------------------------------------- config
 
-_DEFAULTS = {"data_strategy": "all", "data_size": None, "data_seed": None, "denoise_stop_words": "english",
-             "length_buckets": 4, "popularity_buckets": 4}
-
-
 def check_strategy(value):
     if not isinstance(value, str) or value not in STRATEGIES:
         raise UserError(f"data_strategy must be one of {', '.join(STRATEGIES)}; got {value!r}")
@@ -301,26 +297,23 @@ def _check_stop_words(value):
 
 
 def tuning_options(config):
-    """The validated selection options of ``config`` (a RecBole ``Config`` or a dict).
+    """The validated selection options of ``config`` (a RecBole ``Config`` or a dict holding
+    every key; their defaults are in ``properties/overall.yaml``).
 
     ``data_seed: ~`` falls back to the run's ``seed`` so that one seed reproduces the whole run.
     """
-    def get(key):
-        return config[key] if key in config and config[key] is not None else _DEFAULTS[key]
-
-    seed = get("data_seed")
+    seed = config["data_seed"]
     if seed is None:
-        seed = config["seed"] if "seed" in config else None
+        seed = config["seed"]
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0):
         raise UserError(f"data_seed must be an integer >= 0 or ~ (the run's seed); got {seed!r}")
     return {
-        "strategy": check_strategy(get("data_strategy")),
-        "data_size": check_data_size(get("data_size")),
+        "strategy": check_strategy(config["data_strategy"]),
+        "data_size": check_data_size(config["data_size"]),
         "seed": None if seed is None else int(seed),
-        "stop_words": _check_stop_words(config["denoise_stop_words"] if "denoise_stop_words" in config
-                                        else _DEFAULTS["denoise_stop_words"]),
-        "length_buckets": _check_buckets("length_buckets", get("length_buckets")),
-        "popularity_buckets": _check_buckets("popularity_buckets", get("popularity_buckets")),
+        "stop_words": _check_stop_words(config["denoise_stop_words"]),
+        "length_buckets": _check_buckets("length_buckets", config["length_buckets"]),
+        "popularity_buckets": _check_buckets("popularity_buckets", config["popularity_buckets"]),
     }
 
 

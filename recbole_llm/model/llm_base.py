@@ -15,7 +15,6 @@
   never change during training and are computed once per distinct prompt.
 """
 
-import logging
 from pathlib import Path
 
 import torch
@@ -53,14 +52,14 @@ def id_model_request(config):
 
     name = config["id_model"]
     files = []
-    budget = config["budget"] if "budget" in config else None
+    budget = config["budget"]
     if budget:
         path = properties_dir() / "budget" / f"{budget}.yaml"
         if not path.is_file():
             raise UserError(f"budget '{budget}' has no file {path}")
         files.append(str(path))
     extra = {k: config[k] for k in SHARED_DATA_KEYS if k in config and config[k] is not None}
-    extra.update(dict(config["id_model_config"] or {}) if "id_model_config" in config else {})
+    extra.update(config["id_model_config"] or {})
     return name, files, extra
 
 
@@ -72,7 +71,6 @@ class LLMSequentialRecommender(SequentialRecommender):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        self.config_ = config
         self.lm = FrozenLM(config["lm_name"], config["lm_pooling"])
         self.lm_dim = self.lm.hidden_size
         self.n_layers_lm = self.lm.num_layers
@@ -85,7 +83,7 @@ class LLMSequentialRecommender(SequentialRecommender):
             max_tokens=config["prompt_max_tokens"], max_items=config["prompt_max_items"],
         ).to(self.device)
         self._state_cache = {}
-        self.state_cache = bool(config["state_cache"]) if "state_cache" in config else True
+        self.state_cache = bool(config["state_cache"])
         self.lm.to(self.device)
 
     # ----------------------------------------------------------------- ID model
@@ -228,7 +226,3 @@ class LLMSequentialRecommender(SequentialRecommender):
             out = self.lm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids)
             loss = self.lm.pool(out.last_hidden_state, mask).float().pow(2).mean()
         loss.backward()
-
-
-def logger():
-    return logging.getLogger(__name__)

@@ -109,10 +109,6 @@ def write_best_yaml(out_dir, sweep, commit, command, use):
     return path
 
 
-def _is_number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def plot_sensitivity(path, sweep):
     """One panel per swept key: for discrete keys the max and the mean over the other keys at
     each value (evenly spaced, as the paper's Fig. 3), for sampled ones every trial as a point.

@@ -124,7 +124,7 @@ class RARec(LLMSequentialRecommender):
         self.prefix_len = int(config["prefix_len"])
         self.align_weight = float(config["align_weight"])
         self.temperature = float(config["temperature"])
-        self.ablation = str(config["ablation"] or "none").lower()
+        self.ablation = str(config["ablation"]).lower()
         self.init_range = float(config["init_range"])
         self.item_tower_cache = bool(config["item_tower_cache"])
         if self.ablation not in ABLATIONS:
