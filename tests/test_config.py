@@ -16,6 +16,8 @@ from recbole_llm.utils import get_model, get_trainer
 # The benchmark's models: those with a search space.
 MODELS = sorted(p.stem for p in (REPO / "properties" / "tune").glob("*.yaml"))
 # Keys read from a config that no YAML sets, and why.
+# Modules whose code reads config keys only for the LLM models (a report on their prompts).
+LLM_ONLY = {"recbole_llm.benchmark.prompts"}
 NO_DEFAULT = {
     "data_root": "set by quick_start.build_config: the absolute data folder, before RecBole appends the dataset",
     "encoding": "RecBole's own optional key: its Dataset reads it as None too (pandas' default, utf-8)",
@@ -97,6 +99,8 @@ def _readers(module, owner, model_classes, trainers):
     reads for the models built on it, a function of a module defining model classes for the
     models built on those; any other code for every model."""
     mod = importlib.import_module(module)
+    if module in LLM_ONLY:
+        return [m for m, c in model_classes.items() if hasattr(c, "prompt_stats")]
     if owner is None:
         own = [c for c in vars(mod).values() if isinstance(c, type) and issubclass(c, AbstractRecommender)
                and c.__module__ == module]

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from recbole_llm.benchmark.records import history_lengths
+from recbole_llm.benchmark.records import history_lengths, is_llm  # noqa: F401  (is_llm: used as per_user.is_llm)
 
 
 def metric_values(ranks, metric):
@@ -76,12 +76,6 @@ def paired_test(a, b):
     else:
         out["p_ttest"] = out["p_wilcoxon"] = 1.0
     return out
-
-
-def is_llm(records):
-    """True for a row of a frozen-LM recommender: its records count the LM's parameters
-    (``LLMSequentialRecommender.parameter_report``), whatever the model is called."""
-    return any(r.get("parameters", {}).get("lm") for r in records)
 
 
 def format_p(p):

@@ -104,12 +104,16 @@ def latest_per_seed(records):
     return list(chosen.values())
 
 
+def is_llm(records):
+    """True for a row of a frozen-LM recommender: its records count the LM's parameters
+    (``LLMSequentialRecommender.parameter_report``), whatever the model is called."""
+    return any(r.get("parameters", {}).get("lm") for r in records)
+
+
 def row_group(records):
     """Where a row goes in a table: 0 an ID model at its configured hyperparameters, 1 an ID model
     whose hyperparameters a sweep chose (its records carry ``tune``), 2 a frozen-LM model (its
     records count the LM's parameters)."""
-    from recbole_llm.benchmark.per_user import is_llm
-
     if is_llm(records):
         return 2
     return 1 if any(r.get("tune") for r in records) else 0
