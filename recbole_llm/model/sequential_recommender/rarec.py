@@ -32,7 +32,10 @@ Choices where the paper is vague, and why:
   pairs, which would not depend on the anchor) and Eq. 15's runs over ``j = 1..L``; both read as
   typos of the standard in-batch InfoNCE, ``sum_j exp(sim(d_k, h~_j) / tau)``, which is what is
   computed. Items are aligned over the batch's positive items; a batch may hold one item
-  several times, and its copies are not counted as each other's negatives.
+  several times, and its copies are not counted as each other's negatives. Users likewise:
+  two rows with the same hard prompt (the same recent titles: on amazon-scientific, whose
+  prompts carry about 1.4 titles, 88% of random batches of 64 hold such a pair) have the same
+  ``h~`` and are not each other's negatives (before 0.2.0 they were).
 * ``lambda_Theta ||Theta||^2`` of Eq. 13 is AdamW's ``weight_decay``.
 * ``h~`` never changes (frozen LM): user-prompt states are cached per distinct prompt, item
   states once for all items. For full ranking the item tower (with its trainable prefix) is
@@ -63,6 +66,13 @@ from recbole_llm.model.llm_base import LLMSequentialRecommender, trunc_normal_
 from recbole_llm.model.loss import info_nce
 
 ABLATIONS = ("none", "no_id", "no_reparam", "no_instruction", "inputs", "project_inputs")
+
+
+def prompt_groups(keys, device=None):
+    """One integer per row, equal for rows whose prompt keys are equal (identical prompts),
+    ``[B]`` long: the ``ids`` of :func:`~recbole_llm.model.loss.info_nce` for the user side."""
+    first = {}
+    return torch.tensor([first.setdefault(k, len(first)) for k in keys], dtype=torch.long, device=device)
 
 
 class _Tower(nn.Module):
@@ -215,7 +225,7 @@ class RARec(LLMSequentialRecommender):
 
     def _align(self, prefix, states, ids=None):
         """Eq. 14/15: InfoNCE per layer between mean-pooled ``d^(l)`` and ``h~^(l)``, mean over layers.
-        ``ids``: rows with equal ids are the same item and not each other's negatives."""
+        ``ids`` ([B]): rows with equal ids (the same item, or the same prompt) are not each other's negatives."""
         losses = [info_nce(d.mean(1), states[:, layer], self.temperature, ids) for layer, d in enumerate(prefix)]
         return torch.stack(losses).mean()
 
@@ -230,7 +240,9 @@ class RARec(LLMSequentialRecommender):
         if self.align_weight <= 0 or prefix_u is None or self.ablation == "no_id":
             return loss_p
         n = pos.shape[0]
-        loss_ua = self._align(prefix_u, self.prompt_states(ids, mask, self.prompt_keys(ids, mask)))  # Eq. 14
+        keys = self.prompt_keys(ids, mask)
+        same_prompt = prompt_groups(keys, ids.device)  # identical prompts are not each other's negatives
+        loss_ua = self._align(prefix_u, self.prompt_states(ids, mask, keys), ids=same_prompt)  # Eq. 14
         loss_ia = self._align([d[:n] for d in prefix_items], self.item_states(pos), ids=pos)  # Eq. 15
         self.last_losses.update({"user_alignment": loss_ua.item(), "item_alignment": loss_ia.item()})
         return loss_p + self.align_weight * (loss_ua + loss_ia)  # Eq. 16
