@@ -61,8 +61,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recbole_llm.errors import UserError
-from recbole_llm.lm import HardPrompt
-from recbole_llm.model.llm_base import LLMSequentialRecommender, trunc_normal_
+from recbole_llm.model.llm_base import LLMSequentialRecommender, hard_prompt, trunc_normal_
 from recbole_llm.model.loss import info_nce
 
 ABLATIONS = ("none", "no_id", "no_reparam", "no_instruction", "inputs", "project_inputs")
@@ -129,6 +128,30 @@ class _Tower(nn.Module):
 class RARec(LLMSequentialRecommender):
     """RA-Rec on a frozen LM and a frozen ID model (see the module docstring)."""
 
+    PROMPTS = LLMSequentialRecommender.PROMPTS + (("item_prompt_template", "item_prompt_max_tokens"),)
+
+    @classmethod
+    def check_config(cls, config):
+        """RA-Rec's own checks (``ablation``, ``prefix_len``, ``temperature``, ``loss_type``) and the
+        base class's; :class:`UserError` naming the key. Run before any training by ``preflight``."""
+        super().check_config(config)
+        ablation = str(config["ablation"] or "none").lower()
+        if ablation not in ABLATIONS:
+            raise UserError(f"ablation must be one of {', '.join(ABLATIONS)}, not '{ablation}' (RARec)")
+        prefix_len = config["prefix_len"]
+        if isinstance(prefix_len, bool) or not isinstance(prefix_len, int) or prefix_len < 1:
+            raise UserError(f"prefix_len must be an integer >= 2, not {prefix_len!r} (RARec)")
+        if prefix_len < 2 and ablation in ("none", "no_reparam"):
+            raise UserError(
+                f"prefix_len={prefix_len} leaves no room for the contextual instruction: use >= 2 "
+                "(or ablation: no_instruction) (RARec)"
+            )
+        temperature = config["temperature"]
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+            raise UserError(f"temperature must be a number > 0, not {temperature!r} (RARec)")
+        if config["loss_type"] != "BPR":
+            raise UserError("RARec trains with BPR (Eq. 13): set loss_type: BPR and a uniform train_neg_sample_args")
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.prefix_len = int(config["prefix_len"])
@@ -137,24 +160,11 @@ class RARec(LLMSequentialRecommender):
         self.ablation = str(config["ablation"] or "none").lower()
         self.init_range = float(config["init_range"])
         self.item_tower_cache = bool(config["item_tower_cache"])
-        if self.ablation not in ABLATIONS:
-            raise UserError(f"ablation must be one of {', '.join(ABLATIONS)}, not '{self.ablation}' (RARec)")
-        if self.prefix_len < 1 or (self.prefix_len < 2 and self.ablation in ("none", "no_reparam")):
-            raise UserError(
-                f"prefix_len={self.prefix_len} leaves no room for the contextual instruction: use >= 2 "
-                "(or ablation: no_instruction) (RARec)"
-            )
-        if self.temperature <= 0:
-            raise UserError(f"temperature must be > 0, not {self.temperature} (RARec)")
-        if config["loss_type"] != "BPR":
-            raise UserError("RARec trains with BPR (Eq. 13): set loss_type: BPR and a uniform train_neg_sample_args")
 
         args = (self.ablation, self.n_layers_lm, self.id_dim, self.lm_dim, self.prefix_len)
         self.user_tower, self.item_tower = _Tower(*args), _Tower(*args)
-        self.item_prompt = HardPrompt(
-            self.lm.tokenizer, config["item_prompt_template"], list(self.prompt_texts),
-            max_tokens=config["item_prompt_max_tokens"], max_items=1,
-        ).to(self.device)
+        self.item_prompt = hard_prompt(self.lm.tokenizer, config, list(self.prompt_texts), "item_prompt_template",
+                                       "item_prompt_max_tokens", max_items=1).to(self.device)
         self.apply(self._init_weights)
         for tower in (self.user_tower, self.item_tower):
             if hasattr(tower, "instruction"):
