@@ -18,7 +18,8 @@ def _nothing_trained(saved):
     ("RARec", {"prefix_len": 1}, "prefix_len=1 leaves no room for the contextual instruction"),
     ("IDLEAdapter", {"prefix_len": 0}, "prefix_len must be an integer >= 1, not 0"),
     ("RARec", {"lm_name": "/no/such/lm"}, "cannot load language model '/no/such/lm' (lm_name)"),
-    ("IDLEAdapter", {"prompt_max_tokens": 4}, "prompt_template / prompt_max_tokens: prompt_max_tokens=4 leaves no room"),
+    ("IDLEAdapter", {"prompt_max_tokens": 4},
+     "prompt_template / prompt_max_tokens: prompt_max_tokens=4 leaves no room"),
     ("RARec", {"item_prompt_template": "no slot"}, "item_prompt_template / item_prompt_max_tokens"),
     ("IDLEAdapter", {"id_model": "BPR"}, "id_model 'BPR' is not supported"),
 ])
@@ -86,4 +87,5 @@ def test_results_page_shows_the_share_of_items_without_text_per_llm_row():
     notes = row_notes([record("SASRec", 1),
                        record("RARec", 1, {"field": "title", "items": 1682, "missing": 0, "missing_share": 0.0}),
                        record("RARec", 2, {"field": "title", "items": 1682, "missing": 3, "missing_share": 3 / 1682})])
-    assert notes == ["SASRec: <= 50 epochs (ran 3)", "RARec: <= 50 epochs (ran 3); items without text: 3 of 1682 (0.2%)"]
+    assert notes == ["SASRec: <= 50 epochs (ran 3)",
+                     "RARec: <= 50 epochs (ran 3); items without text: 3 of 1682 (0.2%)"]

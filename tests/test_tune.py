@@ -122,7 +122,8 @@ def test_shipped_spaces_are_the_papers_grids():
         assert space.keys == ["learning_rate", size] and space.grid_size() == 4, model
 
 
-SPACES = sorted((REPO / "properties" / "tune").glob("*.yaml")) + sorted((REPO / "properties" / "tune").glob("examples/*.yaml"))
+TUNE = REPO / "properties" / "tune"
+SPACES = sorted(TUNE.glob("*.yaml")) + sorted((TUNE / "examples").glob("*.yaml"))
 
 
 @pytest.fixture(scope="module")

@@ -62,8 +62,8 @@ class IDLEAdapter(LLMSequentialRecommender):
                 raise UserError(f"{key} must be an integer >= 1, not {value!r} (IDLEAdapter)")
         for key, strict in (("align_weight", False), ("mmd_bandwidth", True)):
             value = config[key]
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value > 0 if strict else value >= 0)
-            if not ok:
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not (value > 0 if strict else value >= 0):
                 raise UserError(f"{key} must be a number {'>' if strict else '>='} 0, not {value!r} (IDLEAdapter)")
 
     def __init__(self, config, dataset):
