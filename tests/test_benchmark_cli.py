@@ -139,3 +139,20 @@ def test_recbole_spelling_of_config_files_and_the_budget_in_force(toy_data_path,
     (path,) = (tmp_path / "results" / "toy" / "runs").glob("*.json")
     config = json.loads(path.read_text())["config"]
     assert (config["epochs"], config["learning_rate"], config["hidden_size"]) == (1, 0.002, 8)
+
+
+def test_llm_row_without_titles_stops_before_its_id_model_with_one_line(tmp_path):
+    """A process of its own: the only line on stderr is the error (no logging warning beside it)."""
+    from conftest import write_toy
+
+    folder = write_toy(tmp_path / "data")
+    lines = ["item_id:token\ttitle:token_seq"] + [f"item_{i}\tThing number {i}" for i in range(1, 31)]
+    (folder / "toy.item").write_text("\n".join(lines) + "\n")  # ids that are not .inter's i1..i30
+    captured = bench("--model=ComiRec,IDLEAdapter", "--dataset=toy", "--item_text_field=title",
+                     data_path=tmp_path / "data", tmp_path=tmp_path)
+    assert captured.returncode == 2
+    assert captured.stderr.strip() == (
+        f"error: 30 of 30 items (100.0%) have no 'title' text in {folder / 'toy.item'} (missing_text_max_share: "
+        "0.05): make its item_id values those of the .inter file and check for malformed lines (an unclosed quote "
+        "merges lines), or raise missing_text_max_share")
+    assert "[recbole-llm]" not in captured.stdout and not list(tmp_path.rglob("*.pth"))

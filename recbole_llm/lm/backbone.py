@@ -262,7 +262,7 @@ class FrozenLM(nn.Module):
 
 
 def _load_error(name, resolved, err):
-    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    first = str(err).strip().splitlines()[0].rstrip(".") if str(err).strip() else type(err).__name__
     tried = "; ".join(resolved.tried + ([resolved.source] if resolved.source != "hub" else []))
     return UserError(
         f"cannot load language model '{name}' (lm_name); tried: {tried}. Last error: {first}. "
