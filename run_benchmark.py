@@ -10,7 +10,8 @@ Examples::
     python run_benchmark.py --model=IDLEAdapter --dataset=ml-100k --tune --tune-params=prefix_len,align_weight
 
 Every ``--key=value`` that is not an option below is passed to the models' config, as
-with RecBole's own command line.
+with RecBole's own command line; a key that no model, YAML or RecBole default knows is an
+error naming the closest one. RecBole's ``--config_files`` is the same option as ``--config-files``.
 """
 
 import argparse
@@ -31,7 +32,9 @@ def parse_args(argv):
     p.add_argument("--model", default="", help="model name or comma list (RecBole baselines and recbole-llm models)")
     p.add_argument("--dataset", default="ml-100k", help="dataset name under --data-path (default: ml-100k)")
     p.add_argument("--seeds", default="2020", help="comma list of integer seeds (default: 2020)")
-    p.add_argument("--config-files", default="", help="comma list of extra RecBole YAML files, applied last")
+    p.add_argument("--config-files", "--config_files", default="",
+                   help="extra RecBole YAML files, applied last (comma- or space-separated; RecBole spells it "
+                        "--config_files)")
     p.add_argument("--budget", default="full", help="training budget from properties/budget/<name>.yaml (full, quick)")
     p.add_argument("--output", default=None, help="results folder (default: results/, or results/<budget>/ unless full)")
     p.add_argument("--data-path", default=str(ROOT / "dataset"), help="RecBole data_path (default: ./dataset)")
@@ -87,12 +90,42 @@ def _split(text):
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _split_files(text):
+    """``--config-files``: comma-separated, or space-separated as RecBole's ``--config_files``."""
+    return [t for t in text.replace(",", " ").split() if t]
+
+
+SEED_MAX = 2**32 - 1  # numpy's RandomState (RecBole's init_seed) takes seeds in [0, 2^32 - 1]
+
+
+def _budget_in_force(budget_file, user_files, overrides):
+    """The budget file's keys with the values in force: later ``--config-files``, then ``--key=value``
+    override them. Returns ``"epochs=3 (--epochs; the file says 50), stopping_step=5, ..."``."""
+    import yaml
+
+    with open(budget_file, encoding="utf-8") as f:
+        budget = yaml.safe_load(f) or {}
+    parts = []
+    for key, value in budget.items():
+        source = None
+        for path in user_files:
+            with open(path, encoding="utf-8") as f:
+                content = yaml.safe_load(f) or {}
+            if isinstance(content, dict) and key in content:
+                value, source = content[key], Path(path).name
+        if key in overrides:
+            value, source = overrides[key], f"--{key}"
+        parts.append(f"{key}={value}" + (f" ({source}; the file says {budget[key]})" if source and value != budget[key]
+                                         else ""))
+    return ", ".join(parts)
+
+
 def main(argv=None):
     args, overrides = parse_args(sys.argv[1:] if argv is None else argv)
     # Imported after argument parsing so that --help is instant.
     from recbole_llm.benchmark.records import find_record, load_records, write_record
     from recbole_llm.benchmark.tables import DEFAULT_METRICS, write_tables
-    from recbole_llm.config import Config, properties_dir
+    from recbole_llm.config import Config, check_keys, properties_dir
     from recbole_llm.data.prepare import ensure_dataset
     from recbole_llm.errors import UserError
     from recbole_llm.quick_start import build_config, run, run_key
@@ -120,16 +153,22 @@ def main(argv=None):
             raise UserError(f"--seeds must be a comma list of integers, got '{args.seeds}'") from None
         if not seeds:
             raise UserError("--seeds is empty")
-        config_files = [budget_file] + [Path(f) for f in _split(args.config_files)]
+        bad = [s for s in seeds if not 0 <= s <= SEED_MAX]
+        if bad:
+            raise UserError(f"--seeds: {bad[0]} is out of range; seeds are integers in [0, {SEED_MAX}]")
+        user_files = [Path(f) for f in _split_files(args.config_files)]
+        config_files = [budget_file] + user_files
         if args.trust_checkpoint:
             overrides["trust_checkpoint"] = True
         overrides = Config._convert_config_dict(None, overrides) if overrides else {}
+        if models:  # a key nothing reads would set nothing: stop before anything runs
+            check_keys(overrides, user_files, models, args.dataset)
         metrics = tuple(m.lower() for m in _split(args.metrics)) if args.metrics else DEFAULT_METRICS
 
         if args.tune and not args.tables_only:
             from recbole_llm.tune.cli import tune_main
 
-            tune_main(args, models, seeds, [Path(f) for f in _split(args.config_files)], overrides, output, ROOT,
+            tune_main(args, models, seeds, user_files, overrides, output, ROOT,
                       sys.argv[1:] if argv is None else argv, budget_file)
         elif not args.tables_only:
             ensure_dataset(args.dataset, Path(args.data_path))
@@ -139,10 +178,13 @@ def main(argv=None):
 
             ordered = [m for m in models if m in SUPPORTED] + [m for m in models if m not in SUPPORTED]
             jobs = [(m, s) for m in ordered for s in seeds]
-            import yaml
-
-            with open(budget_file, encoding="utf-8") as f:
-                budget = ", ".join(f"{k}={v}" for k, v in (yaml.safe_load(f) or {}).items())
+            for name in models:  # every check that needs no training (values, LM, titles) before anything trains
+                config = build_config(name, args.dataset, seeds[0], config_files, overrides, args.data_path,
+                                      args.saved_dir)
+                model_class = get_model(name)
+                if hasattr(model_class, "preflight"):
+                    model_class.preflight(config)
+            budget = _budget_in_force(budget_file, user_files, overrides)
             print(f"[recbole-llm] {len(jobs)} run(s) on {args.dataset}; budget '{args.budget}': {budget} "
                   f"({budget_file.relative_to(ROOT) if budget_file.is_relative_to(ROOT) else budget_file}); "
                   f"records -> {output / args.dataset / 'runs'}", flush=True)

@@ -9,7 +9,12 @@ arbitrary pickled code, so this module
   primitives, torch's default pickle protocol), atomically;
 * loads with ``weights_only=True``; a file that needs full unpickling (plain RecBole) is
   loaded only when the caller passes ``trust=True`` (``trust_checkpoint: True`` in the config,
-  ``--trust-checkpoint`` on the command line), and otherwise is refused with a clear error.
+  ``--trust-checkpoint`` on the command line), and otherwise is refused with a clear error;
+* tells a damaged file (empty, truncated, overwritten: :class:`DamagedCheckpoint`) from one that
+  holds pickled objects *before* unpickling anything. ``torch.load`` cannot: an empty file is an
+  ``EOFError``, a truncated one a ``RuntimeError`` from its zip reader, and random bytes fail the
+  ``weights_only`` unpickler with the same error as a plain-RecBole checkpoint. ``torch.save``
+  writes a zip archive whose entries carry CRC-32 checksums, so the archive is checked first.
 """
 
 import enum
@@ -17,6 +22,7 @@ import hashlib
 import json
 import logging
 import pickle
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -83,13 +89,57 @@ def save_checkpoint(path, **state):
     return path
 
 
+class DamagedCheckpoint(UserError):
+    """A checkpoint file that is empty, truncated or otherwise not a complete ``torch.save`` file."""
+
+
+# torch.save's format before torch 1.6 (not a zip archive): a pickled magic number first.
+_LEGACY_HEAD = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+
+
+def check_checkpoint_file(path):
+    """Raise :class:`DamagedCheckpoint` unless ``path`` is a complete ``torch.save`` file: a zip
+    archive whose every entry matches its CRC-32 (reads the file once, unpickles nothing), or the
+    pre-1.6 format, recognised by its magic number."""
+    path = Path(path)
+    size = path.stat().st_size
+    fix = "delete it and run again (a cached ID model is retrained by itself)"
+    if size == 0:
+        raise DamagedCheckpoint(f"checkpoint {path} is empty (0 bytes), not a PyTorch checkpoint: {fix}")
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+            bad = f"unreadable archive: {err}"
+        if bad is not None:
+            raise DamagedCheckpoint(f"checkpoint {path} is damaged ({bad} fails its checksum): {fix}")
+        return
+    with open(path, "rb") as f:
+        head = f.read(len(_LEGACY_HEAD))
+    if head != _LEGACY_HEAD:
+        raise DamagedCheckpoint(
+            f"checkpoint {path} is truncated or damaged ({size:,} bytes that are not a complete PyTorch "
+            f"checkpoint): {fix}"
+        )
+
+
 def load_checkpoint(path, map_location="cpu", trust=False):
-    """Load a checkpoint safely; unpickle in full only when ``trust`` is true."""
+    """Load a checkpoint safely; unpickle in full only when ``trust`` is true.
+
+    Raises :class:`UserError` when ``path`` is missing, :class:`DamagedCheckpoint` when it is not a
+    complete PyTorch checkpoint, and a :class:`UserError` naming ``--trust-checkpoint`` when it
+    holds pickled Python objects and ``trust`` is false.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
+    check_checkpoint_file(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
+    except (EOFError, OSError) as err:
+        raise DamagedCheckpoint(f"checkpoint {path} cannot be read ({type(err).__name__}: {err}): delete it and "
+                                "run again (a cached ID model is retrained by itself)") from None
     except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as err:
         if not trust:
             raise UserError(

@@ -15,14 +15,25 @@ RecBole's "external" config and overrides them the way it overrides RecBole's de
 RecBole's ``Config`` also parses ``sys.argv`` for ``--key=value``; the benchmark's own
 options (``--model=A,B``) would leak into every model's config that way, so that parsing
 is switched off here and the runner passes overrides explicitly.
+
+RecBole takes any key and many values it does not understand without a word: an unknown key is
+stored and never read, ``rm_dup_inter: False`` reaches pandas as ``keep=False`` (every copy of
+a repeated pair dropped), an unknown ``learner`` falls back to Adam, an illegal
+``user_inter_num_interval`` is skipped with a log line. :func:`check_keys` (used by the runner
+on ``--key=value`` and ``--config-files``) and :func:`check_values` (run on every
+:class:`Config`) turn those into one-line :class:`UserError` s.
 """
 
+import difflib
+import functools
 import os
+import re
 from pathlib import Path
 
 import yaml
 from recbole.config import Config as RecBoleConfig
 
+from recbole_llm.data.tuning import STRATEGIES
 from recbole_llm.errors import UserError
 from recbole_llm.utils import get_model
 
@@ -87,7 +98,11 @@ def _check_yaml(path):
 
 class Config(RecBoleConfig):
     """RecBole ``Config`` resolving models through :func:`recbole_llm.utils.get_model` and
-    loading the package's YAML files as internal config (see the module docstring)."""
+    loading the package's YAML files as internal config (see the module docstring).
+
+    Values RecBole would misread raise :class:`UserError` (:func:`check_values`), and so do the
+    ``ValueError`` s RecBole's own ``Config`` raises for a bad value, with its message.
+    """
 
     def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None):
         model_class = get_model(model) if isinstance(model, str) else model
@@ -96,7 +111,13 @@ class Config(RecBoleConfig):
         user_files = [str(f) for f in (config_file_list or [])]
         for f in user_files:
             _check_yaml(f)
-        super().__init__(model_class, dataset, user_files, config_dict)
+        self.user_files = user_files
+        try:
+            super().__init__(model_class, dataset, user_files, config_dict)
+        except (ValueError, NotImplementedError, TypeError) as err:  # RecBole's checks of eval_args, metrics, ...
+            message = " ".join(str(err).split()) or type(err).__name__
+            raise UserError(f"config of {model_class.__name__} on {dataset}: {message} (RecBole)") from None
+        check_values(self)
 
     def _load_internal_config_dict(self, model, model_class, dataset):
         super()._load_internal_config_dict(model, model_class, dataset)
@@ -108,3 +129,240 @@ class Config(RecBoleConfig):
 
     def _load_cmd_line(self):
         return {}
+
+    def source_of(self, key):
+        """Where ``key``'s value came from, for messages: ``--key``, a ``--config-files`` YAML, or
+        the YAML defaults (this package's ``properties/`` and RecBole's)."""
+        if key in (self.variable_config_dict or {}):
+            return f"--{key}"
+        for f in reversed(self.user_files):
+            content = _yaml_mapping(f)
+            if key in content:
+                return str(f)
+        return "the defaults (properties/*.yaml, RecBole's properties)"
+
+
+# ------------------------------------------------------------------------------------ values
+# RecBole 1.2.1's enumerated keys and what it does with another value (lower-cased but rm_dup_inter).
+ENUMERATED = {
+    "rm_dup_inter": (("first", "last", None), "first/last keeps that copy of a repeated user-item pair, ~ keeps "
+                                               "them all; RecBole hands any other value to pandas' "
+                                               "drop_duplicates(keep=...), where False drops every copy"),
+    "learner": (("adam", "adamw", "sgd", "adagrad", "rmsprop", "sparse_adam"), "RecBole trains with Adam instead"),
+    "state": (("info", "debug", "warning", "error", "critical"), "RecBole logs at INFO instead"),
+    # this package's own, checked here too so that a run fails before anything trains
+    "lr_schedule": (("constant", "linear"), "the learning-rate schedule: linear decays to 0"),
+    "data_strategy": (STRATEGIES, "the LLM models' training samples, RA-Rec section 3.4"),
+}
+# eval_args sub-keys (RecBole's Dataset.build and Config._set_eval_neg_sample_args).
+EVAL_ORDER = ("RO", "TO")
+EVAL_GROUP_BY = ("user", "none", None)
+EVAL_SPLIT = {"RS": "a list of ratios", "TS": "a list of ratios", "LS": ("valid_and_test", "valid_only", "test_only")}
+SEED_MAX = 2**32 - 1  # numpy's RandomState takes seeds in [0, 2^32 - 1]
+_INTERVAL = re.compile(r"^\s*[\[(]\s*([-+]?(?:inf|[0-9.eE+-]+))\s*,\s*([-+]?(?:inf|[0-9.eE+-]+))\s*[\])]\s*$")
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _choices(values):
+    return ", ".join("~" if v is None else str(v) for v in values)
+
+
+def check_values(config):
+    """Raise :class:`UserError` for a value RecBole 1.2.1 would misread or reject late.
+
+    Checked: :data:`ENUMERATED` keys; ``eval_args`` (``split`` RS/LS/TS, ``order`` RO/TO,
+    ``group_by``; RecBole's ``Config`` checks ``mode``); ``seed`` an integer in [0, 2^32-1];
+    ``valid_metric`` one of ``metrics`` at one of ``topk``; ``user_inter_num_interval`` and
+    ``item_inter_num_interval`` intervals such as ``[5,inf)``; and every value set by the user
+    (``--key`` or a ``--config-files`` YAML) whose default is a bool, an int or a float has that
+    type (``--epochs=3.5`` or ``--show_progress=no`` would be stored as they are).
+    """
+    d = config.final_config_dict
+
+    def fail(key, problem):
+        raise UserError(f"config key {key} = {d.get(key)!r} (from {config.source_of(key)}) {problem}")
+
+    for key, (allowed, otherwise) in ENUMERATED.items():
+        if key not in d:
+            continue
+        value = d[key]
+        norm = value.lower() if isinstance(value, str) and key != "rm_dup_inter" else value
+        if norm not in allowed:
+            fail(key, f"must be one of {_choices(allowed)} ({otherwise})")
+    seed = d.get("seed")
+    if not _is_int(seed) or not 0 <= seed <= SEED_MAX:
+        fail("seed", f"must be an integer in [0, {SEED_MAX}]")
+    eval_args = d.get("eval_args") or {}
+    split = eval_args.get("split")
+    if not isinstance(split, dict) or len(split) != 1 or next(iter(split)) not in EVAL_SPLIT:
+        fail("eval_args", f"split must be one of {{RS: [...]}}, {{TS: [...]}} or {{LS: valid_and_test}}, not {split!r}")
+    mode, arg = next(iter(split.items()))
+    if mode == "LS" and arg not in EVAL_SPLIT["LS"]:
+        fail("eval_args", f"split LS must be one of {', '.join(EVAL_SPLIT['LS'])}, not {arg!r}")
+    if mode in ("RS", "TS") and not (isinstance(arg, list) and all(isinstance(x, (int, float)) for x in arg)):
+        fail("eval_args", f"split {mode} must be a list of ratios such as [0.8, 0.1, 0.1], not {arg!r}")
+    if eval_args.get("order") not in EVAL_ORDER:
+        fail("eval_args", f"order must be RO or TO, not {eval_args.get('order')!r}")
+    group_by = eval_args.get("group_by")
+    if (group_by.lower() if isinstance(group_by, str) else group_by) not in EVAL_GROUP_BY:
+        fail("eval_args", f"group_by must be user or none, not {group_by!r}")
+    metrics = [str(m).lower() for m in d.get("metrics") or []]
+    topk = d.get("topk") or []
+    valid = str(d.get("valid_metric", "")).lower()
+    name, _, k = valid.partition("@")
+    if name not in metrics or (k and (not k.isdigit() or int(k) not in topk)):
+        fail("valid_metric", f"must be one of the metrics ({', '.join(d.get('metrics') or [])}) at one of topk "
+                             f"({', '.join(map(str, topk))}), e.g. NDCG@{topk[0] if topk else 10}")
+    for key in ("user_inter_num_interval", "item_inter_num_interval"):
+        value = d.get(key)
+        if value is not None and not all(_INTERVAL.match(part) for part in str(value).split(";")):
+            fail(key, "must be ~ or intervals such as [5,inf) or (0,10] separated by ';' (RecBole skips an "
+                      "illegal one without filtering)")
+    defaults = _defaults(config)
+    user_keys = set(config.variable_config_dict or {}) | {k for f in config.user_files for k in _yaml_mapping(f)}
+    for key in sorted(user_keys):
+        default, value = defaults.get(key), d.get(key)
+        if key == "seed" or default is None or value is None:
+            continue
+        if isinstance(default, bool) and not isinstance(value, bool):
+            fail(key, "must be True or False")
+        if _is_int(default) and not _is_int(value):
+            fail(key, f"must be an integer (its default is {default})")
+        if isinstance(default, float) and not (_is_int(value) or isinstance(value, float)):
+            fail(key, f"must be a number (its default is {default})")
+
+
+def _defaults(config):
+    """Each key's value before the user's: RecBole's YAML files, then this package's."""
+    out = dict(config.internal_config_dict)
+    for f in default_config_files(config["model"], config["dataset"]):
+        out.update(_yaml_mapping(f))
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _yaml_cached(path, mtime):
+    with open(path, encoding="utf-8") as f:
+        return yaml.load(f, Loader=_RecBoleLoader) or {}  # noqa: S506 (a SafeLoader subclass)
+
+
+def _yaml_mapping(path):
+    """A YAML file's mapping, read with RecBole's float rule (cached per file version)."""
+    path = Path(path)
+    content = _yaml_cached(str(path.resolve()), path.stat().st_mtime_ns)
+    return content if isinstance(content, dict) else {}
+
+
+class _RecBoleLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` with RecBole's float rule (``1e-4`` is a float)."""
+
+
+_RecBoleLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+# -------------------------------------------------------------------------------------- keys
+_KEY_READ = re.compile(r"""config_?\[\s*["']([A-Za-z_][A-Za-z0-9_]*)["']\s*\]""")
+
+
+@functools.lru_cache(maxsize=None)
+def _keys_read_in(path):
+    try:
+        return frozenset(_KEY_READ.findall(Path(path).read_text(encoding="utf-8")))
+    except OSError:
+        return frozenset()
+
+
+def _source_files(module_names):
+    import importlib.util
+
+    files = []
+    for name in module_names:
+        spec = importlib.util.find_spec(name)
+        if spec is None:
+            continue
+        if spec.submodule_search_locations:
+            for root in spec.submodule_search_locations:
+                files += sorted(str(p) for p in Path(root).rglob("*.py"))
+        elif spec.origin:
+            files.append(spec.origin)
+    return files
+
+
+def known_keys(model_names, dataset):
+    """Every config key a run of ``model_names`` on ``dataset`` can mean.
+
+    The keys of each model's :class:`Config` without user input (RecBole's overall, dataset and
+    model YAML, its quick-start YAML, this package's ``properties/``), of every YAML under
+    ``properties/`` (budgets, other datasets and models) and RecBole's ``properties/dataset/``,
+    RecBole's documented argument lists, and every ``config["key"]`` read by the models' source
+    (their classes and bases), RecBole's data, trainer, sampler and evaluator code, and this package.
+    """
+    import inspect
+
+    from recbole.utils import argument_list
+
+    keys = set()
+    for attr in ("general_arguments", "training_arguments", "evaluation_arguments", "dataset_arguments"):
+        keys.update(getattr(argument_list, attr))
+    root = properties_dir()
+    yamls = [f for f in root.rglob("*.yaml") if "tune" not in f.relative_to(root).parts]
+    import recbole
+
+    recbole_root = Path(recbole.__file__).parent
+    yamls += [recbole_root / "properties" / "overall.yaml", *(recbole_root / "properties" / "dataset").glob("*.yaml")]
+    for f in yamls:
+        keys.update(str(k) for k in _yaml_mapping(f))
+    sources = _source_files(["recbole_llm", "recbole.data", "recbole.trainer", "recbole.sampler", "recbole.evaluator",
+                             "recbole.quick_start", "recbole.utils"])
+    for name in model_names:
+        model_class = get_model(name)
+        keys.update(Config(model_class, dataset).final_config_dict)
+        for cls in inspect.getmro(model_class):
+            try:
+                sources.append(inspect.getsourcefile(cls))
+            except TypeError:  # builtins
+                continue
+    for f in sources:
+        if f:
+            keys.update(_keys_read_in(f))
+    return keys
+
+
+def unknown_key_error(key, known, where, models):
+    """The :class:`UserError` for ``key``, naming the closest known key (``difflib``)."""
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}?" if close else "check its spelling"
+    return UserError(f"{where}: '{key}' is not a config key of {', '.join(models)} (no YAML under properties/, "
+                     f"RecBole default or model reads it, so it would set nothing); {hint}")
+
+
+def check_keys(overrides, config_files, model_names, dataset):
+    """Raise :class:`UserError` for a ``--key=value`` or a key of a ``config_files`` YAML that no
+    run of ``model_names`` on ``dataset`` reads (:func:`known_keys`), naming the closest known key
+    and, for a YAML, its line."""
+    if not overrides and not config_files:
+        return
+    known = known_keys(model_names, dataset)
+    for key, value in overrides.items():
+        if key not in known:
+            err = unknown_key_error(key, known, f"option --{key}={value}", model_names)
+            raise UserError(str(err).replace("did you mean ", "did you mean --"))
+    for f in config_files:
+        _check_yaml(f)
+        with open(f, encoding="utf-8") as fh:
+            node = yaml.compose(fh)
+        for key_node, _ in (node.value if isinstance(node, yaml.MappingNode) else []):
+            if str(key_node.value) not in known:
+                where = f"config file {f} line {key_node.start_mark.line + 1}"
+                raise unknown_key_error(str(key_node.value), known, where, model_names)

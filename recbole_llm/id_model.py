@@ -21,7 +21,10 @@ from pathlib import Path
 
 import torch
 
-from recbole_llm.checkpoint import checkpoint_config, config_key, config_to_dict, load_checkpoint, save_checkpoint
+from recbole_llm.checkpoint import (
+    DamagedCheckpoint, check_checkpoint_file, checkpoint_config, config_key, config_to_dict, load_checkpoint,
+    save_checkpoint,
+)
 from recbole_llm.config import REPO_ROOT
 from recbole_llm.errors import UserError
 from recbole_llm.utils import get_model
@@ -164,7 +167,9 @@ def pretrained_id_model(model_name, dataset_name, config_files=(), config_dict=N
     """Return the frozen ID model ``model_name`` for ``dataset_name``, training it only if not cached.
 
     ``dataset`` (a built RecBole dataset) skips rebuilding it when the caller already has one;
-    ``build=False`` only makes sure the checkpoint exists and returns its path.
+    ``build=False`` only makes sure the checkpoint exists and returns its path. A cached
+    checkpoint that is damaged (empty, truncated: :func:`recbole_llm.checkpoint.check_checkpoint_file`)
+    is deleted and the model trained again.
     """
     from recbole_llm.data.dataset import create_dataset
     from recbole_llm.quick_start import build_config, run
@@ -175,6 +180,12 @@ def pretrained_id_model(model_name, dataset_name, config_files=(), config_dict=N
     config = build_config(model_name, dataset_name, seed, config_files, config_dict, data_path, saved_dir)
     path, _ = cache_path(config, saved_dir)
     log = logging.getLogger(__name__)
+    if path.is_file():
+        try:
+            check_checkpoint_file(path)
+        except DamagedCheckpoint as err:  # e.g. a copy cut short: the cache can make it again
+            log.warning("discarding the cached ID model: %s", err)
+            path.unlink()
     if path.is_file():
         log.info("reusing ID model %s", path)
     else:

@@ -132,6 +132,8 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
     if show_progress is not None:
         config["show_progress"] = bool(show_progress)
     model_class = get_model(config["model"])
+    if hasattr(model_class, "preflight"):
+        model_class.preflight(config)  # every check that needs no training, before the ID model trains
     if hasattr(model_class, "prepare"):
         model_class.prepare(config)  # e.g. train the LLM model's ID model, with its own logs, first
 
@@ -243,6 +245,8 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
         record["parameters"].update(net.parameter_report())
     if hasattr(net, "prompt_stats"):  # titles per hard prompt of the test users (LLM models)
         record["prompt_stats"] = net.prompt_stats(test_data._dataset)
+    if hasattr(net, "item_text_report"):
+        record["item_text"] = net.item_text_report()  # items without text (missing_text_max_share)
     if getattr(data, "tuning_summary", None) is not None:
         record["data_selection"] = data.tuning_summary
     per_user = getattr(trainer, "per_user", None) if evaluate_test else None

@@ -29,7 +29,7 @@ import torch
 import recbole.trainer.trainer as _rb_trainer
 from recbole.trainer import Trainer
 
-from recbole_llm.checkpoint import load_checkpoint, save_checkpoint
+from recbole_llm.checkpoint import DamagedCheckpoint, check_checkpoint_file, load_checkpoint, save_checkpoint
 
 
 def tensorboard_writer(logger):
@@ -70,6 +70,12 @@ class SafeCheckpointMixin:
         """RecBole's ``fit`` with ``lr_schedule`` and, when ``resume_path`` is set, resumption."""
         self._fit_started = time.perf_counter()
         self.scheduler = self._build_lr_scheduler(train_data)
+        if self.resume_path is not None and Path(self.resume_path).is_file():
+            try:
+                check_checkpoint_file(self.resume_path)
+            except DamagedCheckpoint as err:  # a damaged resume state is only lost time: start over
+                self.logger.warning(f"training from scratch: {err}")
+                Path(self.resume_path).unlink()
         if self.resume_path is not None and Path(self.resume_path).is_file():
             if self._restore_state(train_data):  # the run had already finished training
                 return self.best_valid_score, self.best_valid_result

@@ -67,3 +67,92 @@ def test_malformed_yaml_names_the_line(toy_data_path, tmp_path):
     bad.write_text("epochs: 2\nlearning_rate: [0.1\n")
     out = bench("--model=BPR", "--dataset=toy", f"--config-files={bad}", data_path=toy_data_path, tmp_path=tmp_path)
     assert out.returncode == 2 and "bad.yaml" in out.stderr and "line" in out.stderr
+
+
+def _main():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_benchmark", REPO / "run_benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def _in_process(args, data_path, tmp_path):
+    return _main()([f"--data-path={data_path}", f"--output={tmp_path / 'results'}", f"--saved-dir={tmp_path / 'saved'}",
+                    "--threads=1", "--no-progress", *args])
+
+
+@pytest.mark.parametrize("args, line", [
+    # options that would set nothing (issue 14 item 5)
+    (["--learnin_rate=0.5", "--epoch=1"], "error: option --learnin_rate=0.5: 'learnin_rate' is not a config key of "
+     "SASRec (no YAML under properties/, RecBole default or model reads it, so it would set nothing); did you mean "
+     "--learning_rate?"),
+    (["--epoch=1"], "did you mean --epochs?"),
+    (["--config_files=missing.yaml"], "error: config file missing.yaml does not exist (--config-files)"),
+    # values RecBole would misread (item 4)
+    (["--rm_dup_inter=False"], "error: config key rm_dup_inter = False (from --rm_dup_inter) must be one of first, "
+     "last, ~"),
+    (["--learner=adan"], "learner = 'adan' (from --learner) must be one of adam, adamw, sgd, adagrad, rmsprop, "
+     "sparse_adam (RecBole trains with Adam instead)"),
+    (["--eval_args={'split': {'LS': 'valid_and_test'}, 'order': 'to'}"], "order must be RO or TO, not 'to'"),
+    (["--valid_metric=NDCG@20", "--topk=[5,10]"], "valid_metric = 'NDCG@20' (from --valid_metric) must be one of the "
+     "metrics"),
+    (["--epochs=2.5"], "epochs = 2.5 (from --epochs) must be an integer (its default is 50)"),
+    (["--seeds=-5"], "error: --seeds: -5 is out of range; seeds are integers in [0, 4294967295]"),
+    (["--seeds=4294967296"], "--seeds: 4294967296 is out of range"),
+    # an LLM model's bad value stops the ID model's row too (item 9)
+    (["--model=SASRec,RARec", "--prefix_len=1", "--item_text_field=title"],
+     "error: prefix_len=1 leaves no room for the contextual instruction"),
+])
+def test_options_that_mean_nothing_or_something_else_are_refused(args, line, toy_data_path, tmp_path, capsys):
+    if not any(a.startswith("--model=") for a in args):
+        args = ["--model=SASRec", *args]
+    assert _in_process(["--dataset=toy", *args], toy_data_path, tmp_path) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and line in err[0], captured.err[-1500:]
+    assert "[recbole-llm]" not in captured.out  # refused before the start-up line: nothing ran
+    assert not (tmp_path / "results").exists() and not list(tmp_path.rglob("*.pth"))
+
+
+def test_a_misspelt_key_in_a_config_file_names_its_line(toy_data_path, tmp_path, capsys):
+    mine = tmp_path / "my.yaml"
+    mine.write_text("epochs: 1\n# a comment\nlearnin_rate: 0.5\n")
+    assert _in_process(["--model=SASRec", "--dataset=toy", f"--config-files={mine}"], toy_data_path, tmp_path) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: config file {mine} line 3: 'learnin_rate' is not a config key of SASRec (no YAML under properties/, "
+        "RecBole default or model reads it, so it would set nothing); did you mean learning_rate?")
+
+
+def test_recbole_spelling_of_config_files_and_the_budget_in_force(toy_data_path, tmp_path, capsys):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("learning_rate: 0.002\nstopping_step: 1\n")
+    b.write_text("embedding_size: 8\nhidden_size: 8\ninner_size: 16\nn_layers: 1\nn_heads: 1\ntopk: [5, 10]\n")
+    args = ["--model=SASRec", "--dataset=toy", "--budget=quick", "--epochs=1", "--MAX_ITEM_LIST_LENGTH=10",
+            f"--config_files={a} {b}"]
+    assert _in_process(args, toy_data_path, tmp_path) == 0
+    out = capsys.readouterr().out
+    start = next(line for line in out.splitlines() if line.startswith("[recbole-llm] 1 run(s)"))
+    assert "budget 'quick': epochs=1 (--epochs; the file says 2), stopping_step=1 (a.yaml; the file says 2), " \
+           "budget=quick, data_strategy=random, data_size=8000" in start
+    (path,) = (tmp_path / "results" / "toy" / "runs").glob("*.json")
+    config = json.loads(path.read_text())["config"]
+    assert (config["epochs"], config["learning_rate"], config["hidden_size"]) == (1, 0.002, 8)
+
+
+def test_llm_row_without_titles_stops_before_its_id_model_with_one_line(tmp_path):
+    """A process of its own: the only line on stderr is the error (no logging warning beside it)."""
+    from conftest import write_toy
+
+    folder = write_toy(tmp_path / "data")
+    lines = ["item_id:token\ttitle:token_seq"] + [f"item_{i}\tThing number {i}" for i in range(1, 31)]
+    (folder / "toy.item").write_text("\n".join(lines) + "\n")  # ids that are not .inter's i1..i30
+    captured = bench("--model=ComiRec,IDLEAdapter", "--dataset=toy", "--item_text_field=title",
+                     data_path=tmp_path / "data", tmp_path=tmp_path)
+    assert captured.returncode == 2
+    assert captured.stderr.strip() == (
+        f"error: 30 of 30 items (100.0%) have no 'title' text in {folder / 'toy.item'} (missing_text_max_share: "
+        "0.05): make its item_id values those of the .inter file and check for malformed lines (an unclosed quote "
+        "merges lines), or raise missing_text_max_share")
+    assert "[recbole-llm]" not in captured.stdout and not list(tmp_path.rglob("*.pth"))

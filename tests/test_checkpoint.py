@@ -1,9 +1,10 @@
 import pickle
+import random
 
 import pytest
 import torch
 
-from recbole_llm.checkpoint import config_to_dict, load_checkpoint, save_checkpoint
+from recbole_llm.checkpoint import DamagedCheckpoint, config_to_dict, load_checkpoint, save_checkpoint
 from recbole_llm.errors import UserError
 
 
@@ -47,3 +48,26 @@ def test_config_to_dict_is_primitive():
     out = config_to_dict({"e": E.A, "d": torch.device("cpu"), "t": (1, 2), "n": None})
     assert out == {"e": "A", "d": "cpu", "t": [1, 2], "n": None}
     pickle.dumps(out)
+
+
+def _good_bytes(tmp_path):
+    path = save_checkpoint(tmp_path / "good.pth", config={"model": "X"}, state_dict={"w": torch.randn(256)})
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda data: b"", r"is empty \(0 bytes\)"),
+    (lambda data: data[: len(data) // 2], "is truncated or damaged"),
+    (lambda data: bytes(random.Random(0).randrange(256) for _ in range(4096)), "is truncated or damaged"),
+    # the archive's directory intact, one entry's bytes overwritten: its CRC-32 no longer matches
+    (lambda data: data[:1200] + bytes(64) + data[1264:], "fails its checksum"),
+])
+def test_damaged_checkpoint_says_what_it_is_not_pickled_objects(tmp_path, damage, message):
+    data = _good_bytes(tmp_path)
+    path = tmp_path / "bad.pth"
+    path.write_bytes(damage(data))
+    for trust in (False, True):
+        with pytest.raises(DamagedCheckpoint, match=message) as err:
+            load_checkpoint(path, trust=trust)
+        assert "pickled" not in str(err.value) and str(path) in str(err.value)
+        assert len(str(err.value).splitlines()) == 1

@@ -6,7 +6,7 @@ from recbole.data import create_dataset, data_preparation
 
 import recbole_llm.quick_start as qs
 from conftest import write_toy
-from recbole_llm.checkpoint import save_checkpoint
+from recbole_llm.checkpoint import load_checkpoint, save_checkpoint
 from recbole_llm.errors import UserError
 from recbole_llm.id_model import PretrainedIDModel, load_id_model, pretrained_id_model
 from recbole_llm.quick_start import build_config
@@ -79,3 +79,18 @@ def test_checkpoint_of_other_data_is_refused(toy_data_path, tmp_path):
                               state_dict=model.state_dict())
     with pytest.raises(UserError, match="trained on dataset 'ml-100k'"):
         load_id_model(renamed, config, dataset)
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "random"])
+def test_damaged_cache_entry_is_discarded_and_retrained(damage, toy_data_path, tmp_path, monkeypatch):
+    calls = []
+    real_run = qs.run
+    monkeypatch.setattr(qs, "run", lambda *a, **k: calls.append(a[0]) or real_run(*a, **k))
+    path = pretrained_id_model("ComiRec", "toy", config_dict=dict(SMALL), data_path=toy_data_path, saved_dir=tmp_path,
+                               build=False)
+    data = path.read_bytes()
+    path.write_bytes({"empty": b"", "truncated": data[: len(data) // 3], "random": bytes(range(256)) * 8}[damage])
+    model = pretrained_id_model("ComiRec", "toy", config_dict=dict(SMALL), data_path=toy_data_path, saved_dir=tmp_path)
+    assert calls == ["ComiRec", "ComiRec"]  # trained, damaged, trained again
+    assert model.checkpoint_path == str(path) and model.dim == 16
+    assert load_checkpoint(path)["id_model"]["seed"] == 2020

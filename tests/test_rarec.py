@@ -172,3 +172,34 @@ def test_end_to_end_run_record(toy_data_path, llm_overrides, tmp_path):
     assert set(record["test"]) >= {"hit@10", "ndcg@10"}
     assert record["parameters"]["trainable"] < record["parameters"]["lm"]
     assert record["cost"]["adapter_throughput_ratio"] > 0
+
+
+def test_identical_prompts_are_not_each_others_user_negatives(built):
+    """Eq. 14 with a batch whose rows 0-2 have one history (one prompt, one h~): the loss is the
+    InfoNCE whose negatives are the rows with another prompt, to the last digit."""
+    train, _, model = built()
+    batch = next(iter(train))
+    seq, length = batch[model.ITEM_SEQ].clone(), batch[model.ITEM_SEQ_LEN].clone()
+    seq[1:3], length[1:3] = seq[0], length[0]
+    batch.interaction[model.ITEM_SEQ], batch.interaction[model.ITEM_SEQ_LEN] = seq, length
+    model.calculate_loss(batch)
+    masked = model.last_losses["user_alignment"]
+
+    with torch.no_grad():
+        ids, mask = model.user_prompt(batch)
+        prompts = [tuple(ids[i, : int(mask[i].sum())].tolist()) for i in range(len(ids))]
+        assert prompts[0] == prompts[1] == prompts[2]
+        states = model.prompt_states(ids, mask, model.prompt_keys(ids, mask))
+        prefix = model.user_tower.prefix(model.user_id_representation(batch))
+        per_layer = []
+        for layer, d in enumerate(prefix):
+            sims = F.normalize(d.mean(1), dim=-1) @ F.normalize(states[:, layer], dim=-1).t() / model.temperature
+            terms = []
+            for k in range(len(prompts)):
+                kept = [j for j in range(len(prompts)) if j == k or prompts[j] != prompts[k]]
+                terms.append(torch.logsumexp(sims[k, kept], 0) - sims[k, k])
+            per_layer.append(torch.stack(terms).mean())
+        expected = torch.stack(per_layer).mean().item()
+        unmasked = model._align(prefix, states).item()
+    assert masked == pytest.approx(expected, rel=1e-6, abs=1e-7)
+    assert unmasked > masked + 1e-4  # the duplicates counted as negatives: what 0.1.0 computed

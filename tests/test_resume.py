@@ -60,6 +60,16 @@ def test_resume_training_false_starts_over(toy_data_path, tiny_overrides, tmp_pa
     assert record["resumed"] == [] and record["epochs_run"] == 3
 
 
+def test_damaged_resume_state_is_discarded_and_the_run_starts_over(toy_data_path, tiny_overrides, tmp_path):
+    overrides = {**tiny_overrides, "epochs": 3, "stopping_step": 3, "topk": [5, 10]}
+    with pytest.raises(Interrupt):
+        run("GRU4Rec", "toy", 2020, (), overrides, toy_data_path, tmp_path, callback_fn=_stop_after(0))
+    (state,) = (tmp_path / "runs" / "toy").glob("GRU4Rec-seed2020-*/state.pth")
+    state.write_bytes(state.read_bytes()[:100])  # cut short
+    record = run("GRU4Rec", "toy", 2020, (), overrides, toy_data_path, tmp_path)
+    assert record["resumed"] == [] and record["epochs_run"] == 3 and not state.exists()
+
+
 def test_run_key_ignores_paths_but_not_hyperparameters(toy_data_path, tiny_overrides, tmp_path):
     from recbole_llm.quick_start import build_config, run_key
 

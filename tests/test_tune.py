@@ -7,6 +7,7 @@ import os
 import signal
 
 import pytest
+import torch
 import yaml
 
 from conftest import REPO
@@ -119,6 +120,51 @@ def test_shipped_spaces_are_the_papers_grids():
     for model, size in BASELINE_SIZE_KEYS.items():
         space = SearchSpace.load(folder / f"{model}.yaml")
         assert space.keys == ["learning_rate", size] and space.grid_size() == 4, model
+
+
+TUNE = REPO / "properties" / "tune"
+SPACES = sorted(TUNE.glob("*.yaml")) + sorted((TUNE / "examples").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def shared_saved(tmp_path_factory):
+    return tmp_path_factory.mktemp("saved")  # one tiny ID model for every LLM space
+
+
+@pytest.mark.parametrize("path", SPACES, ids=lambda p: p.stem)
+def test_every_shipped_space_builds_its_model_at_every_corner_of_its_grid(path, toy_data_path, tiny_overrides,
+                                                                           llm_overrides, shared_saved):
+    """Each space under properties/tune/ (examples too) at every corner (each key at its lowest or
+    highest value): the model passes its checks, is built on the toy data and computes a loss."""
+    import itertools
+
+    from recbole.data import create_dataset, data_preparation
+
+    from recbole_llm.quick_start import build_config
+    from recbole_llm.utils import get_model
+
+    model = path.stem.split("-")[0]
+    model_class = get_model(model)
+    space = SearchSpace.load(path)
+    llm = hasattr(model_class, "preflight")
+    base = {k: v for k, v in (llm_overrides if llm else tiny_overrides).items() if k not in space.keys}
+
+    def ends(param):
+        values = sorted(param.values) if all(isinstance(v, (int, float)) for v in param.values) else param.values
+        return dict.fromkeys([values[0], values[-1]])
+
+    corners = list(itertools.product(*(ends(p) for p in space.params)))
+    assert len(corners) == 2 ** len(space.keys)
+    for corner in corners:
+        config = build_config(model, "toy", 2020, (), {**base, **dict(zip(space.keys, corner))}, toy_data_path,
+                              shared_saved)
+        if llm:
+            model_class.preflight(config)
+            model_class.prepare(config)
+        train, _, _ = data_preparation(config, create_dataset(config))
+        net = model_class(config, train._dataset)
+        loss = net.calculate_loss(next(iter(train)))
+        assert loss.dim() == 0 and torch.isfinite(loss), (path.name, corner)
 
 
 # ----------------------------------------------------------------------------- sweeps (Ray)

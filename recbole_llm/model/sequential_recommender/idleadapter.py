@@ -43,12 +43,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recbole_llm.errors import UserError
 from recbole_llm.model.llm_base import LLMSequentialRecommender, trunc_normal_
 from recbole_llm.model.loss import mmd
 
 
 class IDLEAdapter(LLMSequentialRecommender):
     """IDLE-Adapter on a frozen LM and a frozen ID model (see the module docstring)."""
+
+    @classmethod
+    def check_config(cls, config):
+        """IDLE-Adapter's own checks (``prefix_len``, ``align_weight``, ``mmd_bandwidth``,
+        ``mmd_kernels``) and the base class's; :class:`UserError` naming the key."""
+        super().check_config(config)
+        for key in ("prefix_len", "mmd_kernels"):
+            value = config[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UserError(f"{key} must be an integer >= 1, not {value!r} (IDLEAdapter)")
+        for key, strict in (("align_weight", False), ("mmd_bandwidth", True)):
+            value = config[key]
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not (value > 0 if strict else value >= 0):
+                raise UserError(f"{key} must be a number {'>' if strict else '>='} 0, not {value!r} (IDLEAdapter)")
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -60,10 +76,6 @@ class IDLEAdapter(LLMSequentialRecommender):
         self.refinement = bool(config["refinement"])
         self.distribution = bool(config["distribution"]) and self.align_weight > 0
         self.init_range = float(config["init_range"])
-        if self.prefix_len < 1:
-            from recbole_llm.errors import UserError
-
-            raise UserError(f"prefix_len must be >= 1, not {self.prefix_len} (IDLEAdapter)")
 
         n_adapters = self.n_layers_lm if self.layerwise else 1
         d_id, d_lm = self.id_dim, self.lm_dim

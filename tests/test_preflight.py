@@ -1,0 +1,91 @@
+"""Checks before training: an LLM run with a bad value stops before its ID model trains."""
+
+import time
+
+import pytest
+
+from conftest import write_toy
+from recbole_llm.errors import UserError
+from recbole_llm.quick_start import build_config, run
+
+
+def _nothing_trained(saved):
+    assert not (saved / "id_models").exists() and not (saved / "runs").exists()
+    assert not list(saved.rglob("*.pth"))
+
+
+@pytest.mark.parametrize("model, extra, message", [
+    ("RARec", {"prefix_len": 1}, "prefix_len=1 leaves no room for the contextual instruction"),
+    ("IDLEAdapter", {"prefix_len": 0}, "prefix_len must be an integer >= 1, not 0"),
+    ("RARec", {"lm_name": "/no/such/lm"}, "cannot load language model '/no/such/lm' (lm_name)"),
+    ("IDLEAdapter", {"prompt_max_tokens": 4},
+     "prompt_template / prompt_max_tokens: prompt_max_tokens=4 leaves no room"),
+    ("RARec", {"item_prompt_template": "no slot"}, "item_prompt_template / item_prompt_max_tokens"),
+    ("IDLEAdapter", {"id_model": "BPR"}, "id_model 'BPR' is not supported"),
+])
+def test_bad_value_fails_in_well_under_a_second_and_trains_nothing(model, extra, message, toy_data_path,
+                                                                  llm_overrides, tmp_path):
+    saved = tmp_path / "saved"
+    build_config(model, "toy", 2020, (), llm_overrides, toy_data_path, saved)  # imports and YAML, not timed
+    started = time.perf_counter()
+    with pytest.raises(UserError) as err:
+        run(model, "toy", 2020, (), {**llm_overrides, **extra}, toy_data_path, saved)
+    elapsed = time.perf_counter() - started
+    assert message in str(err.value) and len(str(err.value).splitlines()) == 1
+    assert elapsed < 1.0, f"{elapsed:.2f}s"
+    _nothing_trained(saved)
+
+
+def _toy_with_titles(tmp_path, n_missing, shift_ids=False):
+    """The toy dataset with the first ``n_missing`` items' titles left out of its .item file,
+    or (``shift_ids``) with .item ids that are not .inter's (``item_3`` for ``i3``)."""
+    folder = write_toy(tmp_path / "data")
+    lines = [f"i{i}\tThing number {i}" for i in range(n_missing + 1, 31)]
+    if shift_ids:
+        lines = [f"item_{i}\tThing number {i}" for i in range(1, 31)]
+    (folder / "toy.item").write_text("\n".join(["item_id:token\ttitle:token_seq"] + lines) + "\n")
+    return tmp_path / "data"
+
+
+def test_items_without_text_are_counted_against_missing_text_max_share(tmp_path, llm_overrides):
+    from recbole_llm.model.sequential_recommender.rarec import RARec
+
+    data = _toy_with_titles(tmp_path, n_missing=1)
+    coverage = RARec.preflight(build_config("RARec", "toy", 2020, (), llm_overrides, data, tmp_path / "s"))
+    assert coverage == {"field": "title", "items": 30, "missing": 1, "missing_share": pytest.approx(1 / 30)}
+    data = _toy_with_titles(tmp_path / "two", n_missing=2)  # 2 of 30 = 6.7% > 5%
+    config = build_config("RARec", "toy", 2020, (), llm_overrides, data, tmp_path / "s")
+    with pytest.raises(UserError, match=r"^2 of 30 items \(6.7%\) have no 'title' text in .*toy.item "
+                                        r"\(missing_text_max_share: 0.05\)"):
+        RARec.preflight(config)
+    config["missing_text_max_share"] = 0.1
+    assert RARec.preflight(config)["missing"] == 2
+
+
+def test_item_ids_that_do_not_match_stop_the_run_before_its_id_model(tmp_path, llm_overrides):
+    data = _toy_with_titles(tmp_path, n_missing=0, shift_ids=True)
+    saved = tmp_path / "saved"
+    with pytest.raises(UserError, match=r"30 of 30 items \(100.0%\) have no 'title' text"):
+        run("IDLEAdapter", "toy", 2020, (), llm_overrides, data, saved)
+    _nothing_trained(saved)
+
+
+def test_record_keeps_the_share_of_items_without_text(tmp_path, llm_overrides):
+    data = _toy_with_titles(tmp_path, n_missing=1)
+    record = run("IDLEAdapter", "toy", 2020, (), {**llm_overrides, "epochs": 1}, data, tmp_path / "saved")
+    assert record["item_text"] == {"field": "title", "items": 30, "missing": 1, "missing_share": pytest.approx(1 / 30)}
+
+
+def test_results_page_shows_the_share_of_items_without_text_per_llm_row():
+    from recbole_llm.benchmark.tables import row_notes
+
+    def record(label, seed, item_text=None):
+        r = {"model": label, "label": label, "seed": seed, "finished_at": "2026-01-01T00:00:00",
+             "protocol": {"epochs_max": 50}, "epochs_run": 3}
+        return {**r, "item_text": item_text} if item_text else r
+
+    notes = row_notes([record("SASRec", 1),
+                       record("RARec", 1, {"field": "title", "items": 1682, "missing": 0, "missing_share": 0.0}),
+                       record("RARec", 2, {"field": "title", "items": 1682, "missing": 3, "missing_share": 3 / 1682})])
+    assert notes == ["SASRec: <= 50 epochs (ran 3)",
+                     "RARec: <= 50 epochs (ran 3); items without text: 3 of 1682 (0.2%)"]
