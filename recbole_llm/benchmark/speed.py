@@ -60,7 +60,7 @@ DEFAULT_MODELS = ("SASRec", "GRU4Rec", "ComiRec", "BERT4Rec", "IDLEAdapter", "RA
 TINY = "@tiny"
 COLUMNS = ("label", "model", "lm", "train_batch_size", "train_samples_per_s", "eval_users_per_s",
            "model_fwd_bwd_samples_per_s", "bare_lm_samples_per_s", "adapter_throughput_ratio",
-           "ours_over_plain_recbole", "anomaly_mode", "batches", "threads", "device", "commit")
+           "ours_over_plain_recbole", "anomaly_mode", "batches", "eval_batches", "threads", "device", "commit")
 
 
 # ------------------------------------------------------------------ timing loops
