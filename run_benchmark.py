@@ -48,7 +48,11 @@ def parse_args(argv):
     p.add_argument("--rerun", action="store_true",
                    help="train again even where a record of the same config and code exists, from scratch")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads of this process (default: every core); use 1 beside another torch job")
+                   help="torch CPU threads of this process (default: every core); use 1 beside another torch job; "
+                        "with --jobs, of each run (default: cores // jobs)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="run up to this many (model, seed) runs at once, as separate processes; ID models first, "
+                        "an LLM run after the ID model it reuses (default: 1)")
     g = p.add_argument_group("hyperparameter sweeps (--tune; Ray Tune, recbole_llm/tune/)")
     g.add_argument("--tune", action="store_true",
                    help="sweep on validation (first --seeds), then train and test the best configuration "
@@ -134,6 +138,8 @@ def main(argv=None):
     try:
         if args.threads is not None and args.threads < 1:
             raise UserError(f"--threads must be a positive integer, got {args.threads}")
+        if args.jobs < 1:
+            raise UserError(f"--jobs must be a positive integer, got {args.jobs}")
         import torch
 
         torch.set_num_threads(args.threads or os.cpu_count() or 1)
@@ -191,6 +197,7 @@ def main(argv=None):
             started = time.perf_counter()
             if args.rerun:
                 overrides["resume_training"] = False  # from scratch: any saved state is discarded
+            todo = []  # with --jobs > 1: (number, model, seed) of the runs to start, in order
             for i, (model, seed) in enumerate(jobs, 1):
                 label = args.label or model
                 if not args.rerun:
@@ -201,6 +208,9 @@ def main(argv=None):
                         print(f"[recbole-llm] run {i}/{len(jobs)}: {label} seed {seed} skipped: record {existing} "
                               f"has the same config and code (run_key {key}); --rerun trains it again", flush=True)
                         continue
+                if args.jobs > 1:
+                    todo.append((i, model, seed))
+                    continue
                 print(f"[recbole-llm] run {i}/{len(jobs)}: {label} seed {seed}", flush=True)
                 record = run(model, args.dataset, seed, config_files, overrides, args.data_path, args.saved_dir,
                              show_progress=False if args.no_progress else None)
@@ -214,6 +224,10 @@ def main(argv=None):
                       f"HR@10 {test.get('hit@10', float('nan')):.4f} | {record['epochs_run']} epochs, "
                       f"{record['cost']['wall_time_s']:.0f}s | record {path} | elapsed {elapsed:.0f}s, ETA {eta:.0f}s",
                       flush=True)
+            if todo:
+                from recbole_llm.benchmark.jobs import run_parallel
+
+                run_parallel(todo, len(jobs), args, config_files, overrides, output)
 
         records = [r for r in load_records(output, args.dataset) if r.get("budget", "full") == args.budget]
         if not records:

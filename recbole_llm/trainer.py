@@ -351,8 +351,8 @@ class LMTrainer(Trainer):
         loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
         parts = getattr(self.model, "last_losses", None)
         self.epoch_extras = {"lr_end": self.optimizer.param_groups[0]["lr"]}
-        if parts:
-            self.epoch_extras["last_batch_losses"] = dict(parts)
+        if parts:  # the models keep detached tensors (no sync per step): converted once per epoch
+            self.epoch_extras["last_batch_losses"] = {k: float(v) for k, v in parts.items()}
         return loss
 
 

@@ -120,12 +120,13 @@ def test_prompt_states_are_cached_and_equal_to_a_fresh_forward(built):
     _, train, _, model = built()
     batch = _first_batch(train)
     ids, mask = model.user_prompt(batch)
-    keys = model.prompt_keys(ids, mask)
-    first = model.prompt_states(ids, mask, keys)
-    assert len(model._state_cache) == len(set(keys))
+    distinct = {ids[i, : int(n)].numpy().tobytes() for i, n in enumerate(mask.sum(1))}
+    first = model.prompt_states(ids, mask)
+    assert len(model._state_cache) == len(distinct)
+    assert model._state_cache.table.device == ids.device and model._state_cache.table.dtype == torch.bfloat16
     calls = []
     handle = model.lm.model.register_forward_hook(lambda *a: calls.append(1))
-    second = model.prompt_states(ids, mask, keys)
+    second = model.prompt_states(ids, mask)
     handle.remove()
     assert not calls and torch.equal(first, second)
     with torch.no_grad():

@@ -189,7 +189,7 @@ def test_identical_prompts_are_not_each_others_user_negatives(built):
         ids, mask = model.user_prompt(batch)
         prompts = [tuple(ids[i, : int(mask[i].sum())].tolist()) for i in range(len(ids))]
         assert prompts[0] == prompts[1] == prompts[2]
-        states = model.prompt_states(ids, mask, model.prompt_keys(ids, mask))
+        states = model.prompt_states(ids, mask)
         prefix = model.user_tower.prefix(model.user_id_representation(batch))
         per_layer = []
         for layer, d in enumerate(prefix):
@@ -201,5 +201,5 @@ def test_identical_prompts_are_not_each_others_user_negatives(built):
             per_layer.append(torch.stack(terms).mean())
         expected = torch.stack(per_layer).mean().item()
         unmasked = model._align(prefix, states).item()
-    assert masked == pytest.approx(expected, rel=1e-6, abs=1e-7)
+    assert float(masked) == pytest.approx(expected, rel=1e-6, abs=1e-7)
     assert unmasked > masked + 1e-4  # the duplicates counted as negatives: what 0.1.0 computed

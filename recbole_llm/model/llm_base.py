@@ -103,6 +103,97 @@ def item_text_coverage(titles, config, source=None):
     return {"field": field, "items": n_items, "missing": missing, "missing_share": share}
 
 
+class PromptStateCache:
+    """``h~`` rows (bf16) on the model's device, keyed by a hash of the prompt's real tokens.
+
+    The LM is frozen, so a prompt's layer states never change: they are computed once per
+    distinct prompt and looked up afterwards. Everything stays on the device: the key of a
+    prompt is a pair of polynomial hashes of its real tokens, computed with tensor
+    operations (no ``.cpu()``/``.tolist()`` per step), found by ``searchsorted`` in a sorted
+    key table, and confirmed by the second hash (124 bits in all: two prompts that collide
+    would have to agree on both; with a million prompts the odds are ~1e-25). A lookup costs
+    one host synchronisation (``bool`` of "any row missing"), which the prompt build already
+    pays at the same point of the step.
+
+    Written by hand because torch has no device-side hash map; a ``dict`` of byte strings
+    (what this replaced) needs every key on the host, a copy and a Python loop over the
+    batch every step.
+    """
+
+    # Four (prime, base) pairs below 2^31: a token times a power stays below 2^62 (int64).
+    _PRIMES = (2147483629, 2147483587, 2147483563, 2147483549)
+    _BASES = (1000003, 998244353, 1000000007, 911382323)
+
+    def __init__(self):
+        self.table = None  # [capacity, L, d'] bf16
+        self.check = None  # [capacity] int64: the second key of each row
+        self.sorted_keys = None  # [size] int64, ascending
+        self.sorted_rows = None  # [size] int64: the table row of sorted_keys[i]
+        self.size = 0
+        self._powers = None  # [4, width] int64: base^j mod prime, on the device of the last call
+
+    def __len__(self):
+        return self.size
+
+    def _power_table(self, width, device):
+        if self._powers is None or self._powers.shape[1] < width or self._powers.device != device:
+            width = max(width, 0 if self._powers is None else self._powers.shape[1])
+            rows = []
+            for base, prime in zip(self._BASES, self._PRIMES):
+                power, row = 1, []
+                for _ in range(width):
+                    row.append(power)
+                    power = power * base % prime
+                rows.append(row)
+            self._powers = torch.tensor(rows, dtype=torch.long, device=device)
+            self._primes = torch.tensor(self._PRIMES, dtype=torch.long, device=device).view(4, 1)
+        return self._powers[:, :width]
+
+    def keys(self, ids, mask):
+        """Two int64 keys per prompt, ``([B], [B])``, from its real tokens (padding ignored)."""
+        width = ids.shape[1]
+        powers = self._power_table(width, ids.device)  # [4, S]
+        tokens = (ids.long() + 1) * mask.long()  # 0 where padding
+        primes = self._primes
+        h = ((tokens.unsqueeze(0) * powers.unsqueeze(1)) % primes.unsqueeze(2)).sum(-1) % primes  # [4, B]
+        length = mask.long().sum(1)
+        first = (h[0] << 31) | h[1]
+        second = ((h[2] << 31) | h[3]) ^ length
+        return first, second
+
+    def lookup(self, first, second):
+        """Row of each key in :attr:`table`, ``-1`` where missing, ``[B]`` int64."""
+        if self.size == 0:
+            return torch.full_like(first, -1)
+        pos = torch.searchsorted(self.sorted_keys, first).clamp_max(self.size - 1)
+        rows = self.sorted_rows[pos]
+        hit = (self.sorted_keys[pos] == first) & (self.check[rows] == second)
+        return torch.where(hit, rows, torch.full_like(rows, -1))
+
+    def insert(self, first, second, states):
+        """Append rows (keys must be new and distinct); returns their row indices."""
+        n = first.shape[0]
+        if self.table is None:
+            self.table = states.new_empty((max(1024, n),) + tuple(states.shape[1:]))
+            self.check = first.new_empty(self.table.shape[0])
+        if self.size + n > self.table.shape[0]:
+            capacity = max(2 * self.table.shape[0], self.size + n)
+            table = self.table.new_empty((capacity,) + tuple(self.table.shape[1:]))
+            table[: self.size] = self.table[: self.size]
+            check = self.check.new_empty(capacity)
+            check[: self.size] = self.check[: self.size]
+            self.table, self.check = table, check
+        rows = torch.arange(self.size, self.size + n, device=first.device)
+        self.table[rows] = states
+        self.check[rows] = second
+        keys = first if self.sorted_keys is None else torch.cat([self.sorted_keys, first])
+        all_rows = rows if self.sorted_rows is None else torch.cat([self.sorted_rows, rows])
+        order = torch.argsort(keys, stable=True)
+        self.sorted_keys, self.sorted_rows = keys[order], all_rows[order]
+        self.size += n
+        return rows
+
+
 class LLMSequentialRecommender(SequentialRecommender):
     """Base class of RARec and IDLEAdapter (see the module docstring)."""
 
@@ -123,7 +214,7 @@ class LLMSequentialRecommender(SequentialRecommender):
         self.prompt_texts = list(item_text.titles)
         self.prompt = hard_prompt(self.lm.tokenizer, config, self.prompt_texts, "prompt_template",
                                   "prompt_max_tokens").to(self.device)
-        self._state_cache = {}
+        self._state_cache = PromptStateCache()
         self.state_cache = bool(config["state_cache"])
         self.lm.to(self.device)
 
@@ -236,38 +327,50 @@ class LLMSequentialRecommender(SequentialRecommender):
         feat = dataset.inter_feat
         return self.prompt.stats(feat[self.ITEM_SEQ].to(self.device), feat[self.ITEM_SEQ_LEN].to(self.device))
 
-    def prompt_states(self, ids, mask, keys):
-        """Pooled LM states per layer input on the prompts alone, ``[B, L, d']``, cached by ``keys``.
+    def layer_states(self, ids, mask):
+        """Pooled inputs of every layer on the prompts alone (no prefix), ``[B, L, d']``, no grad,
+        in the LM's compute dtype (bf16 under autocast)."""
+        with torch.no_grad(), self.autocast_context():
+            _, hidden = self.lm(ids, mask, output_hidden_states=True)
+        return self.lm.pool_layers(hidden[:-1], mask)
+
+    def prompt_ids(self, ids, mask):
+        """One int64 per prompt, equal for identical prompts (the :class:`PromptStateCache` hash
+        of its real tokens), ``[B]``, on the device: which rows of a batch share a prompt."""
+        first, second = self._state_cache.keys(ids, mask)
+        return first ^ second
+
+    def prompt_states(self, ids, mask):
+        """Pooled LM states per layer input on the prompts alone, ``[B, L, d']`` (float32).
 
         Element l is the pooled input of layer l (``hidden_states[l]``), the space layer l's
-        prefix lives in. Missing rows are computed in one no-grad forward and stored in bf16.
+        prefix lives in. With ``state_cache`` the rows come from :class:`PromptStateCache` on
+        the model's device; prompts not seen before are computed in one no-grad forward over
+        just those rows (cut to their longest prompt) and stored in bf16, so a row holds the
+        same bits whichever batch first met its prompt (the cache is keyed by the prompt's
+        tokens, and every copy of a prompt in that batch reads the same stored row).
         """
         if not self.state_cache:  # the uncached path, kept to measure what the cache saves
-            with torch.no_grad(), self.autocast_context():
-                _, hidden = self.lm(ids, mask, output_hidden_states=True)
-            return torch.stack([self.lm.pool(h, mask) for h in hidden[:-1]], dim=1).float()
-        out = [None] * len(keys)
-        missing = [i for i, k in enumerate(keys) if k not in self._state_cache]
-        if missing:
-            idx = torch.tensor(missing, device=ids.device)
+            return self.layer_states(ids, mask).float()
+        cache = self._state_cache
+        first, second = cache.keys(ids, mask)
+        rows = cache.lookup(first, second)
+        missing = rows < 0
+        if bool(missing.any()):  # one host sync; the prompt build has just paid one at this point
+            idx = missing.nonzero().squeeze(1)
             sub_mask = mask[idx]
             width = int(sub_mask.sum(1).max())
-            with torch.no_grad(), self.autocast_context():
-                _, hidden = self.lm(ids[idx, :width], sub_mask[:, :width], output_hidden_states=True)
-            pooled = torch.stack([self.lm.pool(h, sub_mask[:, :width]) for h in hidden[:-1]], dim=1)
-            pooled = pooled.to(torch.bfloat16).cpu()
-            for j, i in enumerate(missing):
-                self._state_cache[keys[i]] = pooled[j]
-        for i, k in enumerate(keys):
-            out[i] = self._state_cache[k]
-        return torch.stack(out).to(ids.device, torch.float32)
-
-    @staticmethod
-    def prompt_keys(ids, mask):
-        """One hashable key per prompt (its real token ids): identical prompts share cache rows."""
-        ids = ids.cpu()
-        lengths = mask.sum(1).cpu().tolist()
-        return [ids[i, :n].numpy().tobytes() for i, n in enumerate(lengths)]
+            pooled = self.layer_states(ids[idx, :width], sub_mask[:, :width]).to(torch.bfloat16)
+            # One row per distinct prompt: the last copy in the batch (what a dict assignment kept).
+            pairs = torch.stack([first[idx], second[idx]], dim=1)
+            _, inverse = torch.unique(pairs, dim=0, return_inverse=True)
+            position = torch.arange(idx.shape[0], device=idx.device)
+            last = torch.full((int(inverse.max()) + 1,), -1, dtype=torch.long, device=idx.device)
+            last = last.scatter_reduce(0, inverse, position, reduce="amax")
+            new_rows = cache.insert(pairs[last, 0], pairs[last, 1], pooled[last])
+            rows = rows.clone()
+            rows[idx] = new_rows[inverse]
+        return cache.table[rows].float()
 
     # ------------------------------------------------------------- checkpoints
     def state_dict(self, *args, **kwargs):

@@ -108,11 +108,19 @@ class IDLEAdapter(LLMSequentialRecommender):
 
     # ------------------------------------------------------------------ adapter
     def adapted_prefix(self, u):
-        """``D^(l)`` for every layer: a list of ``num_layers`` tensors ``[B, L', d']`` (Eq. 5-7)."""
+        """``D^(l)`` for every layer: a list of ``num_layers`` tensors ``[B, L', d']`` (Eq. 5-7).
+
+        Eq. 5 for all layers in one batched matmul (the same bits as one ``Linear`` per layer,
+        gradients included). The gate stays one call per layer: ``W_g`` is shared by the
+        layers, and one call over all layers sums its gradient in another order (equal to
+        ~1e-8, not to the bit), which would change every trained number."""
+        weight = torch.stack([projection.weight for projection in self.layer_projection])  # [n, d', d]
+        bias = torch.stack([projection.bias for projection in self.layer_projection])  # [n, d']
+        n = weight.shape[0]
+        projected = torch.baddbmm(bias.unsqueeze(1), u.unsqueeze(0).expand(n, -1, -1), weight.transpose(1, 2))  # Eq. 5
         out = []
-        for j, projection in enumerate(self.layer_projection):
-            p = projection(u)  # Eq. 5
-            big_p = p.unsqueeze(1).expand(-1, self.prefix_len, -1)  # P^(l): p repeated L' times
+        for j in range(n):
+            big_p = projected[j].unsqueeze(1).expand(-1, self.prefix_len, -1)  # P^(l): p repeated L' times
             if self.refinement:
                 c = self.prefix[j].unsqueeze(0).expand_as(big_p)
                 g = torch.sigmoid(self.gate(torch.cat([c, big_p], dim=-1)))  # Eq. 6, [B, L', 1]
@@ -124,33 +132,45 @@ class IDLEAdapter(LLMSequentialRecommender):
             out = out * self.n_layers_lm
         return out
 
+    def encode(self, u, ids, mask):
+        """Pooled last hidden state ``H_u^(L)`` [B, d'] of the prompts with the adapted prefixes."""
+        prefix = self.adapted_prefix(u)
+        with self.autocast_context():
+            hidden, _ = self.lm(ids, mask, prefix=prefix)
+        return self.lm.pool(hidden, mask).float(), prefix
+
     def forward(self, interaction):
         """Pooled last hidden state ``H_u^(L)`` [B, d'] and the prefixes used to get it."""
         u = self.user_id_representation(interaction)
         ids, mask = self.user_prompt(interaction)
-        prefix = self.adapted_prefix(u)
-        with self.autocast_context():
-            hidden, _ = self.lm(ids, mask, prefix=prefix)
-        return self.lm.pool(hidden, mask).float(), prefix, (ids, mask)
+        hidden, prefix = self.encode(u, ids, mask)
+        return hidden, prefix, (ids, mask)
 
     # ------------------------------------------------------------------- losses
-    def alignment_loss(self, prefix, ids, mask):
-        """``L_m`` (Eq. 12): per-layer MMD between prefix rows and prompt-only layer states."""
-        states = self.prompt_states(ids, mask, self.prompt_keys(ids, mask))  # [B, L, d']
+    def alignment_loss(self, prefix, states):
+        """``L_m`` (Eq. 12): per-layer MMD between prefix rows and prompt-only layer states
+        ``states`` [B, L, d'], averaged over the layers. One MMD per layer: a batched MMD gives
+        the same losses but sums the prefix gradients in another order (not the same bits)."""
         losses = []
         for layer, d in enumerate(prefix):
             losses.append(mmd(d.reshape(-1, d.shape[-1]), states[:, layer], self.mmd_bandwidth, self.mmd_kernels))
         return torch.stack(losses).mean()
 
     def calculate_loss(self, interaction):
-        hidden, prefix, (ids, mask) = self.forward(interaction)
+        u = self.user_id_representation(interaction)
+        ids, mask = self.user_prompt(interaction)
+        # h~ first: the cache lookup's host sync then falls right after the prompt build's own.
+        states = self.prompt_states(ids, mask) if self.distribution else None
+        hidden, prefix = self.encode(u, ids, mask)
         logits = self.item_output(hidden)
         loss_p = F.cross_entropy(logits, interaction[self.POS_ITEM_ID])  # Eq. 13-14
+        # Detached tensors, not floats: .item() here would sync the device every step; the
+        # trainer converts the last batch's once per epoch.
         if not self.distribution:
-            self.last_losses = {"prediction": loss_p.item()}
+            self.last_losses = {"prediction": loss_p.detach()}
             return loss_p
-        loss_m = self.alignment_loss(prefix, ids, mask)
-        self.last_losses = {"prediction": loss_p.item(), "alignment": loss_m.item()}
+        loss_m = self.alignment_loss(prefix, states)
+        self.last_losses = {"prediction": loss_p.detach(), "alignment": loss_m.detach()}
         return loss_p + self.align_weight * loss_m  # Eq. 15
 
     # --------------------------------------------------------------- evaluation

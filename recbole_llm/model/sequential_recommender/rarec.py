@@ -67,13 +67,6 @@ from recbole_llm.model.loss import info_nce
 ABLATIONS = ("none", "no_id", "no_reparam", "no_instruction", "inputs", "project_inputs")
 
 
-def prompt_groups(keys, device=None):
-    """One integer per row, equal for rows whose prompt keys are equal (identical prompts),
-    ``[B]`` long: the ``ids`` of :func:`~recbole_llm.model.loss.info_nce` for the user side."""
-    first = {}
-    return torch.tensor([first.setdefault(k, len(first)) for k in keys], dtype=torch.long, device=device)
-
-
 class _Tower(nn.Module):
     """The alignment module of one side (users or items): Eq. 3-6, or an ablation of them."""
 
@@ -98,21 +91,27 @@ class _Tower(nn.Module):
         return self.ablation not in ("inputs", "project_inputs")
 
     def prefix(self, e):
-        """``d^(l)`` for every layer: a list of ``[B, prefix_len, d']`` (empty when not a layer prefix)."""
+        """``d^(l)`` for every layer: a list of ``[B, prefix_len, d']`` (empty when not a layer prefix).
+
+        All layers at once (one batched matmul instead of a loop over the layers): the same
+        bits as layer by layer, gradients included, in a handful of kernels."""
         batch = e.shape[0]
-        out = []
-        for layer in range(self.n_layers):
-            parts = []
-            if hasattr(self, "instruction"):
-                parts.append(self.instruction[layer].unsqueeze(0).expand(batch, -1, -1))
-            if self.ablation != "no_id":
-                proj = self.projection[layer if len(self.projection) > 1 else 0]
-                p = proj(e).unsqueeze(1)
-                if self.ablation == "no_instruction":  # keep the length: p repeated prefix_len times
-                    p = p.expand(-1, self.prefix_len, -1)
-                parts.append(p)
-            out.append(torch.cat(parts, dim=1))  # Eq. 5-6: [c || p]
-        return out
+        parts = []
+        if hasattr(self, "instruction"):
+            parts.append(self.instruction.unsqueeze(1).expand(-1, batch, -1, -1))  # c^(l), [L, B, n_c, d']
+        if self.ablation != "no_id":
+            if len(self.projection) == self.n_layers:  # Eq. 3-4, all layers in one batched matmul
+                weight = torch.stack([proj.weight for proj in self.projection])  # [L, d', d]
+                bias = torch.stack([proj.bias for proj in self.projection])
+                p = torch.baddbmm(bias.unsqueeze(1), e.unsqueeze(0).expand(self.n_layers, -1, -1),
+                                  weight.transpose(1, 2))
+            else:  # no_reparam: one shared projection, applied per layer (its gradient sums as before)
+                p = torch.stack([self.projection[0](e) for _ in range(self.n_layers)])
+            p = p.unsqueeze(2)  # [L, B, 1, d']
+            if self.ablation == "no_instruction":  # keep the length: p repeated prefix_len times
+                p = p.expand(-1, -1, self.prefix_len, -1)
+            parts.append(p)
+        return list(torch.cat(parts, dim=2).unbind(0))  # Eq. 5-6: [c || p]
 
     def input_tokens(self, e, token_embeddings):
         """Input embeddings ``[B, prefix_len, d']`` for the Inputs / ProjectInputs variants."""
@@ -218,18 +217,12 @@ class RARec(LLMSequentialRecommender):
     def item_states(self, items):
         """``h~_i``: pooled layer inputs on the item prompts alone, ``[B, L, d']``."""
         if not self.state_cache:
-            ids, mask = self.item_inputs(items)
-            with torch.no_grad(), self.autocast_context():
-                _, hidden = self.lm(ids, mask, output_hidden_states=True)
-            return torch.stack([self.lm.pool(h, mask) for h in hidden[:-1]], dim=1).float()
+            return self.layer_states(*self.item_inputs(items)).float()
         if self._item_states is None:
             rows = []
             all_items = torch.arange(self.n_items, device=self.device)
             for chunk in all_items.split(256):
-                ids, mask = self.item_inputs(chunk)
-                with torch.no_grad(), self.autocast_context():
-                    _, hidden = self.lm(ids, mask, output_hidden_states=True)
-                rows.append(torch.stack([self.lm.pool(h, mask) for h in hidden[:-1]], dim=1).to(torch.bfloat16))
+                rows.append(self.layer_states(*self.item_inputs(chunk)).to(torch.bfloat16))
             self._item_states = torch.cat(rows)
         return self._item_states[items].float()
 
@@ -240,21 +233,26 @@ class RARec(LLMSequentialRecommender):
         return torch.stack(losses).mean()
 
     def calculate_loss(self, interaction):
-        h_u, prefix_u, (ids, mask) = self.encode_users(interaction)
+        u = self.user_id_representation(interaction)
+        ids, mask = self.user_prompt(interaction)
+        aligned = self.align_weight > 0 and self.user_tower.layer_prefix and self.ablation != "no_id"
+        # h~ first: the cache lookup's host sync then falls right after the prompt build's own.
+        states_u = self.prompt_states(ids, mask) if aligned else None
+        h_u, prefix_u = self._encode(self.user_tower, u, ids, mask)
         pos, neg = interaction[self.POS_ITEM_ID], interaction[self.NEG_ITEM_ID]
         h_items, prefix_items = self.encode_items(torch.cat([pos, neg]))
         h_pos, h_neg = h_items.split(pos.shape[0])
         x_pos, x_neg = (h_u * h_pos).sum(-1), (h_u * h_neg).sum(-1)  # Eq. 12
         loss_p = -F.logsigmoid(x_pos - x_neg).mean()  # Eq. 13
-        self.last_losses = {"prediction": loss_p.item()}
-        if self.align_weight <= 0 or prefix_u is None or self.ablation == "no_id":
+        # Detached tensors, not floats: .item() would sync the device every step (trainer: once per epoch).
+        self.last_losses = {"prediction": loss_p.detach()}
+        if not aligned:
             return loss_p
         n = pos.shape[0]
-        keys = self.prompt_keys(ids, mask)
-        same_prompt = prompt_groups(keys, ids.device)  # identical prompts are not each other's negatives
-        loss_ua = self._align(prefix_u, self.prompt_states(ids, mask, keys), ids=same_prompt)  # Eq. 14
+        same_prompt = self.prompt_ids(ids, mask)  # identical prompts are not each other's negatives
+        loss_ua = self._align(prefix_u, states_u, ids=same_prompt)  # Eq. 14
         loss_ia = self._align([d[:n] for d in prefix_items], self.item_states(pos), ids=pos)  # Eq. 15
-        self.last_losses.update({"user_alignment": loss_ua.item(), "item_alignment": loss_ia.item()})
+        self.last_losses.update({"user_alignment": loss_ua.detach(), "item_alignment": loss_ia.detach()})
         return loss_p + self.align_weight * (loss_ua + loss_ia)  # Eq. 16
 
     # -------------------------------------------------------------- evaluation

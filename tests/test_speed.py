@@ -1,0 +1,39 @@
+"""The speed benchmark's tables (rows kept per label) and one end-to-end run on toy data."""
+
+import csv
+import json
+
+from recbole_llm.benchmark import speed
+
+
+def _env(commit):
+    return {"cpu": "test cpu", "cores": 2, "avx512_bf16": False, "amx_bf16": False, "gpu": None, "threads": 1,
+            "torch": "x", "package": "/p", "commit": commit, "date": "d"}
+
+
+def test_rows_are_kept_per_label_and_a_label_rerun_replaces_its_own(tmp_path):
+    row = {"model": "SASRec", "train_samples_per_s": 100.0, "anomaly_mode": True}
+    speed.write_results(tmp_path, "toy", "before", [row], _env("aaa"), "cmd before")
+    speed.write_results(tmp_path, "toy", "after", [{**row, "train_samples_per_s": 150.0}], _env("bbb"), "cmd after")
+    speed.write_results(tmp_path, "toy", "after", [{**row, "train_samples_per_s": 160.0}], _env("bbb"), "cmd after 2")
+    data = json.loads((tmp_path / "toy.json").read_text())
+    assert [r["label"] for r in data["runs"]] == ["before", "after"]
+    assert data["runs"][1]["rows"][0]["train_samples_per_s"] == 160.0
+    rows = list(csv.DictReader((tmp_path / "toy.csv").open()))
+    assert [(r["label"], r["train_samples_per_s"], r["commit"]) for r in rows] == [
+        ("before", "100.0", "aaa"), ("after", "160.0", "bbb")]
+    md = (tmp_path / "toy.md").read_text()
+    assert "| before | SASRec |" in md and "| after | SASRec |" in md and "cmd after 2" in md
+    assert "cmd after\n" not in md and not list(tmp_path.glob(".toy*"))  # no temporary file left
+
+
+def test_a_run_on_toy_data_writes_a_row_per_model(toy_data_path, tmp_path):
+    code = speed.main(["--dataset=toy", f"--data-path={toy_data_path}", "--models=GRU4Rec", "--batches=1",
+                       "--threads=1", "--label=t", f"--output={tmp_path / 'out'}", f"--saved-dir={tmp_path / 'saved'}",
+                       "--no-plain"])
+    assert code == 0
+    run = json.loads((tmp_path / "out" / "toy.json").read_text())["runs"][0]
+    (row,) = run["rows"]
+    assert row["model"] == "GRU4Rec" and row["train_samples_per_s"] > 0 and row["eval_users_per_s"] > 0
+    assert row["anomaly_mode"] is False  # the package switches RecBole's anomaly mode off
+    assert run["environment"]["threads"] == 1 and isinstance(run["environment"]["avx512_bf16"], bool)
