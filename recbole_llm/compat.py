@@ -1,22 +1,33 @@
-"""Workarounds that let RecBole 1.2.1 run on the stack this package pins.
+"""Workarounds that let RecBole 1.2.1 and Ray 2.6.3 run on today's numpy, pandas and torch.
 
-Applied once, on ``import recbole_llm``. Each patch is the smallest change that restores
-RecBole's intended behaviour, and each is idempotent.
+Applied once, on ``import recbole_llm``; each patch is applied only on the stack that needs it,
+is the smallest change that restores the library's intended behaviour, and is idempotent.
 
-The stack (see ``setup.cfg``): Python 3.11, torch 2.13.0 (CPU wheel), recbole 1.2.1,
-ray[tune] 2.6.3, numpy < 2, pandas < 3, pyarrow < 19, setuptools < 81.
+Two stacks are tested (``.ci/run``; ``constraints/``): Python 3.11, torch 2.13.0 (CPU wheel),
+recbole 1.2.1, ray[tune] 2.6.3, setuptools < 81, and either numpy 1.26 + pandas 2.3 + pyarrow 18
++ transformers 5.24 (the pinned stack the README installs) or numpy 2.4 + pandas 3.1 + pyarrow 26
++ transformers 5.17 (what GPU images ship). What each needs, measured on these stacks:
 
-Why these pins, measured on this stack:
-
-* ``recbole==1.2.1`` pins ``ray<=2.6.3``. Ray 2.6.3 imports ``pkg_resources`` (removed in
-  setuptools 81) and uses ``np.bool8`` (removed in numpy 2); its ``Tuner`` imports pyarrow,
-  and pyarrow >= 19 refuses numpy < 2. RecBole's own ``Config`` also fails under numpy 2
-  (``np.float_``). So numpy < 2, pyarrow < 19, setuptools < 81.
-* Under pandas 3 (Copy-on-Write) RecBole's ``Dataset._fill_nan`` fills NaNs with
-  ``feat[field].fillna(..., inplace=True)``, which silently does nothing. We pin pandas < 3
-  *and* replace ``_fill_nan`` (:func:`_patch_fill_nan`) so the fill assigns the column back
-  and works on either pandas. (``_load_feat`` uses the same idiom for token_seq fields; the
-  pandas < 3 pin is what keeps it working.)
+* ``recbole==1.2.1`` pins ``ray<=2.6.3``, and Ray 2.6.3 imports ``pkg_resources`` (removed in
+  setuptools 81): hence setuptools < 81, on both stacks.
+* numpy 2 removed aliases that both libraries still name: RecBole's ``Config`` assigns from
+  ``np.float_``, ``np.complex_`` and ``np.unicode_`` (``compatibility_settings``), and Ray 2.6.3's
+  Tune loggers name ``np.bool8`` in a class body, so ``import ray.tune`` fails, and with it
+  ``recbole.quick_start`` and every Tune trial. :func:`restore_numpy_aliases` sets exactly these
+  four back under numpy >= 2 (each to the type it named in numpy 1). In this process that
+  happens on import; Ray's *worker* processes import ``ray.tune`` (to unpickle the trial's
+  actor class) before any code of ours runs in them, so a patch in the driver does not reach
+  them. :func:`ray_runtime_env` hands Ray the same function as the job's
+  ``worker_process_setup_hook``, which Ray 2.6.3 runs in every worker of the job, on every node,
+  before the worker loads any task or actor (``ray/_private/workers/default_worker.py``).
+* Under pandas Copy-on-Write (the only mode of pandas 3; opt-in in pandas 2) RecBole's
+  ``Dataset`` fills missing values in place on column views (``df[field].fillna(...,
+  inplace=True)``), which then silently does nothing: in ``_fill_nan`` (token and float fields
+  keep their NaNs) and in ``_load_feat``, where an empty token_seq or float_seq cell (an item
+  without a title) stays NaN and RecBole's ``.split`` on it fails. :func:`_fill_nan` and
+  :func:`_load_feat` are RecBole 1.2.1's methods with the fill assigned back to the column;
+  they replace RecBole's only under Copy-on-Write. (RecBole's other ``inplace=True`` calls are on
+  whole frames, which Copy-on-Write leaves working.)
 * RecBole 1.2.1's ``recbole/model/sequential_recommender/sine.py`` calls
   ``torch.autograd.set_detect_anomaly(True)`` at import time, and importing any RecBole
   sequential model (``get_model("SASRec")``) imports it. From then on every autograd node of
@@ -35,8 +46,59 @@ Why these pins, measured on this stack:
 import warnings
 
 import numpy as np
+import pandas as pd
 
 _APPLIED = False
+
+# numpy 1 alias -> the numpy 2 name of the same type.
+NUMPY_ALIASES = {"float_": "float64", "complex_": "complex128", "unicode_": "str_", "bool8": "bool_"}
+
+
+def _major(version):
+    return int(version.split(".")[0])
+
+
+def _alias_restorer(aliases):
+    def restore_numpy_aliases():
+        """Under numpy >= 2, set the removed aliases of :data:`NUMPY_ALIASES` back; return those set.
+
+        Under numpy 1 it does nothing: the aliases exist there (``np.bool8`` deprecated). Defined
+        in a closure, with nothing of this package in its globals, so that cloudpickle sends it
+        to Ray by value: as a worker's setup hook (:func:`ray_runtime_env`) it imports numpy and
+        nothing else (importing ``recbole_llm`` there would cost each worker some 12 s of imports
+        before its first task, measured here, where it costs about 1 s without).
+        """
+        import numpy
+
+        if int(numpy.__version__.split(".")[0]) < 2:
+            return []
+        restored = []
+        for old, new in aliases.items():
+            if old not in vars(numpy):
+                setattr(numpy, old, getattr(numpy, new))
+                restored.append(old)
+        return restored
+
+    return restore_numpy_aliases
+
+
+restore_numpy_aliases = _alias_restorer(dict(NUMPY_ALIASES))
+
+
+def ray_runtime_env():
+    """The ``runtime_env`` every Ray job of this package starts with (``ray.init(runtime_env=...)``).
+
+    The hook runs in each worker process before it imports Ray Tune; it is passed whatever the
+    driver's numpy, because on a cluster the workers' numpy is the nodes' own.
+    """
+    return {"worker_process_setup_hook": restore_numpy_aliases}
+
+
+def copy_on_write():
+    """Whether pandas fills on column views are lost: always in pandas 3, opt-in in pandas 2."""
+    if _major(pd.__version__) >= 3:
+        return True
+    return getattr(pd.options.mode, "copy_on_write", False) is True  # no such option before pandas 2
 
 
 def _fill_nan(self):
@@ -58,10 +120,85 @@ def _fill_nan(self):
                 )
 
 
-def _patch_fill_nan():
+def _load_feat(self, filepath, source):
+    """RecBole 1.2.1's ``Dataset._load_feat``, line for line, except that sequence fields' NaNs
+    are filled by assigning the column back (``df[field] = df[field].fillna("")``) instead of
+    ``df[field].fillna("", inplace=True)``, which Copy-on-Write turns into a no-op. Copied whole
+    because the fill sits between the read and the split, with no hook in between."""
+    from recbole.utils import FeatureSource, FeatureType, set_color
+
+    self.logger.debug(set_color(f"Loading feature from [{filepath}] (source: [{source}]).", "green"))
+
+    load_col, unload_col = self._get_load_and_unload_col(source)
+    if load_col == set():
+        return None
+
+    field_separator = self.config["field_separator"]
+    columns = []
+    usecols = []
+    dtype = {}
+    encoding = self.config["encoding"]
+    with open(filepath, "r", encoding=encoding) as f:
+        head = f.readline()[:-1]
+    for field_type in head.split(field_separator):
+        field, ftype = field_type.split(":")
+        try:
+            ftype = FeatureType(ftype)
+        except ValueError:
+            raise ValueError(f"Type {ftype} from field {field} is not supported.")
+        if load_col is not None and field not in load_col:
+            continue
+        if unload_col is not None and field in unload_col:
+            continue
+        if isinstance(source, FeatureSource) or source != "link":
+            self.field2source[field] = source
+            self.field2type[field] = ftype
+            if not ftype.value.endswith("seq"):
+                self.field2seqlen[field] = 1
+            if "float" in ftype.value:
+                self.field2bucketnum[field] = 2
+        columns.append(field)
+        usecols.append(field_type)
+        dtype[field_type] = np.float64 if ftype == FeatureType.FLOAT else str
+
+    if len(columns) == 0:
+        self.logger.warning(f"No columns has been loaded from [{source}]")
+        return None
+
+    df = pd.read_csv(filepath, delimiter=field_separator, usecols=usecols, dtype=dtype, encoding=encoding,
+                     engine="python")
+    df.columns = columns
+
+    seq_separator = self.config["seq_separator"]
+    for field in columns:
+        ftype = self.field2type[field]
+        if not ftype.value.endswith("seq"):
+            continue
+        df[field] = df[field].fillna(value="")  # the one change
+        if ftype == FeatureType.TOKEN_SEQ:
+            df[field] = [np.array(list(filter(None, _.split(seq_separator)))) for _ in df[field].values]
+        elif ftype == FeatureType.FLOAT_SEQ:
+            df[field] = [np.array(list(map(float, filter(None, _.split(seq_separator))))) for _ in df[field].values]
+        max_seq_len = max(map(len, df[field].values))
+        if self.config["seq_len"] and field in self.config["seq_len"]:
+            seq_len = self.config["seq_len"][field]
+            df[field] = [seq[:seq_len] if len(seq) > seq_len else seq for seq in df[field].values]
+            self.field2seqlen[field] = min(seq_len, max_seq_len)
+        else:
+            self.field2seqlen[field] = max_seq_len
+
+    return df
+
+
+REPLACED = {}  # RecBole's methods that a patch replaced, by name
+
+
+def _patch_copy_on_write_fills():
     from recbole.data.dataset import dataset as rb_dataset
 
-    rb_dataset.Dataset._fill_nan = _fill_nan
+    for name, method in (("_fill_nan", _fill_nan), ("_load_feat", _load_feat)):
+        REPLACED.setdefault(name, rb_dataset.Dataset.__dict__[name])
+        setattr(rb_dataset.Dataset, name, method)
 
 
 def disable_anomaly_detection():
@@ -79,30 +216,23 @@ def disable_anomaly_detection():
     return was_on
 
 
-def _check_versions():
-    major = int(np.__version__.split(".")[0])
-    if major >= 2:
-        raise ImportError(
-            f"recbole_llm needs numpy<2 (found {np.__version__}): RecBole 1.2.1 and ray 2.6.3 use "
-            "aliases removed in numpy 2. Fix: pip install 'numpy<2'"
-        )
-
-
 def apply():
     """Apply every workaround once."""
     global _APPLIED
     if _APPLIED:
         return
-    _check_versions()
+    restore_numpy_aliases()  # first: RecBole's imports below may import ray.tune
     # RecBole's trainer builds torch.cuda.amp.GradScaler, deprecated since torch 2.4; the
     # warning is noise on every run and says nothing about the user's setup.
     warnings.filterwarnings("ignore", message=r".*torch\.cuda\.amp\.GradScaler.*", category=FutureWarning)
-    # RecBole's _load_feat fills token_seq NaNs with the same inplace idiom; under pandas < 3
-    # it works and only warns that pandas 3 will change it (hence the pin).
-    warnings.filterwarnings(
-        "ignore", message=r".*chained assignment using an inplace method.*", category=FutureWarning,
-        module=r"recbole\..*",
-    )
-    _patch_fill_nan()
+    if copy_on_write():
+        _patch_copy_on_write_fills()
+    else:
+        # pandas 2 without Copy-on-Write: RecBole's inplace fills work and only warn that
+        # pandas 3 will change them (which _patch_copy_on_write_fills handles there).
+        warnings.filterwarnings(
+            "ignore", message=r".*chained assignment using an inplace method.*", category=FutureWarning,
+            module=r"recbole\..*",
+        )
     disable_anomaly_detection()
     _APPLIED = True

@@ -4,6 +4,7 @@ import os
 import platform
 import subprocess
 from importlib import metadata
+from pathlib import Path
 
 import torch
 
@@ -12,28 +13,43 @@ from recbole_llm.config import REPO_ROOT
 PACKAGES = ("recbole-llm", "recbole", "torch", "numpy", "pandas", "ray", "transformers")
 
 
-def git_commit(root=REPO_ROOT):
-    """``<sha>`` of the checkout, with ``-dirty`` when tracked code differs from it.
+def _git(root, *args):
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout.strip()
 
+
+def git_commit(root=REPO_ROOT):
+    """``<sha>`` of the checkout the package runs from, with ``-dirty`` when tracked code differs
+    from it; ``"unknown"`` unless ``root`` (the folder above the ``recbole_llm`` package) is the
+    top of its own git checkout.
+
+    Installed from a wheel, or copied into another project's tree, the package sits inside some
+    other repository or none: that repository's commit says nothing about this code, so none is
+    recorded (the record's ``packages["recbole-llm"]`` still gives the package's version).
     Changes under ``results/`` do not count: every run rewrites the tracked tables there, so
     counting them would mark every run after the first as dirty whatever the code.
     """
+    root = Path(root).resolve()
     try:
-        sha = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()
+        if Path(_git(root, "rev-parse", "--show-toplevel")).resolve() != root:
+            return "unknown"
+        sha = _git(root, "rev-parse", "HEAD")
+        dirty = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
 
 def package_versions():
+    """Installed versions of :data:`PACKAGES`; ``recbole-llm`` is the version of the code running
+    (``recbole_llm.__version__``), which an installed distribution's metadata need not be (a
+    checkout on ``PYTHONPATH`` beside an installed copy)."""
+    from recbole_llm import __version__
+
     out = {}
     for name in PACKAGES:
+        if name == "recbole-llm":
+            out[name] = __version__
+            continue
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -72,6 +72,24 @@ def test_gradients_reach_the_prefix_and_never_the_lm(name, request):
     assert all(not p.requires_grad and p.grad is None for p in lm.parameters())
 
 
+@pytest.mark.parametrize("name", ["bert", "gpt2", "opt"])
+def test_prefix_cache_goes_in_under_the_name_the_installed_transformers_declares(name, request):
+    """transformers 5.24 renamed the forward's ``past_key_values`` to ``cache`` (the old name warns);
+    5.17 knows only ``past_key_values``. Either way a prefixed forward warns about neither."""
+    import inspect
+    import warnings
+
+    lm = request.getfixturevalue(name)
+    declared = inspect.signature(lm.model.forward).parameters
+    assert lm.cache_kwarg in declared and lm.cache_kwarg in ("cache", "past_key_values")
+    ids, mask = _batch(lm)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lm(ids, mask, prefix=_prefix(lm, 2, 2))
+    messages = [str(w.message) for w in caught]
+    assert not [m for m in messages if "past_key_values" in m or "cache" in m], messages
+
+
 def test_bert_prefix_is_concatenated_before_the_frozen_key_value_projections(tiny_bert):
     """One BERT layer computed by hand: K = W_k [D; H], V = W_v [D; H], queries from H only."""
     lm = FrozenLM(tiny_bert)

@@ -264,8 +264,27 @@ def interrupt_after_first_trial():
     return Interrupt()
 
 
-def test_interrupted_sweep_resumes_without_rerunning_finished_trials(local_ray, toy_data_path, tmp_path,
-                                                                      monkeypatch):
+def most_trials_running():
+    """A Tune callback that keeps, in the file named by ``RECBOLE_LLM_TEST_RUNNING`` (read at every
+    step, so that a resumed sweep, which gets the stored callback back, writes where the test
+    says), the most trials it saw running at once."""
+    from pathlib import Path
+
+    from ray.tune import Callback
+
+    class MostRunning(Callback):
+        def on_step_end(self, iteration, trials, **info):
+            path = os.environ.get("RECBOLE_LLM_TEST_RUNNING")
+            if path:
+                running = sum(t.status == "RUNNING" for t in trials)
+                if running > (int(Path(path).read_text()) if os.path.exists(path) else 0):
+                    Path(path).write_text(str(running))
+
+    return MostRunning()
+
+
+def test_interrupted_sweep_resumes_without_rerunning_finished_trials_and_with_the_new_max_concurrent(
+        local_ray, toy_data_path, tmp_path, monkeypatch, capsys):
     from recbole.model.sequential_recommender import GRU4Rec
 
     from recbole_llm.tune import run_sweep
@@ -280,17 +299,26 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(local_ray, 
     monkeypatch.setattr(GRU4Rec, "prepare", classmethod(prepare), raising=False)
     space = SearchSpace.parse({"learning_rate": {"grid": [0.002, 0.01, 0.02]}}, "resume.yaml")
     overrides = {**TINY_SASREC, "epochs": 2}
-    kwargs = dict(seed=3, overrides=overrides, data_path=toy_data_path, saved_dir=saved, max_concurrent=1,
+    # half a CPU per trial: two trials fit at once even on a 1-CPU machine; only max_concurrent limits them
+    kwargs = dict(seed=3, overrides=overrides, data_path=toy_data_path, saved_dir=saved, cpus_per_trial=0.5,
                   scheduler="none", verbose=0)
 
-    first = run_sweep("GRU4Rec", "toy", space, callbacks=[interrupt_after_first_trial()], **kwargs)
+    monkeypatch.setenv("RECBOLE_LLM_TEST_RUNNING", str(tmp_path / "running-1"))
+    first = run_sweep("GRU4Rec", "toy", space, max_concurrent=1,
+                      callbacks=[interrupt_after_first_trial(), most_trials_running()], **kwargs)
     assert first.interrupted
+    assert (tmp_path / "running-1").read_text() == "1"
     done = first.trials[first.trials["status"] == "completed"]
     assert len(done) == 1
     # prepare ran once, in the driver, with the base config, before any trial existed
     assert calls == [("GRU4Rec", 0.001, False)]
 
-    second = run_sweep("GRU4Rec", "toy", space, **kwargs)
+    # resumed with --max-concurrent 2: the two trials left run at once
+    capsys.readouterr()
+    monkeypatch.setenv("RECBOLE_LLM_TEST_RUNNING", str(tmp_path / "running-2"))
+    second = run_sweep("GRU4Rec", "toy", space, max_concurrent=2, **kwargs)
+    assert "resuming with --max-concurrent 2 (the last session ran with 1)" in capsys.readouterr().out
+    assert (tmp_path / "running-2").read_text() == "2"
     assert not second.interrupted and second.experiment_path == first.experiment_path
     assert sorted(second.trials["status"]) == ["completed"] * 3
     assert sorted(second.trials["learning_rate"]) == [0.002, 0.01, 0.02]
@@ -305,6 +333,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(local_ray, 
     assert all((d / "id_models").is_symlink() for d in second.experiment_path.glob("trial_*"))
     state = json.loads((second.experiment_path / "sweep.json").read_text())
     assert [s["resumed"] for s in state["sessions"]] == [False, True]
+    assert [s["max_concurrent"] for s in state["sessions"]] == [1, 2]
 
 
 @pytest.mark.slow

@@ -241,7 +241,7 @@ def _to_frame(header, rows):
     for name, ftype in header:
         if ftype.endswith("_seq"):
             df[name] = [" ".join(map(str, v)) if isinstance(v, (list, tuple)) else v for v in df[name]]
-        if df[name].dtype == object:
+        if df[name].dtype == object or pd.api.types.is_string_dtype(df[name].dtype):  # pandas 3: str dtype
             bad = df[name].astype(str).str.contains(r"[\t\n\r\x00]", regex=True)
             if bad.any():
                 raise ValueError(f"column {name!r} has a tab, newline or NUL in row {int(bad.idxmax())}: "

@@ -18,7 +18,10 @@ no per-user input), and transformers has no "prefix in hidden space" API. The ro
   ``update(k, v, layer_idx)`` (the public cache API stable since transformers 4.36; the cache
   is mutated by the forward, so one is built per call). This keeps gradients to the prefix,
   works for encoders and decoders alike, and replaces no transformers code, so it survives
-  upgrades better than patching each architecture's attention;
+  upgrades better than patching each architecture's attention. The cache goes in under the
+  name the installed model's ``forward`` declares: ``cache`` in newer transformers (5.24 here,
+  where ``past_key_values`` still works but warns until its removal in 5.40), ``past_key_values``
+  in older ones (5.17);
 * the attention mask is extended with ones for the prefix (always visible; padding stays
   masked), and ``position_ids = arange(S)`` is passed explicitly: without it the real tokens'
   positions would start at P;
@@ -31,6 +34,7 @@ xlm-roberta, electra: SentenceBert/MiniLM, BGE), gpt2, opt, and Llama-family dec
 """
 
 import abc
+import inspect
 import logging
 
 import torch
@@ -183,6 +187,7 @@ class FrozenLM(nn.Module):
         if model_type == "opt" and getattr(model.config, "word_embed_proj_dim", None):
             self.output_size = model.config.word_embed_proj_dim
         self.is_decoder = self.arch.is_decoder
+        self.cache_kwarg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         pooling = str(pooling).lower()
         if pooling == "auto":
             pooling = "last" if self.is_decoder else "mean"
@@ -236,7 +241,7 @@ class FrozenLM(nn.Module):
         else:
             kwargs["input_ids"] = input_ids
         if prefix is not None and prefix[0].shape[1] > 0:
-            kwargs["past_key_values"] = self.prefix_cache(prefix)
+            kwargs[self.cache_kwarg] = self.prefix_cache(prefix)
             ones = attention_mask.new_ones(batch, prefix[0].shape[1])
             attention_mask = torch.cat([ones, attention_mask], dim=1)
         if not self.is_decoder:

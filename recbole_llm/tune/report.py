@@ -3,7 +3,8 @@
 ``<output>/<dataset>/tune/<name>/`` holds
 
 * ``trials.md`` / ``trials.csv``: every trial sorted by its best validation score, with each
-  swept value, the epochs it ran, its wall time and its status;
+  swept value, the epochs it ran, its wall time, the Ray node that ran it (the first 8
+  characters of its node id in ``trials.md``; id and IP in ``trials.csv``) and its status;
 * ``best.yaml``: the swept keys of the best trial, a file ``run_benchmark.py --config-files``
   accepts, with a comment header saying how it was chosen;
 * ``sensitivity.png``: the validation metric against each swept key (the IDLE-Adapter paper's
@@ -59,13 +60,14 @@ def _fmt(value):
 
 def trials_table(sweep, fmt="github", limit=None):
     label = f"valid {pretty_metric(sweep.valid_metric.lower())}"
-    headers = ["#", "trial", *sweep.space.keys, label, "epochs", "wall (s)", "status"]
+    headers = ["#", "trial", *sweep.space.keys, label, "epochs", "wall (s)", "node", "status"]
     body = []
     for i, row in sweep.trials.head(limit).iterrows():
         metric = "" if math.isnan(row["metric"]) else f"{row['metric']:.4f}"
         status = row["status"] + (f": {row['error']}" if row["error"] else "")
         body.append([i + 1, row["trial"], *[_fmt(row[k]) for k in sweep.space.keys], metric, int(row["epochs"]),
-                     "" if math.isnan(row["wall_time_s"]) else f"{row['wall_time_s']:.1f}", status])
+                     "" if math.isnan(row["wall_time_s"]) else f"{row['wall_time_s']:.1f}",
+                     row.get("node_id", "")[:8], status])
     return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)
 
 
@@ -74,7 +76,7 @@ def write_trials(out_dir, sweep, note):
           "Sorted by the best validation score of each trial. The test split was evaluated for the best "
           "configuration only (README.md).", "", trials_table(sweep), "", note, ""]
     atomic_write_text(out_dir / "trials.md", "\n".join(md))
-    columns = ["trial", *sweep.space.keys, "metric", "epochs", "wall_time_s", "status", "error"]
+    columns = ["trial", *sweep.space.keys, "metric", "epochs", "wall_time_s", "node_id", "node_ip", "status", "error"]
     frame = sweep.trials[columns].rename(columns={"metric": f"valid_{sweep.valid_metric.lower()}"})
     buf = io.StringIO()
     frame.to_csv(buf, index=False, float_format="%.6g")

@@ -21,7 +21,9 @@ Layout: Tune's experiment folder is ``<saved_dir>/ray/<dataset>/<name>-<key>`` w
 hashes everything that defines the sweep (model, dataset, seed, space, search, scheduler,
 config files, overrides). Running the same command again therefore finds the folder and
 resumes it with ``Tuner.restore`` (finished trials are kept, unfinished ones continue, errored
-ones are run again); a changed command starts a new sweep in a new folder. Each trial folder
+ones are run again); a changed command starts a new sweep in a new folder. ``--max-concurrent``
+is not part of the key: a resumed sweep runs with the value of the command that resumes it
+(:class:`ResumableGenerator`). Each trial folder
 holds the trial's RecBole log and its run record without test metrics (``trial_record.json``).
 
 On a cluster (``--ray-address``) every node must see ``data_path`` and ``saved_dir`` at the same
@@ -35,6 +37,7 @@ import logging
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -49,6 +52,66 @@ from recbole_llm.tune.trainable import TRIAL_RECORD, metric_key, train_trial
 
 SWEEP_STATE = "sweep.json"
 SCHEDULERS = ("asha", "none")
+
+
+_GENERATOR = []  # [ResumableGenerator], made on first use
+
+
+def _generator_class():
+    """:class:`ResumableGenerator`, made on first use: it subclasses a Ray class, and importing this
+    module imports no Ray. Module ``__getattr__`` hands it to pickle, which finds it by name."""
+    if not _GENERATOR:
+        from ray.tune.search import BasicVariantGenerator
+
+        class ResumableGenerator(BasicVariantGenerator):
+            """Tune's grid/random generator whose ``max_concurrent`` survives a restore.
+
+            Ray 2.6.3 restores a generator by overwriting its attributes with the saved ones
+            (``set_state``), so a resumed sweep would keep the first session's ``max_concurrent``;
+            here the value set on the restored object (:func:`_resume_max_concurrent`) is kept.
+            """
+
+            def set_state(self, state):
+                max_concurrent = self.max_concurrent
+                super().set_state(state)
+                self.max_concurrent = max_concurrent
+
+        ResumableGenerator.__module__ = __name__
+        ResumableGenerator.__qualname__ = "ResumableGenerator"
+        _GENERATOR.append(ResumableGenerator)
+    return _GENERATOR[0]
+
+
+def __getattr__(name):
+    if name == "ResumableGenerator":
+        return _generator_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _resume_max_concurrent(tuner, wanted, path):
+    """Give a restored sweep the ``--max-concurrent`` of this command (0: no limit); return the
+    value it will run with. Ray 2.6.3's ``Tuner.restore`` takes no search algorithm, so the
+    restored one is reached through the tuner; a sweep started before :class:`ResumableGenerator`
+    existed restores its own value, and that is said."""
+    search_alg = getattr(getattr(getattr(tuner, "_local_tuner", None), "_tune_config", None), "search_alg", None)
+    stored = getattr(search_alg, "max_concurrent", None)
+    file = Path(path) / SWEEP_STATE
+    sessions = json.loads(file.read_text(encoding="utf-8"))["sessions"] if file.is_file() else []
+    previous = sessions[-1].get("max_concurrent", stored) if sessions else stored
+    if not isinstance(search_alg, _generator_class()):
+        if stored is not None and stored != wanted:
+            print(f"[recbole-llm] this sweep cannot change --max-concurrent on resume (it was started by an older "
+                  f"recbole-llm): it continues with {_concurrency(stored)}", file=sys.stderr, flush=True)
+        return stored
+    if previous != wanted:
+        print(f"[recbole-llm] resuming with --max-concurrent {_concurrency(wanted)} (the last session ran with "
+              f"{_concurrency(previous)})", flush=True)
+    search_alg.max_concurrent = wanted
+    return wanted
+
+
+def _concurrency(value):
+    return str(value) if value else "unlimited"
 
 
 @dataclass
@@ -124,13 +187,19 @@ def init_ray(address=None):
 
     ``address="local"`` (not Ray's default lookup) so that a sweep never joins a cluster someone
     else started on the same machine; the dashboard is off and workers' output stays in their
-    trial folders (RecBole logs every epoch; the progress table is what the console shows).
+    trial folders (RecBole logs every epoch; the progress table is what the console shows). Every
+    worker of the job, on every node, first runs :func:`recbole_llm.compat.restore_numpy_aliases`
+    (Ray 2.6.3 names ``np.bool8``, gone in numpy 2); a Ray the caller initialised without
+    :func:`recbole_llm.compat.ray_runtime_env` is used as it is.
     """
     import ray
 
+    from recbole_llm.compat import ray_runtime_env
+
     if ray.is_initialized():
         return False
-    kwargs = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
+    kwargs = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False,
+              "runtime_env": ray_runtime_env()}
     if address:
         ray.init(address=address, **kwargs)
     else:
@@ -162,8 +231,6 @@ def run_sweep(model, dataset, space, *, seed=2020, config_files=(), overrides=No
     from ray import tune
     from ray.air import FailureConfig, RunConfig
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search import BasicVariantGenerator
-
     from recbole_llm.benchmark.tables import pretty_metric
     from recbole_llm.quick_start import build_config
     from recbole_llm.utils import get_model
@@ -246,6 +313,7 @@ def run_sweep(model, dataset, space, *, seed=2020, config_files=(), overrides=No
             print(f"[recbole-llm] resuming sweep {path} (finished trials are kept)", flush=True)
             tuner = Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=False,
                                   restart_errored=True)
+            max_concurrent = _resume_max_concurrent(tuner, int(max_concurrent or 0), path)
         else:
             print(f"[recbole-llm] sweep of {model} on {dataset}: {n_planned} trial(s), {search} search over "
                   f"{', '.join(space.keys)} on validation {valid_metric} (<= {max_t} evaluations; "
@@ -262,8 +330,8 @@ def run_sweep(model, dataset, space, *, seed=2020, config_files=(), overrides=No
                 tune_config=tune.TuneConfig(
                     metric=key, mode=mode, scheduler=sched, num_samples=num_samples,
                     # Ray 2.6 ignores TuneConfig.max_concurrent_trials with this generator; it takes its own.
-                    search_alg=BasicVariantGenerator(max_concurrent=max_concurrent or 0,
-                                                     random_state=int(config["seed"])),
+                    search_alg=_generator_class()(max_concurrent=max_concurrent or 0,
+                                                  random_state=int(config["seed"])),
                     trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
                 ),
                 run_config=RunConfig(
@@ -286,7 +354,7 @@ def run_sweep(model, dataset, space, *, seed=2020, config_files=(), overrides=No
     # in memory (the saved state, which a resume reads, still has them unfinished); and trials the
     # generator had not created yet are not in the grid at all.
     interrupted = len(trials) < n_planned or bool((trials["status"] == "unfinished").any())
-    state = _update_state(path, settings, wall, resumed, len(grid), interrupted)
+    state = _update_state(path, settings, wall, resumed, len(grid), interrupted, int(max_concurrent or 0))
     return Sweep(model=model, dataset=dataset, seed=int(config["seed"]), space=space, settings=settings,
                  config=config, trials=trials, experiment_path=path, interrupted=interrupted, planned=n_planned,
                  wall_time_s=sum(s["wall_time_s"] for s in state["sessions"]), config_files=config_files,
@@ -317,14 +385,16 @@ def _restore_signal_handlers(handlers):
         signal.signal(sig, handler)
 
 
-def _update_state(path, settings, wall, resumed, n_trials, interrupted):
-    """``sweep.json`` beside Tune's state: the settings and the wall time of every session."""
+def _update_state(path, settings, wall, resumed, n_trials, interrupted, max_concurrent):
+    """``sweep.json`` beside Tune's state: the settings, and the wall time and concurrency limit
+    (0: none) of every session."""
     from recbole_llm.benchmark.records import atomic_write_text
 
     file = Path(path) / SWEEP_STATE
     state = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {"settings": settings, "sessions": []}
     state["sessions"].append({"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wall_time_s": wall,
-                              "resumed": resumed, "trials": n_trials, "interrupted": interrupted})
+                              "resumed": resumed, "trials": n_trials, "interrupted": interrupted,
+                              "max_concurrent": max_concurrent})
     atomic_write_text(file, json.dumps(state, indent=1, sort_keys=True, default=str) + "\n")
     return state
 
@@ -340,7 +410,8 @@ def _status(result, record):
 
 
 def trials_frame(grid, space, key, bigger):
-    """One row per trial: the swept values, the best validation score, epochs, wall time, status."""
+    """One row per trial: the swept values, the best validation score, epochs, wall time, the Ray
+    node that ran it (id and IP; empty for a trial that never reported), status."""
     rows = []
     for result in grid:
         trial_dir = Path(result.path)
@@ -354,6 +425,8 @@ def trials_frame(grid, space, key, bigger):
         row["metric"] = float(value) if value is not None else math.nan
         row["epochs"] = record["epochs_run"] if record else int(metrics.get("epoch", 0) or 0)
         row["wall_time_s"] = float(metrics.get("time_total_s", math.nan) or math.nan)
+        row["node_id"] = metrics.get("node_id") or ""
+        row["node_ip"] = metrics.get("node_ip") or ""
         row["status"] = _status(result, record)
         row["error"] = str(result.error).strip().splitlines()[-1][:200] if result.error is not None else ""
         row["trial_dir"] = str(trial_dir)

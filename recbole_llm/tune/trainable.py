@@ -48,20 +48,23 @@ def train_trial(config, *, model, dataset, seed, config_files, overrides, data_p
         if not link.is_symlink():
             os.symlink(shared, link, target_is_directory=True)
 
+    import ray
+
     key = metric_key(valid_metric)
     best = -math.inf if bigger else math.inf
+    # Which Ray node ran the trial (Tune's own node_ip and hostname cannot tell apart two nodes
+    # of one machine); the trials table shows it.
+    node_id = ray.get_runtime_context().get_node_id()
 
     def report(epoch_idx, valid_score):
         nonlocal best
         score = float(valid_score)
         best = max(best, score) if bigger else min(best, score)
         # Blocks until Tune has handled the result; raises SystemExit in here when ASHA stops the trial.
-        session.report({key: best, f"{key}_epoch": score, "epoch": epoch_idx + 1})
+        session.report({key: best, f"{key}_epoch": score, "epoch": epoch_idx + 1, "node_id": node_id})
 
     # RecBole's Config sets CUDA_VISIBLE_DEVICES to its gpu_id ("0" by default), which would put every
     # trial on GPU 0, those that reserved none included; the trial's gpu_id is what Ray assigned it.
-    import ray
-
     config_dict = {**overrides, **config, "gpu_id": ",".join(str(i) for i in ray.get_gpu_ids())}
     try:
         record = run(model, dataset, seed, config_files, config_dict, data_path, trial_dir,
