@@ -132,7 +132,8 @@ def main(argv=None):
     from recbole_llm.config import Config, check_keys, properties_dir
     from recbole_llm.data.prepare import ensure_dataset
     from recbole_llm.errors import UserError
-    from recbole_llm.quick_start import build_config, run, run_key
+    from recbole_llm.pipeline import run
+    from recbole_llm.quick_start import build_config, run_key
     from recbole_llm.utils import get_model
 
     try:

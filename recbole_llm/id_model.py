@@ -3,10 +3,13 @@
 The LLM models (RA-Rec, IDLE-Adapter) consume a sequential ID model trained beforehand:
 ``u = F'(S^u)`` (the user/sequence representation) and the item embedding table. This module
 
-* trains such a model with the benchmark pipeline (:func:`recbole_llm.quick_start.run`) the
-  first time it is asked for, and caches its best checkpoint under
-  ``saved/id_models/<dataset>/<Model>-<key>.pth`` where ``key`` hashes every config value
-  that affects the trained weights, so a second request reuses it;
+* says how the ID model of an LLM run is configured (:func:`id_model_request`: like the
+  benchmark's own row of that model) and where its trained checkpoint is cached,
+  ``saved/id_models/<dataset>/<Model>-<key>.pth``, where ``key`` hashes every config value
+  that affects the trained weights (:func:`cache_path`, :func:`cached_checkpoint`); a finished
+  benchmark run of an ID model is offered to that cache (:func:`cache_run`), so the table's row
+  of the model *is* the LLM model's base. Training a missing one is the pipeline's ID-model step
+  (:func:`recbole_llm.pipeline.ensure_id_model`), not this module's;
 * loads a checkpoint safely (:mod:`recbole_llm.checkpoint`) and checks it belongs to the
   dataset it is used with (name, item count, embedding dimension);
 * returns a :class:`PretrainedIDModel`: the frozen model plus two accessors with one meaning
@@ -25,7 +28,6 @@ from recbole_llm.checkpoint import (
     DamagedCheckpoint, check_checkpoint_file, checkpoint_config, config_key, config_to_dict, load_checkpoint,
     save_checkpoint,
 )
-from recbole_llm.config import REPO_ROOT
 from recbole_llm.errors import UserError
 from recbole_llm.utils import get_model
 
@@ -39,6 +41,35 @@ _LLM_PREFIXES = ("id_model", "lm_", "prompt_", "prefix_", "align_", "mmd_", "tem
 def cache_key(config_dict):
     """Stable hash of the config values that affect an ID model's weights."""
     return config_key(config_dict, exclude_prefixes=_LLM_PREFIXES)
+
+
+# Keys that define the data and protocol: the ID model must see the same as the LLM model.
+SHARED_DATA_KEYS = (
+    "MAX_ITEM_LIST_LENGTH", "load_col", "user_inter_num_interval", "item_inter_num_interval", "rm_dup_inter",
+    "eval_args", "metrics", "topk", "valid_metric",
+)
+
+def id_model_request(config):
+    """How the frozen ID model of an LLM run is built: ``(name, config_files, config_dict)``.
+
+    Like the benchmark's own row of that model: its YAML, the run's budget file, the run's
+    seed, the run's data and protocol keys (:data:`SHARED_DATA_KEYS`: the ID model must see
+    the same sequences), plus ``id_model_config``. The run's other overrides (``--key=value``,
+    ``--config-files``) are meant for the LLM model and are not passed on.
+    """
+    from recbole_llm.config import properties_dir
+
+    name = config["id_model"]
+    files = []
+    budget = config["budget"]
+    if budget:
+        path = properties_dir() / "budget" / f"{budget}.yaml"
+        if not path.is_file():
+            raise UserError(f"budget '{budget}' has no file {path}")
+        files.append(str(path))
+    extra = {k: config[k] for k in SHARED_DATA_KEYS if k in config and config[k] is not None}
+    extra.update(config["id_model_config"] or {})
+    return name, files, extra
 
 
 class PretrainedIDModel:
@@ -138,7 +169,23 @@ def cache_path(config, saved_dir):
     return Path(saved_dir) / "id_models" / config["dataset"] / f"{config['model']}-{key}.pth", key
 
 
-def register_run(record, config, saved_dir):
+def cached_checkpoint(config, saved_dir):
+    """The cache entry for an ID model trained with ``config``: its path when it exists and is
+    intact, else None. A damaged entry (empty, truncated: a copy cut short) is deleted, so the
+    pipeline trains the model again."""
+    path, _ = cache_path(config, saved_dir)
+    if not path.is_file():
+        return None
+    try:
+        check_checkpoint_file(path)
+    except DamagedCheckpoint as err:
+        logging.getLogger(__name__).warning("discarding the cached ID model: %s", err)
+        path.unlink()
+        return None
+    return path
+
+
+def cache_run(record, config, saved_dir):
     """Offer a finished benchmark run of a supported ID model to the cache.
 
     The key is the run's own config, so an LLM model asking for this ID model under the same
@@ -160,41 +207,3 @@ def register_run(record, config, saved_dir):
     )
     logging.getLogger(__name__).info("ID model %s cached at %s", config["model"], path)
     return path
-
-
-def pretrained_id_model(model_name, dataset_name, config_files=(), config_dict=None, data_path=None,
-                        saved_dir=None, seed=2020, trust=False, expected_dim=None, dataset=None, build=True):
-    """Return the frozen ID model ``model_name`` for ``dataset_name``, training it only if not cached.
-
-    ``dataset`` (a built RecBole dataset) skips rebuilding it when the caller already has one;
-    ``build=False`` only makes sure the checkpoint exists and returns its path. A cached
-    checkpoint that is damaged (empty, truncated: :func:`recbole_llm.checkpoint.check_checkpoint_file`)
-    is deleted and the model trained again.
-    """
-    from recbole_llm.data.dataset import create_dataset
-    from recbole_llm.quick_start import build_config, run
-
-    if model_name not in SUPPORTED:
-        raise UserError(f"unsupported ID model '{model_name}'; supported: {', '.join(SUPPORTED)}")
-    saved_dir = Path(saved_dir or REPO_ROOT / "saved").resolve()
-    config = build_config(model_name, dataset_name, seed, config_files, config_dict, data_path, saved_dir)
-    path, _ = cache_path(config, saved_dir)
-    log = logging.getLogger(__name__)
-    if path.is_file():
-        try:
-            check_checkpoint_file(path)
-        except DamagedCheckpoint as err:  # e.g. a copy cut short: the cache can make it again
-            log.warning("discarding the cached ID model: %s", err)
-            path.unlink()
-    if path.is_file():
-        log.info("reusing ID model %s", path)
-    else:
-        log.info("training ID model %s on %s (cache miss: %s)", model_name, dataset_name, path)
-        run(model_name, dataset_name, seed, config_files, config_dict, data_path, saved_dir)  # registers itself
-        if not path.is_file():
-            raise UserError(f"training ID model {model_name} did not produce {path}")
-    if not build:
-        return path
-    if dataset is None:
-        dataset = create_dataset(config)
-    return load_id_model(path, config, dataset, trust=trust, expected_dim=expected_dim)

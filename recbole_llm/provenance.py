@@ -8,13 +8,16 @@ from pathlib import Path
 
 import torch
 
-from recbole_llm.config import REPO_ROOT
 
 PACKAGES = ("recbole-llm", "recbole", "torch", "numpy", "pandas", "ray", "transformers")
 
 
 def _git(root, *args):
     return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+# The folder above the package: a source checkout's top when the package is used from one.
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def git_commit(root=REPO_ROOT):

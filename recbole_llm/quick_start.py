@@ -1,17 +1,19 @@
-"""Train and evaluate one model under the benchmark protocol and describe the run.
+"""Train and evaluate one model under the benchmark protocol: the training stage.
 
 RecBole's ``run_recbole`` resolves models through RecBole alone and returns only the
-metrics; this is the same pipeline (Config -> dataset -> split -> model -> trainer ->
-fit -> test) with this package's model lookup, safe checkpoints, logs under ``saved/log``,
-and a run record carrying everything a table needs to say how a number was made.
+metrics; :func:`train_and_evaluate` is the same straight line (dataset -> split -> model ->
+trainer -> fit -> test) with this package's model lookup, safe and resumable checkpoints and
+logs under ``saved/log``, and returns RecBole's objects (:class:`RunResult`). What comes before
+it (the config, the checks, the frozen ID model) and after it (the run record) is
+:mod:`recbole_llm.pipeline`'s.
 """
 
 import contextlib
 import logging
 import os
 import resource
-import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,14 +26,7 @@ from recbole_llm.config import REPO_ROOT, Config
 from recbole_llm.data.dataset import create_dataset
 from recbole_llm.data.prepare import check_dataset, ensure_dataset
 from recbole_llm.errors import UserError
-from recbole_llm.provenance import git_commit, hardware, package_versions
 from recbole_llm.utils import get_model, get_trainer
-
-# Version of the run record's layout. 1 (records without the key): ``dataset_stats.interactions``
-# and ``per_user.history_length`` were counted after RecBole's sequence augmentation, one short
-# per user for sequential models (``recbole_llm.benchmark.records.dataset_stats`` and
-# ``history_lengths`` correct them when tables are made). 2: counted from the interactions as loaded.
-RECORD_VERSION = 2
 
 
 @contextlib.contextmanager
@@ -44,12 +39,6 @@ def _cwd(path):
         yield
     finally:
         os.chdir(old)
-
-
-def count_parameters(model):
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"total": total, "trainable": trainable}
 
 
 def reset_peak_rss():
@@ -110,32 +99,51 @@ def run_key(config):
     return config_key({**config_to_dict(config), "recbole_llm_version": __version__})
 
 
-def run_dir(config, saved_dir):
+def run_dir(config, saved_dir, key=None):
     """``<saved>/runs/<dataset>/<model>-seed<seed>-<run_key>/``: the run's best checkpoint
     (``best.pth``) and, while it trains, its resume state (``state.pth``)."""
-    return Path(saved_dir) / "runs" / config["dataset"] / f"{config['model']}-seed{config['seed']}-{run_key(config)}"
+    key = key or run_key(config)
+    return Path(saved_dir) / "runs" / config["dataset"] / f"{config['model']}-seed{config['seed']}-{key}"
 
 
-def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=None, saved_dir=None,
-        show_progress=None, callback_fn=None, evaluate_test=True):
-    """Train ``model`` on ``dataset`` with ``seed``; return the run record (a JSON-able dict).
+@dataclass
+class RunResult:
+    """What one training and evaluation made (RecBole's objects and the timings), for the record."""
 
-    ``callback_fn(epoch_idx, valid_score)`` is passed to RecBole's ``fit`` (sweeps report there).
-    ``evaluate_test=False`` skips the test split (a sweep selects on validation only); the
-    record's ``test`` is then ``None``. With ``resume_training`` (the default), an interrupted run
-    of the same config and code continues from its last validated epoch (:func:`run_dir`).
+    config: object
+    run_key: str
+    dataset: object  # the RecBole dataset, after the split
+    loaded: dict  # interactions as loaded, before augmentation (:func:`loaded_counts`)
+    train_data: object
+    test_data: object
+    model: object
+    trainer: object
+    best_valid_score: float
+    best_valid_result: dict
+    test_result: dict  # None when the test split was not evaluated
+    started: float  # time.perf_counter() at the start
+    fit_time_s: float
+    test_time_s: float  # None when the test split was not evaluated
+    peak_rss_mb: float
+
+
+def train_and_evaluate(config, saved_dir, key=None, callback_fn=None, evaluate_test=True):
+    """Train ``config['model']`` and evaluate it on the test split; return a :class:`RunResult`.
+
+    ``key``: the run's identity (:func:`run_key`, computed by the caller before it completed the
+    config, e.g. with the ID-model checkpoint). The best checkpoint is ``run_dir/best.pth``; with
+    ``resume_training`` (the default) an interrupted run of the same key continues from its last
+    validated epoch (``run_dir/state.pth``, :class:`recbole_llm.trainer.SafeCheckpointMixin`).
+    ``callback_fn(epoch_idx, valid_score)`` is passed to RecBole's ``fit`` (sweeps report there);
+    ``evaluate_test=False`` skips the test split (a sweep selects on validation only).
     """
+    from recbole_llm.model.llm_base import LLMSequentialRecommender
+
     start = time.perf_counter()
     reset_peak_rss()
-    saved_dir = Path(saved_dir or REPO_ROOT / "saved").resolve()
-    config = build_config(model, dataset, seed, config_files, config_dict, data_path, saved_dir)
-    if show_progress is not None:
-        config["show_progress"] = bool(show_progress)
+    saved_dir = Path(saved_dir).resolve()
+    key = key or run_key(config)
     model_class = get_model(config["model"])
-    if hasattr(model_class, "preflight"):
-        model_class.preflight(config)  # every check that needs no training, before the ID model trains
-    if hasattr(model_class, "prepare"):
-        model_class.prepare(config)  # e.g. train the LLM model's ID model, with its own logs, first
 
     _reset_logging()
     with _cwd(saved_dir):
@@ -144,7 +152,7 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
     init_seed(config["seed"], config["reproducibility"])
     logger.info(config)
 
-    if getattr(model_class, "tunes_on_selected_data", False):
+    if issubclass(model_class, LLMSequentialRecommender):
         from recbole_llm.data.tuning import create_dataset as create_tuning_dataset
 
         data = create_tuning_dataset(config)  # data_strategy / data_size (RA-Rec section 3.4)
@@ -159,7 +167,7 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
     logger.info(net)
     with _cwd(saved_dir):
         trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
-    folder = run_dir(config, saved_dir)
+    folder = run_dir(config, saved_dir, key)
     trainer.saved_model_file = str(folder / "best.pth")
     state_file = folder / "state.pth"
     if config["resume_training"]:
@@ -182,89 +190,17 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
     if evaluate_test:
         test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=config["show_progress"],
                                        per_user=True)
-    test_time = time.perf_counter() - test_start
-
-    epochs_run = len(trainer.history)
-    best_epoch = None
-    for entry in trainer.history:
-        if entry.get("valid", {}).get(config["valid_metric"].lower()) == best_valid_score:
-            best_epoch = entry["epoch"]
-            break
-    train_times = [e["train_time_s"] for e in trainer.history]
-    valid_times = [e["valid_time_s"] for e in trainer.history if "valid_time_s" in e]
-    n_train = len(train_data.dataset)
-    peak_rss_mb = peak_rss()
-    record = {
-        "model": config["model"],
-        "run_key": run_key(config),
-        "version": _version(),
-        "dataset": config["dataset"],
-        "seed": int(config["seed"]),
-        "protocol": {
-            "split": to_text(config["eval_args"]),
-            "valid_metric": config["valid_metric"],
-            "epochs_max": int(config["epochs"]),
-            "stopping_step": int(config["stopping_step"]),
-        },
-        "test": None if test_result is None else {k: float(v) for k, v in test_result.items()},
-        "valid": {k: float(v) for k, v in best_valid_result.items()},
-        "best_epoch": best_epoch,
-        "epochs_run": epochs_run,
-        "stop_reason": "early_stopping" if trainer.stopped_early else "epoch_cap",
-        "resumed": trainer.resumed,
-        "history": trainer.history,
-        "record_version": RECORD_VERSION,
-        "dataset_stats": {
-            "users": int(data.user_num) - 1,
-            "items": int(data.item_num) - 1,
-            "interactions": loaded["interactions"],
-            "train_samples": int(n_train),
-        },
-        "cost": {
-            "wall_time_s": None,  # filled below
-            "fit_time_s": fit_time,
-            "train_time_per_epoch_s": sum(train_times) / max(len(train_times), 1),
-            "train_samples_per_s": n_train * len(train_times) / max(sum(train_times), 1e-9),
-            "valid_time_per_epoch_s": sum(valid_times) / max(len(valid_times), 1),
-            "test_time_s": test_time if evaluate_test else None,
-            "peak_rss_mb": peak_rss_mb,
-            "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
-        },
-        "parameters": count_parameters(net),
-        "checkpoint": trainer.saved_model_file,
-        "config": config_to_dict(config),
-        "commit": git_commit(),
-        "packages": package_versions(),
-        "hardware": hardware(),
-        "device": str(config["device"]),
-        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    record["cost"].update(getattr(trainer, "extra_cost", {}))
-    if hasattr(net, "parameter_report"):
-        record["parameters"].update(net.parameter_report())
-    if hasattr(net, "prompt_stats"):  # titles per hard prompt of the test users (LLM models)
-        record["prompt_stats"] = net.prompt_stats(test_data._dataset)
-    if hasattr(net, "item_text_report"):
-        record["item_text"] = net.item_text_report()  # items without text (missing_text_max_share)
-    if getattr(data, "tuning_summary", None) is not None:
-        record["data_selection"] = data.tuning_summary
-    per_user = getattr(trainer, "per_user", None) if evaluate_test else None
-    if per_user is not None:
-        record["per_user"] = per_user_record(data, per_user, loaded["per_user"])
-    record["cost"]["wall_time_s"] = time.perf_counter() - start + trainer.prior_wall_time_s
-    if trainer.resume_path is not None and state_file.is_file():
-        state_file.unlink()  # the record is made: a re-run is skipped by the runner or retrains from scratch
-    from recbole_llm.id_model import register_run
-
-    register_run(record, config, saved_dir)
-    return record
+    test_time = time.perf_counter() - test_start if evaluate_test else None
+    return RunResult(config, key, data, loaded, train_data, test_data, net, trainer, best_valid_score,
+                     best_valid_result, test_result, start, fit_time, test_time, peak_rss())
 
 
-def _version():
-    from recbole_llm import __version__
-
-    return __version__
+def finish(result):
+    """Drop the run's resume state once its record is made: a re-run is then skipped by the
+    runner (same record) or, with ``--rerun``, trains from scratch."""
+    state = result.trainer.resume_path
+    if state is not None and Path(state).is_file():
+        Path(state).unlink()
 
 
 def loaded_counts(data):
@@ -280,27 +216,3 @@ def loaded_counts(data):
     users = feat[data.uid_field]
     users = users.numpy() if hasattr(users, "numpy") else np.asarray(users)
     return {"interactions": int(len(users)), "per_user": np.bincount(users.astype(np.int64), minlength=data.user_num)}
-
-
-def per_user_record(data, per_user, counts):
-    """Test ranks per user, keyed by the user's token (stable across models of one dataset).
-
-    ``history_length`` is the user's number of interactions before the test item, uncapped
-    (the model itself sees at most ``MAX_ITEM_LIST_LENGTH`` of them): the axis of RA-Rec's
-    Fig. 4 long-sequence slice. ``counts`` holds the interactions per internal user id as
-    loaded (:func:`loaded_counts`); the test item is the last of them (leave-one-out).
-    """
-    uid = data.uid_field
-    ids = per_user["user_ids"]
-    return {
-        "split": "test",
-        "users": [str(t) for t in data.id2token(uid, ids)],
-        "history_length": [int(counts[i]) - 1 for i in ids],
-        "rank": per_user["rank"],
-        "targets": per_user["targets"],
-        "max_k": per_user["max_k"],
-    }
-
-
-def to_text(value):
-    return value if isinstance(value, str) else repr(value)

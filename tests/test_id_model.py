@@ -4,11 +4,12 @@ import pytest
 import torch
 from recbole.data import create_dataset, data_preparation
 
-import recbole_llm.quick_start as qs
+import recbole_llm.pipeline as pipeline
 from conftest import write_toy
 from recbole_llm.checkpoint import load_checkpoint, save_checkpoint
 from recbole_llm.errors import UserError
-from recbole_llm.id_model import PretrainedIDModel, load_id_model, pretrained_id_model
+from recbole_llm.id_model import PretrainedIDModel, id_model_request, load_id_model
+from recbole_llm.pipeline import ensure_id_model
 from recbole_llm.quick_start import build_config
 from recbole_llm.utils import get_model
 
@@ -42,28 +43,45 @@ def test_accessors_reproduce_full_sort_scores(name, toy_data_path, tmp_path):
     assert not any(p.requires_grad for p in wrapped.model.parameters())
 
 
-def test_trained_once_then_reused(toy_data_path, tmp_path, monkeypatch):
+def _llm_config(toy_data_path, saved, **id_config):
+    """An IDLEAdapter config whose ID model is a small ComiRec (what ensure_id_model reads)."""
+    small = {**SMALL, **id_config}
+    return build_config("IDLEAdapter", "toy", 2020, (), {"MAX_ITEM_LIST_LENGTH": 10, "topk": [5, 10],
+                                                         "id_model_config": small}, toy_data_path, saved)
+
+
+def _load(config, path, **kwargs):
+    name, files, extra = id_model_request(config)
+    id_config = build_config(name, "toy", config["seed"], files, extra, config["data_root"])
+    return load_id_model(path, id_config, create_dataset(id_config), **kwargs)
+
+
+def _count_runs(monkeypatch):
     calls = []
-    real_run = qs.run
+    real_run = pipeline.run
+    monkeypatch.setattr(pipeline, "run", lambda *a, **k: calls.append(a[0]) or real_run(*a, **k))
+    return calls
 
-    def counting_run(*args, **kwargs):
-        calls.append(args[0])
-        return real_run(*args, **kwargs)
 
-    monkeypatch.setattr(qs, "run", counting_run)
-    first = pretrained_id_model("ComiRec", "toy", config_dict=dict(SMALL), data_path=toy_data_path, saved_dir=tmp_path)
-    second = pretrained_id_model("ComiRec", "toy", config_dict=dict(SMALL), data_path=toy_data_path, saved_dir=tmp_path)
+def test_trained_once_then_reused(toy_data_path, tmp_path, monkeypatch):
+    """The pipeline's ID-model step trains the ID model on a cache miss only."""
+    calls = _count_runs(monkeypatch)
+    config = _llm_config(toy_data_path, tmp_path)
+    first = pipeline.ensure_id_model(config)
+    second = pipeline.ensure_id_model(_llm_config(toy_data_path, tmp_path))
     assert calls == ["ComiRec"]
-    assert first.checkpoint_path == second.checkpoint_path
-    torch.testing.assert_close(first.item_embeddings(), second.item_embeddings())
+    assert first == second and first.parent == tmp_path.resolve() / "id_models" / "toy"
+    torch.testing.assert_close(_load(config, first).item_embeddings(), _load(config, second).item_embeddings())
     # a config change that affects the weights is a different cache entry
-    other = dict(SMALL, embedding_size=8)
-    third = pretrained_id_model("ComiRec", "toy", config_dict=other, data_path=toy_data_path, saved_dir=tmp_path)
-    assert calls == ["ComiRec", "ComiRec"] and third.dim == 8
-    assert third.checkpoint_path != first.checkpoint_path
+    other = _llm_config(toy_data_path, tmp_path, embedding_size=8)
+    third = pipeline.ensure_id_model(other)
+    assert calls == ["ComiRec", "ComiRec"] and _load(other, third).dim == 8
+    assert third != first
     with pytest.raises(UserError, match="dimension 8, but 16"):
-        pretrained_id_model("ComiRec", "toy", config_dict=other, data_path=toy_data_path, saved_dir=tmp_path,
-                            expected_dim=16)
+        _load(other, third, expected_dim=16)
+    # an explicit checkpoint is used as it is, nothing trained
+    config["id_model_checkpoint"] = str(first)
+    assert pipeline.ensure_id_model(config) == first and calls == ["ComiRec", "ComiRec"]
 
 
 def test_checkpoint_of_other_data_is_refused(toy_data_path, tmp_path):
@@ -83,14 +101,13 @@ def test_checkpoint_of_other_data_is_refused(toy_data_path, tmp_path):
 
 @pytest.mark.parametrize("damage", ["empty", "truncated", "random"])
 def test_damaged_cache_entry_is_discarded_and_retrained(damage, toy_data_path, tmp_path, monkeypatch):
-    calls = []
-    real_run = qs.run
-    monkeypatch.setattr(qs, "run", lambda *a, **k: calls.append(a[0]) or real_run(*a, **k))
-    path = pretrained_id_model("ComiRec", "toy", config_dict=dict(SMALL), data_path=toy_data_path, saved_dir=tmp_path,
-                               build=False)
+    calls = _count_runs(monkeypatch)
+    config = _llm_config(toy_data_path, tmp_path)
+    path = pipeline.ensure_id_model(config)
     data = path.read_bytes()
     path.write_bytes({"empty": b"", "truncated": data[: len(data) // 3], "random": bytes(range(256)) * 8}[damage])
-    model = pretrained_id_model("ComiRec", "toy", config_dict=dict(SMALL), data_path=toy_data_path, saved_dir=tmp_path)
+    assert pipeline.ensure_id_model(config) == path
     assert calls == ["ComiRec", "ComiRec"]  # trained, damaged, trained again
+    model = _load(config, path)
     assert model.checkpoint_path == str(path) and model.dim == 16
     assert load_checkpoint(path)["id_model"]["seed"] == 2020

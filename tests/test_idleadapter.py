@@ -7,7 +7,9 @@ from recbole.utils import init_seed
 
 from recbole_llm.checkpoint import load_checkpoint, save_checkpoint
 from recbole_llm.model.loss import gaussian_kernel, mmd
-from recbole_llm.quick_start import build_config, run
+from recbole_llm.pipeline import run
+from recbole_llm.pipeline import ensure_id_model
+from recbole_llm.quick_start import build_config
 
 
 @pytest.fixture
@@ -20,7 +22,7 @@ def built(toy_data_path, llm_overrides, tmp_path):
         config = build_config("IDLEAdapter", "toy", 2020, (), overrides, toy_data_path, saved)
         from recbole_llm.model.sequential_recommender.idleadapter import IDLEAdapter
 
-        IDLEAdapter.prepare(config)
+        config["id_model_checkpoint"] = str(ensure_id_model(config))
         init_seed(2020, True)
         dataset = create_dataset(config)
         train, valid, _ = data_preparation(config, dataset)
@@ -175,7 +177,7 @@ def test_decoder_backbone(built, tiny_gpt2):
 
 def test_end_to_end_reuses_the_benchmark_id_model(toy_data_path, llm_overrides, tmp_path):
     """The ComiRec row of a benchmark is the ID model IDLEAdapter then uses (no second training)."""
-    from recbole_llm.model.llm_base import id_model_request
+    from recbole_llm.id_model import id_model_request
 
     saved = tmp_path / "saved"
     config = build_config("IDLEAdapter", "toy", 2020, (), llm_overrides, toy_data_path, saved)

@@ -8,15 +8,9 @@ from conftest import REPO
 
 PACKAGE = REPO / "recbole_llm"
 
-# The cycles of today, each as its modules from the smallest name (issue 15): the ID model is
-# trained from inside model construction (id_model <-> quick_start); benchmark/ is not split by
-# job (report <-> tables); config resolves models through utils, whose get_trainer imports
-# trainer, which imports provenance, which takes REPO_ROOT from config.
-KNOWN_CYCLES = {
-    ("recbole_llm.benchmark.report", "recbole_llm.benchmark.tables"),
-    ("recbole_llm.config", "recbole_llm.utils", "recbole_llm.trainer", "recbole_llm.provenance"),
-    ("recbole_llm.id_model", "recbole_llm.quick_start"),
-}
+# Cycles tolerated for now: none (issue 15 removed id_model <-> quick_start, report <-> tables and
+# config -> utils -> trainer -> provenance -> config). Keep it empty.
+KNOWN_CYCLES = set()
 
 
 def _module_name(path):
@@ -74,21 +68,18 @@ def _show(cycles):
 
 def test_the_graph_sees_function_level_imports():
     graph = import_graph()
-    # id_model imports quick_start only inside pretrained_id_model
-    assert "recbole_llm.quick_start" in graph["recbole_llm.id_model"]
+    # quick_start imports the LLM base class only inside train_and_evaluate
+    assert "recbole_llm.model.llm_base" in graph["recbole_llm.quick_start"]
     assert "recbole_llm.compat" in graph["recbole_llm"]
     assert simple_cycles({"a": ["b"], "b": ["c", "a"], "c": ["a"]}) == {("a", "b"), ("a", "b", "c")}
 
 
 def test_no_cycle_beyond_the_known_ones():
-    """A new cycle fails now; the known ones are tracked by the xfail test below."""
+    """A new cycle fails now."""
     new = simple_cycles(import_graph()) - KNOWN_CYCLES
     assert not new, "new import cycles:\n" + _show(new)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15, known cycles: id_model -> quick_start -> id_model; "
-                   "benchmark.report -> benchmark.tables -> benchmark.report; "
-                   "config -> utils -> trainer -> provenance -> config")
 def test_no_import_cycle():
     cycles = simple_cycles(import_graph())
     assert not cycles, "import cycles:\n" + _show(cycles)

@@ -52,7 +52,7 @@ PROBE = textwrap.dedent("""
     import json, sys
     import recbole_llm
     from recbole_llm.config import Config, properties_dir
-    from recbole_llm.quick_start import run
+    from recbole_llm.pipeline import run
 
     data, saved = sys.argv[1], sys.argv[2]
     sasrec = Config("SASRec", "toy", [], {"data_path": data})

@@ -6,7 +6,8 @@ import pytest
 
 from conftest import write_toy
 from recbole_llm.errors import UserError
-from recbole_llm.quick_start import build_config, run
+from recbole_llm.pipeline import run
+from recbole_llm.quick_start import build_config
 
 
 def _nothing_trained(saved):

@@ -37,7 +37,7 @@ def test_titles_counted_are_the_titles_the_built_prompt_holds(tokenizer):
 def test_the_record_stores_titles_per_prompt_and_the_data_alone_gives_the_same(toy_data_path, llm_overrides,
                                                                                tmp_path, capsys):
     from recbole_llm.benchmark import prompts
-    from recbole_llm.quick_start import run
+    from recbole_llm.pipeline import run
 
     record = run("IDLEAdapter", "toy", 2020, (), llm_overrides, toy_data_path, tmp_path / "saved")
     stored = record["prompt_stats"]

@@ -10,7 +10,9 @@ from recbole.utils import init_seed
 
 from recbole_llm.errors import UserError
 from recbole_llm.model.loss import info_nce
-from recbole_llm.quick_start import build_config, run
+from recbole_llm.pipeline import run
+from recbole_llm.pipeline import ensure_id_model
+from recbole_llm.quick_start import build_config
 
 
 @pytest.fixture
@@ -21,7 +23,7 @@ def built(toy_data_path, llm_overrides, tmp_path):
         from recbole_llm.model.sequential_recommender.rarec import RARec
 
         config = build_config("RARec", "toy", 2020, (), {**llm_overrides, **extra}, toy_data_path, saved)
-        RARec.prepare(config)
+        config["id_model_checkpoint"] = str(ensure_id_model(config))
         init_seed(2020, True)
         train, valid, test = data_preparation(config, create_dataset(config))
         init_seed(2020, True)

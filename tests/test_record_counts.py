@@ -6,7 +6,8 @@ import pytest
 from recbole_llm.benchmark import per_user, report
 from recbole_llm.benchmark.records import dataset_stats, history_lengths
 from recbole_llm.benchmark.tables import provenance
-from recbole_llm.quick_start import RECORD_VERSION, run
+from recbole_llm.benchmark.run_record import RECORD_VERSION
+from recbole_llm.pipeline import run
 
 COUNTS = {"u1": 5, "u2": 7, "u3": 9}  # 21 interactions
 

@@ -9,7 +9,7 @@ from scipy import stats
 
 from recbole_llm.benchmark import per_user, report
 from recbole_llm.benchmark.tables import write_tables
-from recbole_llm.quick_start import run
+from recbole_llm.pipeline import run
 
 
 def test_metric_values_from_ranks():

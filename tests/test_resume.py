@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from recbole_llm.quick_start import run, run_dir
+from recbole_llm.pipeline import run
+from recbole_llm.quick_start import run_dir
 
 
 class Interrupt(Exception):

@@ -140,13 +140,14 @@ def test_every_shipped_space_builds_its_model_at_every_corner_of_its_grid(path, 
 
     from recbole.data import create_dataset, data_preparation
 
+    from recbole_llm.pipeline import ensure_id_model
     from recbole_llm.quick_start import build_config
     from recbole_llm.utils import get_model
 
     model = path.stem.split("-")[0]
     model_class = get_model(model)
     space = SearchSpace.load(path)
-    llm = hasattr(model_class, "preflight")
+    llm = hasattr(model_class, "preflight")  # an LLMSequentialRecommender
     base = {k: v for k, v in (llm_overrides if llm else tiny_overrides).items() if k not in space.keys}
 
     def ends(param):
@@ -160,7 +161,7 @@ def test_every_shipped_space_builds_its_model_at_every_corner_of_its_grid(path, 
                               shared_saved)
         if llm:
             model_class.preflight(config)
-            model_class.prepare(config)
+            config["id_model_checkpoint"] = str(ensure_id_model(config))
         train, _, _ = data_preparation(config, create_dataset(config))
         net = model_class(config, train._dataset)
         loss = net.calculate_loss(next(iter(train)))
@@ -192,7 +193,7 @@ def test_sweep_writes_table_best_config_and_plot_and_best_reruns_same(local_ray,
                                                                       monkeypatch):
     import torch
 
-    from recbole_llm.quick_start import run
+    from recbole_llm.pipeline import run
 
     cwd = tmp_path / "cwd"
     cwd.mkdir()
@@ -285,18 +286,9 @@ def most_trials_running():
 
 def test_interrupted_sweep_resumes_without_rerunning_finished_trials_and_with_the_new_max_concurrent(
         local_ray, toy_data_path, tmp_path, monkeypatch, capsys):
-    from recbole.model.sequential_recommender import GRU4Rec
-
     from recbole_llm.tune import run_sweep
 
-    calls = []
     saved = tmp_path / "saved"
-
-    def prepare(cls, config):
-        ray_dir = saved / "ray"
-        calls.append((cls.__name__, config["learning_rate"], ray_dir.exists() and any(ray_dir.rglob("trial_*"))))
-
-    monkeypatch.setattr(GRU4Rec, "prepare", classmethod(prepare), raising=False)
     space = SearchSpace.parse({"learning_rate": {"grid": [0.002, 0.01, 0.02]}}, "resume.yaml")
     overrides = {**TINY_SASREC, "epochs": 2}
     # half a CPU per trial: two trials fit at once even on a 1-CPU machine; only max_concurrent limits them
@@ -310,8 +302,6 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials_and_with_th
     assert (tmp_path / "running-1").read_text() == "1"
     done = first.trials[first.trials["status"] == "completed"]
     assert len(done) == 1
-    # prepare ran once, in the driver, with the base config, before any trial existed
-    assert calls == [("GRU4Rec", 0.001, False)]
 
     # resumed with --max-concurrent 2: the two trials left run at once
     capsys.readouterr()
@@ -328,9 +318,9 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials_and_with_th
     logs = {d.name: len(list((d / "log").rglob("*.log"))) for d in second.experiment_path.glob("trial_*")}
     assert logs[f"trial_{done['trial'].iloc[0]}"] == 1
     assert sum(logs.values()) <= 4 and len(logs) == 3
-    # trials keep no checkpoints; the ID-model cache of a model with prepare() is the sweep's
+    # trials keep no checkpoints
     assert not list(second.experiment_path.glob("trial_*/checkpoints"))
-    assert all((d / "id_models").is_symlink() for d in second.experiment_path.glob("trial_*"))
+    assert not list(second.experiment_path.glob("trial_*/runs"))
     state = json.loads((second.experiment_path / "sweep.json").read_text())
     assert [s["resumed"] for s in state["sessions"]] == [False, True]
     assert [s["max_concurrent"] for s in state["sessions"]] == [1, 2]
@@ -345,7 +335,7 @@ def test_llm_sweep_trains_its_id_model_once_before_the_trials(local_ray, toy_dat
     sweep = run_sweep("IDLEAdapter", "toy", space, seed=1, overrides=llm_overrides, data_path=toy_data_path,
                       saved_dir=saved, verbose=0)
     assert sorted(sweep.trials["status"]) == ["completed"] * 4
-    assert len(list((saved / "id_models").rglob("*.pth"))) == 1  # trained by prepare(), in the driver
+    assert len(list((saved / "id_models").rglob("*.pth"))) == 1  # trained by the ID-model step, in the driver
     for trial in sweep.experiment_path.glob("trial_*"):
         logs = sorted(p.parent.name for p in (trial / "log").rglob("*.log"))
         assert logs == ["IDLEAdapter"]  # no trial trained an ID model of its own

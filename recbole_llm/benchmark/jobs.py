@@ -77,7 +77,7 @@ def _one_run(model, dataset, seed, config_files, overrides, data_path, saved_dir
     import torch
 
     torch.set_num_threads(threads)
-    from recbole_llm.quick_start import run
+    from recbole_llm.pipeline import run
 
     return run(model, dataset, seed, config_files, overrides, data_path, saved_dir, show_progress=show_progress)
 
@@ -88,6 +88,7 @@ def run_parallel(todo, total, args, config_files, overrides, output):
     as runs end. Raises :class:`UserError` naming the failed runs once the others are done."""
     from recbole_llm.benchmark.records import write_record
     from recbole_llm.errors import UserError
+    from recbole_llm.model.llm_base import LLMSequentialRecommender
     from recbole_llm.quick_start import build_config
     from recbole_llm.utils import get_model
 
@@ -101,7 +102,7 @@ def run_parallel(todo, total, args, config_files, overrides, output):
         return args.label or model
 
     def id_model_of(model):
-        if not hasattr(get_model(model), "prepare"):  # ID models and baselines reuse nothing
+        if not issubclass(get_model(model), LLMSequentialRecommender):  # ID models and baselines reuse nothing
             return None
         config = build_config(model, args.dataset, jobs[0][1], config_files, overrides, args.data_path, args.saved_dir)
         return None if config["id_model_checkpoint"] else config["id_model"]

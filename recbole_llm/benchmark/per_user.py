@@ -78,6 +78,15 @@ def paired_test(a, b):
     return out
 
 
+PRETTY = {"hit": "HR", "ndcg": "NDCG", "mrr": "MRR"}
+
+
+def pretty_metric(name):
+    """A metric key as the papers write it: ``ndcg@10`` -> ``NDCG@10``."""
+    base, _, k = name.partition("@")
+    return f"{PRETTY.get(base, base)}@{k}" if k else PRETTY.get(base, base)
+
+
 def format_p(p):
     if p is None or (isinstance(p, float) and math.isnan(p)):
         return "-"

@@ -289,7 +289,7 @@ def _curve(ax, recs, key, label, style):
 
 
 def per_user_label(metric):
-    from recbole_llm.benchmark.tables import pretty_metric
+    from recbole_llm.benchmark.per_user import pretty_metric
 
     return pretty_metric(metric)
 

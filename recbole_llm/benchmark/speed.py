@@ -182,7 +182,7 @@ def build(name, args, saved_dir, tiny_path):
     overrides = {"data_path": str(Path(args.data_path).resolve()), "data_root": str(Path(args.data_path).resolve()),
                  "checkpoint_dir": str(saved_dir / "checkpoints"), "seed": args.seed, "show_progress": False,
                  "epochs": 1}
-    is_llm = hasattr(model_class, "prepare")
+    is_llm = any(c.__name__ == "LLMSequentialRecommender" for c in model_class.__mro__)
     if is_llm:
         # The ID model only feeds u and item vectors: one epoch of it costs the same per step as fifty.
         overrides["id_model_config"] = {"epochs": 1}
@@ -191,7 +191,12 @@ def build(name, args, saved_dir, tiny_path):
             overrides["lm_name"] = tiny_path
     config = Config(model_name, args.dataset, [], overrides)
     if is_llm:
-        model_class.prepare(config)
+        try:
+            from recbole_llm.pipeline import ensure_id_model
+        except ImportError:  # an older checkout (before the explicit pipeline): the model's own hook
+            model_class.prepare(config)
+        else:
+            config["id_model_checkpoint"] = str(ensure_id_model(config))
         from recbole_llm.data.tuning import create_dataset as create_tuning_dataset
 
         dataset = create_tuning_dataset(config)

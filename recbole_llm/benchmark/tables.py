@@ -14,18 +14,11 @@ import pandas as pd
 from tabulate import tabulate
 
 from recbole_llm.benchmark import convergence
+from recbole_llm.benchmark.per_user import pretty_metric
 from recbole_llm.benchmark.records import dataset_stats, group_rows, latest_per_seed
 
 SIGNIFICANCE_METRIC = "ndcg@10"
 DEFAULT_METRICS = ("hit@5", "hit@10", "ndcg@5", "ndcg@10", "hit@50", "hit@100", "mrr@10")
-PRETTY = {"hit": "HR", "ndcg": "NDCG", "mrr": "MRR"}
-
-
-def pretty_metric(name):
-    base, _, k = name.partition("@")
-    return f"{PRETTY.get(base, base)}@{k}" if k else PRETTY.get(base, base)
-
-
 def summarize(records, metrics=DEFAULT_METRICS):
     """DataFrame indexed by label: n_seeds, seeds, <metric>_mean, <metric>_std, epochs, wall time,
     ``converged`` and, for the rows that are not, ``not_converged_because`` (causes joined by '; ')."""

@@ -31,12 +31,6 @@ from recbole_llm.data.item_text import ItemText
 from recbole_llm.errors import UserError
 from recbole_llm.lm import FrozenLM, HardPrompt, autocast_dtype, load_tokenizer
 
-# Keys that define the data and protocol: the ID model must see the same as the LLM model.
-SHARED_DATA_KEYS = (
-    "MAX_ITEM_LIST_LENGTH", "load_col", "user_inter_num_interval", "item_inter_num_interval", "rm_dup_inter",
-    "eval_args", "metrics", "topk", "valid_metric",
-)
-
 # Frozen submodules whose weights are not written into checkpoints.
 FROZEN_PREFIXES = ("lm.",)
 
@@ -44,29 +38,6 @@ FROZEN_PREFIXES = ("lm.",)
 def trunc_normal_(tensor, limit=0.02):
     """The papers' init: a normal of std ``limit`` truncated to ``[-limit, limit]``."""
     return nn.init.trunc_normal_(tensor, mean=0.0, std=limit, a=-limit, b=limit)
-
-
-def id_model_request(config):
-    """How the frozen ID model of an LLM run is built: ``(name, config_files, config_dict)``.
-
-    Like the benchmark's own row of that model: its YAML, the run's budget file, the run's
-    seed, the run's data and protocol keys (:data:`SHARED_DATA_KEYS`: the ID model must see
-    the same sequences), plus ``id_model_config``. The run's other overrides (``--key=value``,
-    ``--config-files``) are meant for the LLM model and are not passed on.
-    """
-    from recbole_llm.config import properties_dir
-
-    name = config["id_model"]
-    files = []
-    budget = config["budget"]
-    if budget:
-        path = properties_dir() / "budget" / f"{budget}.yaml"
-        if not path.is_file():
-            raise UserError(f"budget '{budget}' has no file {path}")
-        files.append(str(path))
-    extra = {k: config[k] for k in SHARED_DATA_KEYS if k in config and config[k] is not None}
-    extra.update(config["id_model_config"] or {})
-    return name, files, extra
 
 
 def hard_prompt(tokenizer, config, texts, template_key, max_tokens_key, max_items=None):
@@ -197,9 +168,6 @@ class PromptStateCache:
 class LLMSequentialRecommender(SequentialRecommender):
     """Base class of RARec and IDLEAdapter (see the module docstring)."""
 
-    # quick_start.run selects their training samples (data_strategy, data_size); not the baselines'.
-    tunes_on_selected_data = True
-
     def __init__(self, config, dataset):
         type(self).check_config(config)
         super().__init__(config, dataset)
@@ -276,33 +244,22 @@ class LLMSequentialRecommender(SequentialRecommender):
         return item_text_coverage(item_text.titles, config, item_text.path)
 
     # ----------------------------------------------------------------- ID model
-    @classmethod
-    def prepare(cls, config):
-        """Train (or find) the ID model before the run starts, so that building the model
-        never trains one with its own logging; sweeps call this once before their trials."""
-        if config["id_model_checkpoint"]:
-            return
-        from recbole_llm.id_model import pretrained_id_model
-
-        name, files, extra = id_model_request(config)
-        saved_dir = Path(config["checkpoint_dir"]).parent
-        pretrained_id_model(name, config["dataset"], files, extra, config["data_root"], saved_dir,
-                            seed=config["seed"], trust=config["trust_checkpoint"], build=False)
-
     def load_id_model(self, config, dataset):
+        """The frozen ID model from ``id_model_checkpoint``: the pipeline's ID-model step
+        (:func:`recbole_llm.pipeline.ensure_id_model`) trains or finds it before the model is
+        built, so building a model never trains another one."""
         from recbole_llm.config import Config
-        from recbole_llm.id_model import load_id_model, pretrained_id_model
+        from recbole_llm.id_model import id_model_request, load_id_model
 
+        if not config["id_model_checkpoint"]:
+            raise UserError(
+                f"{type(self).__name__} needs its frozen ID model: set id_model_checkpoint, or run it through "
+                "recbole_llm.pipeline.run (run_benchmark.py), which trains or reuses the ID model first"
+            )
         name, files, extra = id_model_request(config)
-        trust = bool(config["trust_checkpoint"])
-        if config["id_model_checkpoint"]:
-            id_config = Config(name, config["dataset"], files, {**extra, "data_path": config["data_root"],
-                                                                 "seed": config["seed"]})
-            model = load_id_model(config["id_model_checkpoint"], id_config, dataset, trust=trust)
-        else:
-            saved_dir = Path(config["checkpoint_dir"]).parent
-            model = pretrained_id_model(name, config["dataset"], files, extra, config["data_root"], saved_dir,
-                                        seed=config["seed"], trust=trust, dataset=dataset)
+        id_config = Config(name, config["dataset"], files, {**extra, "data_path": config["data_root"],
+                                                             "seed": config["seed"]})
+        model = load_id_model(config["id_model_checkpoint"], id_config, dataset, trust=bool(config["trust_checkpoint"]))
         return model.to(self.device)
 
     def user_id_representation(self, interaction):

@@ -2,7 +2,7 @@
 
 * :mod:`~recbole_llm.tune.space` -- the search-space YAML (``properties/tune/<Model>.yaml``);
 * :mod:`~recbole_llm.tune.trainable` -- one trial: a benchmark run reporting each validation;
-* :mod:`~recbole_llm.tune.sweep` -- the driver: prepare once, Tune (ASHA, resume), best re-run;
+* :mod:`~recbole_llm.tune.sweep` -- the driver: the ID model once, Tune (ASHA, resume), best re-run;
 * :mod:`~recbole_llm.tune.report` -- the results folder: trials table, ``best.yaml``, plot;
 * :mod:`~recbole_llm.tune.cli` -- the ``--tune`` options of ``run_benchmark.py``.
 

@@ -24,7 +24,7 @@ def tune_main(args, models, seeds, user_files, overrides, output, root, argv, bu
     """Sweep each model of ``models``; ``user_files`` are the ``--config-files`` (after the budget's)."""
     import torch
 
-    from recbole_llm.quick_start import git_commit
+    from recbole_llm.provenance import git_commit
 
     if args.tune_name and len(models) > 1:
         raise UserError("--tune-name names one sweep: pass one --model with it")

@@ -13,9 +13,9 @@ Better than RecBole's two tuners on the points that decide a benchmark:
   one checkpoint per trial) and so that the re-run checks the sweep's number is reproducible.
 
 Done once in the driver, before any trial starts: the dataset is materialised
-(:func:`~recbole_llm.data.prepare.ensure_dataset`) and, when the model class has a classmethod
-``prepare(config)`` (the LLM models: train or find their frozen ID model), it is called with the
-sweep's base config. Whatever depends on a swept key is prepared by the trials themselves.
+(:func:`~recbole_llm.data.prepare.ensure_dataset`) and, for the LLM models, the pipeline's
+ID-model step (:func:`recbole_llm.pipeline.ensure_id_model`) runs once with the sweep's base
+config. Whatever depends on a swept key is prepared by the trials themselves.
 
 Layout: Tune's experiment folder is ``<saved_dir>/ray/<dataset>/<name>-<key>`` where ``key``
 hashes everything that defines the sweep (model, dataset, seed, space, search, scheduler,
@@ -231,7 +231,9 @@ def run_sweep(model, dataset, space, *, seed=2020, config_files=(), overrides=No
     from ray import tune
     from ray.air import FailureConfig, RunConfig
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from recbole_llm.benchmark.tables import pretty_metric
+    from recbole_llm.benchmark.per_user import pretty_metric
+    from recbole_llm.model.llm_base import LLMSequentialRecommender
+    from recbole_llm.pipeline import ensure_id_model
     from recbole_llm.quick_start import build_config
     from recbole_llm.utils import get_model
 
@@ -266,13 +268,12 @@ def run_sweep(model, dataset, space, *, seed=2020, config_files=(), overrides=No
     grace = max(1, min(max_t, int(grace_period or config["stopping_step"])))
 
     model_class = get_model(model)
-    if hasattr(model_class, "preflight"):
+    if issubclass(model_class, LLMSequentialRecommender):
         model_class.preflight(config)  # the base config's checks, before the ID model trains
-    if hasattr(model_class, "prepare"):
         started = time.perf_counter()
-        print(f"[recbole-llm] {model}.prepare: once, before the trials (e.g. its ID model) ...", flush=True)
-        model_class.prepare(config)
-        print(f"[recbole-llm] prepared in {time.perf_counter() - started:.0f}s", flush=True)
+        print(f"[recbole-llm] {model}: its ID model, once, before the trials ...", flush=True)
+        ensure_id_model(config)  # the trials find it in the cache (their id_models/ links to it)
+        print(f"[recbole-llm] ID model ready in {time.perf_counter() - started:.0f}s", flush=True)
 
     settings = {
         "model": model, "dataset": dataset, "seed": int(config["seed"]), "space": space.as_dict(),
@@ -290,7 +291,8 @@ def run_sweep(model, dataset, space, *, seed=2020, config_files=(), overrides=No
         tune.with_parameters(
             train_trial, model=model, dataset=dataset, seed=int(config["seed"]), config_files=config_files,
             overrides=overrides, data_path=str(data_path), saved_dir=str(saved_dir),
-            link_id_models=hasattr(model_class, "prepare"), cpus=cpus_per_trial, valid_metric=valid_metric,
+            link_id_models=issubclass(model_class, LLMSequentialRecommender), cpus=cpus_per_trial,
+            valid_metric=valid_metric,
             bigger=bigger,
         ),
         {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
@@ -451,7 +453,7 @@ def run_best(sweep, seeds, best_yaml, *, label, budget=None, output=None, show_p
     import torch
 
     from recbole_llm.benchmark.records import load_records, write_record
-    from recbole_llm.quick_start import run
+    from recbole_llm.pipeline import run
 
     best = sweep.best
     if best is None:

@@ -1,4 +1,4 @@
-"""One trial: the benchmark's own run (:func:`recbole_llm.quick_start.run`), reporting every
+"""One trial: the benchmark's own run (:func:`recbole_llm.pipeline.run`), reporting every
 validation to Tune and never touching the test split.
 
 RecBole's ``run_hyper.py --tool Ray`` reports once, after training, and reports *test*
@@ -29,13 +29,13 @@ def train_trial(config, *, model, dataset, seed, config_files, overrides, data_p
     trials would otherwise share checkpoint names, which RecBole stamps to the second. Checkpoints
     are deleted when the trial ends: the test split is evaluated by re-running the best
     configuration (:func:`recbole_llm.tune.sweep.run_best`), so no trial's weights are read again.
-    ``<trial>/id_models`` links to the sweep's ID-model cache, so the models whose ``prepare``
-    trained it before the sweep find it there instead of training one per trial.
+    ``<trial>/id_models`` links to the sweep's ID-model cache: an LLM model's trials find there
+    the ID model the sweep trained (or found) before them, instead of training one each.
     """
     import torch
     from ray.air import session
 
-    from recbole_llm.quick_start import run
+    from recbole_llm.pipeline import run
 
     # A trial uses the CPUs it reserved (and the best configuration re-runs with as many threads,
     # so that its scores can be compared digit for digit).
@@ -75,6 +75,7 @@ def train_trial(config, *, model, dataset, seed, config_files, overrides, data_p
         atomic_write_text(trial_dir / TRIAL_RECORD, json.dumps(record, indent=1, sort_keys=True, default=str) + "\n")
     finally:
         shutil.rmtree(trial_dir / "checkpoints", ignore_errors=True)
+        shutil.rmtree(trial_dir / "runs", ignore_errors=True)  # best.pth and resume state of the trial's run
         local_cache = trial_dir / "id_models"
         if local_cache.is_dir() and not local_cache.is_symlink():
             shutil.rmtree(local_cache, ignore_errors=True)  # a sweep of an ID model registers each trial there

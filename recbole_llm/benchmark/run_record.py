@@ -1,0 +1,125 @@
+"""The run record: one JSON-able dict that says how every number of a run was made.
+
+Built from what :func:`recbole_llm.quick_start.train_and_evaluate` returns (RecBole's objects),
+after the run: metrics (test and the best validation epoch's), the per-epoch history, how
+training ended, the data statistics as loaded, cost, parameters, the config, and the provenance
+(commit, package versions, hardware, command). Tables and plots are generated from these records
+alone (:mod:`recbole_llm.benchmark.tables`).
+"""
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from recbole_llm.checkpoint import config_to_dict
+from recbole_llm.provenance import git_commit, hardware, package_versions
+
+# Version of the run record's layout. 1 (records without the key): ``dataset_stats.interactions``
+# and ``per_user.history_length`` were counted after RecBole's sequence augmentation, one short
+# per user for sequential models (``recbole_llm.benchmark.records.dataset_stats`` and
+# ``history_lengths`` correct them when tables are made). 2: counted from the interactions as loaded.
+RECORD_VERSION = 2
+
+
+def make_record(result):
+    """The record of a :class:`~recbole_llm.quick_start.RunResult` (see the module docstring)."""
+    from recbole_llm import __version__
+    from recbole_llm.model.llm_base import LLMSequentialRecommender
+
+    config, trainer, net, data = result.config, result.trainer, result.model, result.dataset
+    history = trainer.history
+    valid_key = config["valid_metric"].lower()
+    best_epoch = next((e["epoch"] for e in history if e.get("valid", {}).get(valid_key) == result.best_valid_score),
+                      None)
+    train_times = [e["train_time_s"] for e in history]
+    valid_times = [e["valid_time_s"] for e in history if "valid_time_s" in e]
+    n_train = len(result.train_data.dataset)
+    record = {
+        "model": config["model"],
+        "run_key": result.run_key,
+        "version": __version__,
+        "dataset": config["dataset"],
+        "seed": int(config["seed"]),
+        "protocol": {
+            "split": to_text(config["eval_args"]),
+            "valid_metric": config["valid_metric"],
+            "epochs_max": int(config["epochs"]),
+            "stopping_step": int(config["stopping_step"]),
+        },
+        "test": None if result.test_result is None else {k: float(v) for k, v in result.test_result.items()},
+        "valid": {k: float(v) for k, v in result.best_valid_result.items()},
+        "best_epoch": best_epoch,
+        "epochs_run": len(history),
+        "stop_reason": "early_stopping" if trainer.stopped_early else "epoch_cap",
+        "resumed": trainer.resumed,
+        "history": history,
+        "record_version": RECORD_VERSION,
+        "dataset_stats": {
+            "users": int(data.user_num) - 1,
+            "items": int(data.item_num) - 1,
+            "interactions": result.loaded["interactions"],
+            "train_samples": int(n_train),
+        },
+        "cost": {
+            "wall_time_s": time.perf_counter() - result.started + trainer.prior_wall_time_s,
+            "fit_time_s": result.fit_time_s,
+            "train_time_per_epoch_s": sum(train_times) / max(len(train_times), 1),
+            "train_samples_per_s": n_train * len(train_times) / max(sum(train_times), 1e-9),
+            "valid_time_per_epoch_s": sum(valid_times) / max(len(valid_times), 1),
+            "test_time_s": result.test_time_s,
+            "peak_rss_mb": result.peak_rss_mb,
+            "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
+            **trainer.extra_cost,
+        },
+        "parameters": count_parameters(net),
+        "checkpoint": trainer.saved_model_file,
+        "config": config_to_dict(config),
+        "commit": git_commit(),
+        "packages": package_versions(),
+        "hardware": hardware(),
+        "device": str(config["device"]),
+        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if isinstance(net, LLMSequentialRecommender):
+        record["parameters"].update(net.parameter_report())
+        record["prompt_stats"] = net.prompt_stats(result.test_data._dataset)  # titles per hard prompt
+        record["item_text"] = net.item_text_report()  # items without text (missing_text_max_share)
+    if getattr(data, "tuning_summary", None) is not None:
+        record["data_selection"] = data.tuning_summary
+    per_user = getattr(trainer, "per_user", None) if result.test_result is not None else None
+    if per_user is not None:
+        record["per_user"] = per_user_record(data, per_user, result.loaded["per_user"])
+    return record
+
+
+def count_parameters(model):
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"total": total, "trainable": trainable}
+
+
+def per_user_record(data, per_user, counts):
+    """Test ranks per user, keyed by the user's token (stable across models of one dataset).
+
+    ``history_length`` is the user's number of interactions before the test item, uncapped
+    (the model itself sees at most ``MAX_ITEM_LIST_LENGTH`` of them): the axis of RA-Rec's
+    Fig. 4 long-sequence slice. ``counts`` holds the interactions per internal user id as
+    loaded (:func:`recbole_llm.quick_start.loaded_counts`); the test item is the last of them.
+    """
+    uid = data.uid_field
+    ids = per_user["user_ids"]
+    return {
+        "split": "test",
+        "users": [str(t) for t in data.id2token(uid, ids)],
+        "history_length": [int(counts[i]) - 1 for i in ids],
+        "rank": per_user["rank"],
+        "targets": per_user["targets"],
+        "max_k": per_user["max_k"],
+    }
+
+
+def to_text(value):
+    return value if isinstance(value, str) else repr(value)
