@@ -180,8 +180,8 @@ def main(argv=None):
         elif not args.tables_only:
             ensure_dataset(args.dataset, Path(args.data_path))
             # ID models first: an LLM model asking for one of them under the same budget and seed
-            # then reuses that run's checkpoint (its base is the table's row; recbole_llm.id_model).
-            from recbole_llm.id_model import SUPPORTED
+            # then reuses that run's checkpoint (its base is the table's row; recbole_llm.id_models).
+            from recbole_llm.id_models import SUPPORTED
 
             ordered = [m for m in models if m in SUPPORTED] + [m for m in models if m not in SUPPORTED]
             jobs = [(m, s) for m in ordered for s in seeds]

@@ -74,10 +74,14 @@ def properties_dir():
     return path
 
 
-def default_config_files(model_name, dataset):
-    """The package's YAML files that apply to ``model_name`` on ``dataset``, in load order."""
+def default_config_files(model_name, dataset, model_class=None):
+    """The package's YAML files that apply to ``model_name`` on ``dataset``, in load order:
+    ``overall.yaml``, the dataset's, then ``model/<Class>.yaml`` of every class of the model from
+    the most basic one (``LLMSequentialRecommender.yaml``: what every LLM model's base class
+    reads) to the model's own, so a new model inherits its base class's defaults."""
     root = properties_dir()
-    files = [root / "overall.yaml", root / "dataset" / f"{dataset}.yaml", root / "model" / f"{model_name}.yaml"]
+    names = [c.__name__ for c in reversed(model_class.__mro__)] if model_class is not None else [model_name]
+    files = [root / "overall.yaml", root / "dataset" / f"{dataset}.yaml"] + [root / "model" / f"{n}.yaml" for n in names]
     return [str(f) for f in files if f.is_file()]
 
 
@@ -122,7 +126,7 @@ class Config(RecBoleConfig):
     def _load_internal_config_dict(self, model, model_class, dataset):
         super()._load_internal_config_dict(model, model_class, dataset)
         dataset_file = str(properties_dir() / "dataset" / f"{dataset}.yaml")
-        for file in default_config_files(model, dataset):
+        for file in default_config_files(model, dataset, model_class):
             loaded = self._update_internal_config_dict(file) or {}
             if file == dataset_file:  # as RecBole does for its own dataset files (__str__ groups them)
                 self.parameters["Dataset"] += [k for k in loaded if k not in self.parameters["Dataset"]]

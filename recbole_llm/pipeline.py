@@ -12,7 +12,7 @@ the step an LLM recommender adds (IDLE-Adapter and RA-Rec consume a frozen, pret
    the LLM run's config (``id_model_checkpoint``), and the model only loads it;
 4. training and evaluation (:func:`recbole_llm.quick_start.train_and_evaluate`, RecBole's trainer);
 5. the run record (:func:`recbole_llm.benchmark.run_record.make_record`), and, for an ID model,
-   its checkpoint offered to the ID-model cache (:func:`recbole_llm.id_model.cache_run`).
+   its checkpoint offered to the ID-model cache (:func:`recbole_llm.id_models.cache_run`).
 
 The runner (``run_benchmark.py``, ``--jobs``) and the sweeps call :func:`run`.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 from recbole_llm.benchmark.run_record import make_record
 from recbole_llm.config import REPO_ROOT
 from recbole_llm.errors import UserError
-from recbole_llm.id_model import SUPPORTED, cache_path, cache_run, cached_checkpoint, id_model_request
+from recbole_llm.id_models import SUPPORTED, cache_path, cache_run, cached_checkpoint, id_model_request
 from recbole_llm.model.llm_base import LLMSequentialRecommender
 from recbole_llm.quick_start import build_config, finish, run_key, train_and_evaluate
 from recbole_llm.utils import get_model
@@ -33,7 +33,7 @@ def ensure_id_model(config, saved_dir=None):
     """Path of the frozen ID model's checkpoint for the LLM run ``config``.
 
     ``id_model_checkpoint`` when the config sets one; else the ID-model cache's entry for the ID
-    model's own config (:func:`recbole_llm.id_model.id_model_request`: its YAML, the run's budget,
+    model's own config (:func:`recbole_llm.id_models.id_model_request`: its YAML, the run's budget,
     seed and data keys), trained now by :func:`run` when missing or damaged. Raises
     :class:`UserError` for an unsupported ``id_model``.
     """
@@ -59,7 +59,8 @@ def ensure_id_model(config, saved_dir=None):
 
 def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=None, saved_dir=None,
         show_progress=None, callback_fn=None, evaluate_test=True):
-    """Train ``model`` on ``dataset`` with ``seed`` through every stage; return the run record.
+    """Train ``model`` (a name, or a model class of your own) on ``dataset`` with ``seed`` through
+    every stage; return the run record.
 
     ``callback_fn(epoch_idx, valid_score)`` is passed to RecBole's ``fit`` (sweeps report there);
     ``evaluate_test=False`` skips the test split (a sweep selects on validation only; the
@@ -71,11 +72,11 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
     if show_progress is not None:
         config["show_progress"] = bool(show_progress)
     key = run_key(config)  # what the runner checks for an existing record: before the ID-model path is added
-    model_class = get_model(config["model"])
+    model_class = model if isinstance(model, type) else get_model(config["model"])
     if issubclass(model_class, LLMSequentialRecommender):
         model_class.preflight(config)  # every check that needs no training, before the ID model trains
         config["id_model_checkpoint"] = str(ensure_id_model(config, saved_dir))
-    result = train_and_evaluate(config, saved_dir, key, callback_fn, evaluate_test)
+    result = train_and_evaluate(config, saved_dir, key, callback_fn, evaluate_test, model_class)
     record = make_record(result)
     finish(result)
     cache_run(record, config, saved_dir)  # an ID model's run becomes the cached base of the LLM rows

@@ -127,7 +127,7 @@ class RunResult:
     peak_rss_mb: float
 
 
-def train_and_evaluate(config, saved_dir, key=None, callback_fn=None, evaluate_test=True):
+def train_and_evaluate(config, saved_dir, key=None, callback_fn=None, evaluate_test=True, model_class=None):
     """Train ``config['model']`` and evaluate it on the test split; return a :class:`RunResult`.
 
     ``key``: the run's identity (:func:`run_key`, computed by the caller before it completed the
@@ -136,6 +136,8 @@ def train_and_evaluate(config, saved_dir, key=None, callback_fn=None, evaluate_t
     validated epoch (``run_dir/state.pth``, :class:`recbole_llm.trainer.SafeCheckpointMixin`).
     ``callback_fn(epoch_idx, valid_score)`` is passed to RecBole's ``fit`` (sweeps report there);
     ``evaluate_test=False`` skips the test split (a sweep selects on validation only).
+    ``model_class``: the model's class when it is not one of this package's or RecBole's (a model
+    of your own, passed as a class as RecBole's ``Config`` allows); default: by ``config['model']``.
     """
     from recbole_llm.model.llm_base import LLMSequentialRecommender
 
@@ -143,7 +145,7 @@ def train_and_evaluate(config, saved_dir, key=None, callback_fn=None, evaluate_t
     reset_peak_rss()
     saved_dir = Path(saved_dir).resolve()
     key = key or run_key(config)
-    model_class = get_model(config["model"])
+    model_class = model_class or get_model(config["model"])
 
     _reset_logging()
     with _cwd(saved_dir):
@@ -166,7 +168,7 @@ def train_and_evaluate(config, saved_dir, key=None, callback_fn=None, evaluate_t
     net = model_class(config, train_data._dataset).to(config["device"])
     logger.info(net)
     with _cwd(saved_dir):
-        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+        trainer = get_trainer(config["MODEL_TYPE"], config["model"], model_class)(config, net)
     folder = run_dir(config, saved_dir, key)
     trainer.saved_model_file = str(folder / "best.pth")
     state_file = folder / "state.pth"

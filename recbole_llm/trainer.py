@@ -401,5 +401,3 @@ def measure_overhead(model, train_data, n_batches):
     }
 
 
-IDLEAdapterTrainer = LMTrainer
-RARecTrainer = LMTrainer

@@ -14,7 +14,9 @@ from recbole.utils import get_trainer as recbole_get_trainer
 
 from recbole_llm.errors import UserError
 
-_OWN_SUBMODULES = ("sequential_recommender",)
+# This package's model packages, one module per model named after it in lower case: the ID models
+# (ComiRec) and the LLM recommenders.
+_OWN_PACKAGES = ("recbole_llm.id_models", "recbole_llm.model.sequential_recommender")
 _RECBOLE_SUBMODULES = (
     "general_recommender",
     "context_aware_recommender",
@@ -25,8 +27,8 @@ _RECBOLE_SUBMODULES = (
 
 
 def _own_model(name):
-    for sub in _OWN_SUBMODULES:
-        path = f"recbole_llm.model.{sub}.{name.lower()}"
+    for package in _OWN_PACKAGES:
+        path = f"{package}.{name.lower()}"
         try:
             spec = importlib.util.find_spec(path)
         except ModuleNotFoundError:
@@ -41,25 +43,25 @@ def _own_model(name):
 def available_models():
     """Names of every model this package or RecBole provides, sorted."""
     names = set()
-    for prefix, subs in (("recbole_llm.model", _OWN_SUBMODULES), ("recbole.model", _RECBOLE_SUBMODULES)):
-        for sub in subs:
+    packages = _OWN_PACKAGES + tuple(f"recbole.model.{sub}" for sub in _RECBOLE_SUBMODULES)
+    for package in packages:
+        try:
+            pkg = importlib.import_module(package)
+        except ImportError:
+            continue
+        for info in pkgutil.iter_modules(pkg.__path__):
             try:
-                pkg = importlib.import_module(f"{prefix}.{sub}")
-            except ImportError:
+                module = importlib.import_module(f"{package}.{info.name}")
+            except ImportError:  # e.g. RecBole's lightgbm/xgboost wrappers without those libraries
                 continue
-            for info in pkgutil.iter_modules(pkg.__path__):
-                try:
-                    module = importlib.import_module(f"{prefix}.{sub}.{info.name}")
-                except ImportError:  # e.g. RecBole's lightgbm/xgboost wrappers without those libraries
-                    continue
-                for attr in dir(module):
-                    obj = getattr(module, attr)
-                    if (
-                        isinstance(obj, type)
-                        and attr.lower() == info.name
-                        and hasattr(obj, "calculate_loss")
-                    ):
-                        names.add(attr)
+            for attr in dir(module):
+                obj = getattr(module, attr)
+                if (
+                    isinstance(obj, type)
+                    and attr.lower() == info.name
+                    and hasattr(obj, "calculate_loss")
+                ):
+                    names.add(attr)
     return sorted(names)
 
 
@@ -80,15 +82,21 @@ def get_model(name):
         ) from None
 
 
-def get_trainer(model_type, model_name):
-    """Trainer class: ``recbole_llm.trainer.<Model>Trainer`` if it exists, else RecBole's choice.
+def get_trainer(model_type, model_name, model_class=None):
+    """Trainer class: ``recbole_llm.trainer.<Model>Trainer`` if it exists; else the trainer the
+    model class names in its ``trainer_class`` attribute (the LLM models: ``LMTrainer``, through
+    their base class, so a new LLM model needs no trainer of its own); else RecBole's choice.
+    ``model_class`` defaults to this package's model of that name.
 
     The class returned always writes and reads checkpoints through
     :mod:`recbole_llm.checkpoint` (see :func:`recbole_llm.trainer.safe_trainer`).
     """
     from recbole_llm import trainer as own_trainers
 
+    model_class = model_class or _own_model(model_name)
     cls = getattr(own_trainers, f"{model_name}Trainer", None)
+    if cls is None and getattr(model_class, "trainer_class", None):
+        cls = getattr(own_trainers, model_class.trainer_class)
     if cls is None:
         cls = recbole_get_trainer(model_type, model_name)
     return own_trainers.safe_trainer(cls)

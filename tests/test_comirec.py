@@ -9,7 +9,7 @@ import torch
 from recbole.data.interaction import Interaction
 
 from recbole_llm.errors import UserError
-from recbole_llm.model.sequential_recommender import ComiRec
+from recbole_llm.id_models import ComiRec
 
 # RecBole's Trainer builds the deprecated torch.cuda.amp.GradScaler; noise, not a finding.
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.cuda.amp.GradScaler:FutureWarning")

@@ -8,7 +8,7 @@ import recbole_llm.pipeline as pipeline
 from conftest import write_toy
 from recbole_llm.checkpoint import load_checkpoint, save_checkpoint
 from recbole_llm.errors import UserError
-from recbole_llm.id_model import PretrainedIDModel, id_model_request, load_id_model
+from recbole_llm.id_models import PretrainedIDModel, id_model_request, load_id_model
 from recbole_llm.pipeline import ensure_id_model
 from recbole_llm.quick_start import build_config
 from recbole_llm.utils import get_model

@@ -177,7 +177,7 @@ def test_decoder_backbone(built, tiny_gpt2):
 
 def test_end_to_end_reuses_the_benchmark_id_model(toy_data_path, llm_overrides, tmp_path):
     """The ComiRec row of a benchmark is the ID model IDLEAdapter then uses (no second training)."""
-    from recbole_llm.id_model import id_model_request
+    from recbole_llm.id_models import id_model_request
 
     saved = tmp_path / "saved"
     config = build_config("IDLEAdapter", "toy", 2020, (), llm_overrides, toy_data_path, saved)

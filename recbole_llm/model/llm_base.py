@@ -6,7 +6,7 @@
   ``lm_autocast``), kept out of checkpoints: its weights are reloaded from ``lm_name``, so a
   checkpoint holds only what trains (a few MB instead of the LM's 90 MB);
 * the frozen pretrained ID model (config ``id_model``, ``id_model_config``,
-  ``id_model_checkpoint``), trained or reused through :mod:`recbole_llm.id_model` exactly
+  ``id_model_checkpoint``), trained or reused through :mod:`recbole_llm.id_models` exactly
   like the benchmark's row of that model under the same budget, so the ID-model row of a
   table is the LLM model's base (the papers' Table 3 question);
 * the hard prompt (config ``prompt_template``, ``prompt_max_tokens``, ``prompt_max_items``),
@@ -168,6 +168,10 @@ class PromptStateCache:
 class LLMSequentialRecommender(SequentialRecommender):
     """Base class of RARec and IDLEAdapter (see the module docstring)."""
 
+    # The trainer of every LLM model (recbole_llm.utils.get_trainer): trainable parameters only,
+    # the overhead measurement against the bare LM.
+    trainer_class = "LMTrainer"
+
     def __init__(self, config, dataset):
         type(self).check_config(config)
         super().__init__(config, dataset)
@@ -175,6 +179,7 @@ class LLMSequentialRecommender(SequentialRecommender):
         self.lm_dim = self.lm.hidden_size
         self.n_layers_lm = self.lm.num_layers
         self.autocast = autocast_dtype(self.device, config["lm_autocast"])
+        self.init_range = float(config["init_range"])  # truncated-normal init of what trains (_init_weights)
         item_text = ItemText.from_dataset(dataset)
         self.item_text = item_text_coverage(item_text.titles, config, item_text.path)
         self.id_model = self.load_id_model(config, dataset)
@@ -186,6 +191,24 @@ class LLMSequentialRecommender(SequentialRecommender):
         self.state_cache = bool(config["state_cache"])
         self.lm.to(self.device)
 
+    # ------------------------------------------------------------- weight init
+    def _init_weights(self, module):
+        """The papers' init of what trains: every ``nn.Linear`` weight from a normal truncated to
+        ``[-init_range, init_range]``, biases zero (subclasses call ``self.apply(self._init_weights)``)."""
+        if isinstance(module, nn.Linear):
+            trunc_normal_(module.weight.data, self.init_range)
+            if module.bias is not None:
+                module.bias.data.zero_()
+
+    def apply(self, fn):
+        """``nn.Module.apply`` that never reaches the frozen LM (RecBole models apply their init to
+        every module; the LM's pretrained weights must stay as loaded)."""
+        for name, child in self.named_children():
+            if name != "lm":
+                child.apply(fn)
+        fn(self)
+        return self
+
     # ------------------------------------------------------------------ checks
     # (template key, token-budget key) of every hard prompt the model builds.
     PROMPTS = (("prompt_template", "prompt_max_tokens"),)
@@ -194,7 +217,7 @@ class LLMSequentialRecommender(SequentialRecommender):
     def check_config(cls, config):
         """The model's checks of its config values alone (no data, no LM); raise :class:`UserError`.
         Subclasses add their own (``prefix_len``, ...) and call this one."""
-        from recbole_llm.id_model import SUPPORTED
+        from recbole_llm.id_models import SUPPORTED
 
         name = cls.__name__
         if not config["id_model_checkpoint"] and config["id_model"] not in SUPPORTED:
@@ -249,7 +272,7 @@ class LLMSequentialRecommender(SequentialRecommender):
         (:func:`recbole_llm.pipeline.ensure_id_model`) trains or finds it before the model is
         built, so building a model never trains another one."""
         from recbole_llm.config import Config
-        from recbole_llm.id_model import id_model_request, load_id_model
+        from recbole_llm.id_models import id_model_request, load_id_model
 
         if not config["id_model_checkpoint"]:
             raise UserError(

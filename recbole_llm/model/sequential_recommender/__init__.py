@@ -1,5 +1,2 @@
-"""Sequential recommenders provided by recbole-llm."""
-
-from recbole_llm.model.sequential_recommender.comirec import ComiRec
-
-__all__ = ["ComiRec"]
+"""The LLM recommenders provided by recbole-llm: IDLEAdapter and RARec (their ID models are in
+``recbole_llm.id_models``)."""

@@ -75,7 +75,6 @@ class IDLEAdapter(LLMSequentialRecommender):
         self.layerwise = bool(config["layerwise"])
         self.refinement = bool(config["refinement"])
         self.distribution = bool(config["distribution"]) and self.align_weight > 0
-        self.init_range = float(config["init_range"])
 
         n_adapters = self.n_layers_lm if self.layerwise else 1
         d_id, d_lm = self.id_dim, self.lm_dim
@@ -91,20 +90,6 @@ class IDLEAdapter(LLMSequentialRecommender):
         if self.refinement:
             trunc_normal_(self.prefix, self.init_range)
         self.last_losses = {}
-
-    def _init_weights(self, module):
-        if isinstance(module, nn.Linear):
-            trunc_normal_(module.weight.data, self.init_range)
-            if module.bias is not None:
-                module.bias.data.zero_()
-
-    def apply(self, fn):
-        # Never re-initialise the frozen LM or ID model (RecBole models call apply on all modules).
-        for name, child in self.named_children():
-            if name != "lm":
-                child.apply(fn)
-        fn(self)
-        return self
 
     # ------------------------------------------------------------------ adapter
     def adapted_prefix(self, u):

@@ -73,6 +73,11 @@ class _Tower(nn.Module):
     def __init__(self, ablation, n_layers, id_dim, lm_dim, prefix_len):
         super().__init__()
         self.ablation, self.n_layers, self.prefix_len = ablation, n_layers, prefix_len
+        # What the ablation switches, decided once (the step below only reads these flags).
+        self.layer_prefix = ablation not in ("inputs", "project_inputs")  # else: soft-prompt input tokens
+        self.uses_id = ablation != "no_id"
+        self.repeat_id = ablation == "no_instruction"  # p repeated prefix_len times, the length kept
+        self.projects_inputs = ablation == "project_inputs"
         uses_instruction = ablation in ("none", "no_reparam", "no_id")
         n_instruction = prefix_len if ablation == "no_id" else prefix_len - 1
         if uses_instruction and n_instruction > 0:
@@ -86,10 +91,6 @@ class _Tower(nn.Module):
         elif ablation == "project_inputs":
             self.queries = nn.Linear(id_dim, prefix_len * lm_dim)
 
-    @property
-    def layer_prefix(self):
-        return self.ablation not in ("inputs", "project_inputs")
-
     def prefix(self, e):
         """``d^(l)`` for every layer: a list of ``[B, prefix_len, d']`` (empty when not a layer prefix).
 
@@ -99,7 +100,7 @@ class _Tower(nn.Module):
         parts = []
         if hasattr(self, "instruction"):
             parts.append(self.instruction.unsqueeze(1).expand(-1, batch, -1, -1))  # c^(l), [L, B, n_c, d']
-        if self.ablation != "no_id":
+        if self.uses_id:
             if len(self.projection) == self.n_layers:  # Eq. 3-4, all layers in one batched matmul
                 weight = torch.stack([proj.weight for proj in self.projection])  # [L, d', d]
                 bias = torch.stack([proj.bias for proj in self.projection])
@@ -108,7 +109,7 @@ class _Tower(nn.Module):
             else:  # no_reparam: one shared projection, applied per layer (its gradient sums as before)
                 p = torch.stack([self.projection[0](e) for _ in range(self.n_layers)])
             p = p.unsqueeze(2)  # [L, B, 1, d']
-            if self.ablation == "no_instruction":  # keep the length: p repeated prefix_len times
+            if self.repeat_id:  # keep the length: p repeated prefix_len times
                 p = p.expand(-1, -1, self.prefix_len, -1)
             parts.append(p)
         return list(torch.cat(parts, dim=2).unbind(0))  # Eq. 5-6: [c || p]
@@ -116,7 +117,7 @@ class _Tower(nn.Module):
     def input_tokens(self, e, token_embeddings):
         """Input embeddings ``[B, prefix_len, d']`` for the Inputs / ProjectInputs variants."""
         batch = e.shape[0]
-        if self.ablation == "inputs":
+        if not self.projects_inputs:  # Inputs
             return self.projection[0](e).view(batch, self.prefix_len, -1)
         q = self.queries(e).view(batch, self.prefix_len, -1)
         table = token_embeddings.float()
@@ -157,7 +158,6 @@ class RARec(LLMSequentialRecommender):
         self.align_weight = float(config["align_weight"])
         self.temperature = float(config["temperature"])
         self.ablation = str(config["ablation"]).lower()
-        self.init_range = float(config["init_range"])
         self.item_tower_cache = bool(config["item_tower_cache"])
 
         args = (self.ablation, self.n_layers_lm, self.id_dim, self.lm_dim, self.prefix_len)
@@ -171,19 +171,6 @@ class RARec(LLMSequentialRecommender):
         self._item_states = None  # h~_i for every item, [n_items, L, d'] (frozen LM: computed once)
         self._item_vectors = None  # h_i^(L) for every item, valid until the adapter changes
         self.last_losses = {}
-
-    def _init_weights(self, module):
-        if isinstance(module, nn.Linear):
-            trunc_normal_(module.weight.data, self.init_range)
-            if module.bias is not None:
-                module.bias.data.zero_()
-
-    def apply(self, fn):
-        for name, child in self.named_children():
-            if name != "lm":
-                child.apply(fn)
-        fn(self)
-        return self
 
     # ------------------------------------------------------------------ towers
     def _encode(self, tower, e, ids, mask):
