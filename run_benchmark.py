@@ -124,127 +124,150 @@ def _budget_in_force(budget_file, user_files, overrides):
     return ", ".join(parts)
 
 
-def main(argv=None):
-    args, overrides = parse_args(sys.argv[1:] if argv is None else argv)
-    # Imported after argument parsing so that --help is instant.
-    from recbole_llm.benchmark.records import find_record, load_records, write_record
-    from recbole_llm.benchmark.tables import DEFAULT_METRICS, write_tables
+def settings(args, overrides):
+    """Every option checked before anything runs: ``(budget_file, output, models, seeds,
+    user_files, config_files, overrides, metrics)``; raises ``UserError`` naming the option."""
+    from recbole_llm.benchmark.tables import DEFAULT_METRICS
     from recbole_llm.config import Config, check_keys, properties_dir
-    from recbole_llm.data.prepare import ensure_dataset
     from recbole_llm.errors import UserError
+    from recbole_llm.utils import get_model
+
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be a positive integer, got {args.threads}")
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be a positive integer, got {args.jobs}")
+    budget_file = properties_dir() / "budget" / f"{args.budget}.yaml"
+    if not budget_file.is_file():
+        budgets = sorted(f.stem for f in (properties_dir() / "budget").glob("*.yaml"))
+        raise UserError(f"unknown --budget '{args.budget}'; valid: {', '.join(budgets)}")
+    output = Path(args.output) if args.output else ROOT / "results" / ("" if args.budget == "full" else args.budget)
+    models = _split(args.model)
+    if not models and not args.tables_only:
+        raise UserError("--model is required (one name or a comma list), or pass --tables-only")
+    for name in models:
+        get_model(name)  # fails early, listing the valid names
+    try:
+        seeds = [int(s) for s in _split(args.seeds)]
+    except ValueError:
+        raise UserError(f"--seeds must be a comma list of integers, got '{args.seeds}'") from None
+    if not seeds:
+        raise UserError("--seeds is empty")
+    bad = [s for s in seeds if not 0 <= s <= SEED_MAX]
+    if bad:
+        raise UserError(f"--seeds: {bad[0]} is out of range; seeds are integers in [0, {SEED_MAX}]")
+    user_files = [Path(f) for f in _split_files(args.config_files)]
+    config_files = [budget_file] + user_files
+    if args.trust_checkpoint:
+        overrides["trust_checkpoint"] = True
+    overrides = Config._convert_config_dict(None, overrides) if overrides else {}
+    if models:  # a key nothing reads would set nothing: stop before anything runs
+        check_keys(overrides, user_files, models, args.dataset)
+    metrics = tuple(m.lower() for m in _split(args.metrics)) if args.metrics else DEFAULT_METRICS
+    return budget_file, output, models, seeds, user_files, config_files, overrides, metrics
+
+
+def run_all(args, models, seeds, budget_file, user_files, config_files, overrides, output):
+    """Train every (model, seed) of the command, ID models first, skipping those whose record of
+    the same config and code exists (unless ``--rerun``); one process, or ``--jobs`` processes."""
+    from recbole_llm.benchmark.records import find_record, write_record
+    from recbole_llm.data.prepare import ensure_dataset
+    from recbole_llm.id_models import SUPPORTED
     from recbole_llm.pipeline import run
     from recbole_llm.quick_start import build_config, run_key
     from recbole_llm.utils import get_model
 
+    ensure_dataset(args.dataset, Path(args.data_path))
+    # ID models first: an LLM model asking for one of them under the same budget and seed
+    # then reuses that run's checkpoint (its base is the table's row; recbole_llm.id_models).
+    ordered = [m for m in models if m in SUPPORTED] + [m for m in models if m not in SUPPORTED]
+    jobs = [(m, s) for m in ordered for s in seeds]
+    for name in models:  # every check that needs no training (values, LM, titles) before anything trains
+        config = build_config(name, args.dataset, seeds[0], config_files, overrides, args.data_path, args.saved_dir)
+        model_class = get_model(name)
+        if hasattr(model_class, "preflight"):
+            model_class.preflight(config)
+    budget = _budget_in_force(budget_file, user_files, overrides)
+    print(f"[recbole-llm] {len(jobs)} run(s) on {args.dataset}; budget '{args.budget}': {budget} "
+          f"({budget_file.relative_to(ROOT) if budget_file.is_relative_to(ROOT) else budget_file}); "
+          f"records -> {output / args.dataset / 'runs'}", flush=True)
+    started = time.perf_counter()
+    if args.rerun:
+        overrides["resume_training"] = False  # from scratch: any saved state is discarded
+    todo = []  # with --jobs > 1: (number, model, seed) of the runs to start, in order
+    for i, (model, seed) in enumerate(jobs, 1):
+        label = args.label or model
+        if not args.rerun:
+            key = run_key(build_config(model, args.dataset, seed, config_files, overrides, args.data_path,
+                                       args.saved_dir))
+            existing = find_record(output, args.dataset, label, seed, key, args.budget)
+            if existing is not None:
+                print(f"[recbole-llm] run {i}/{len(jobs)}: {label} seed {seed} skipped: record {existing} "
+                      f"has the same config and code (run_key {key}); --rerun trains it again", flush=True)
+                continue
+        if args.jobs > 1:
+            todo.append((i, model, seed))
+            continue
+        print(f"[recbole-llm] run {i}/{len(jobs)}: {label} seed {seed}", flush=True)
+        record = run(model, args.dataset, seed, config_files, overrides, args.data_path, args.saved_dir,
+                     show_progress=False if args.no_progress else None)
+        record["label"] = label
+        record["budget"] = args.budget
+        path = write_record(output, record)
+        elapsed = time.perf_counter() - started
+        eta = elapsed / i * (len(jobs) - i)
+        test = record["test"]
+        print(f"[recbole-llm] done {model} seed {seed}: test NDCG@10 {test.get('ndcg@10', float('nan')):.4f} "
+              f"HR@10 {test.get('hit@10', float('nan')):.4f} | {record['epochs_run']} epochs, "
+              f"{record['cost']['wall_time_s']:.0f}s | record {path} | elapsed {elapsed:.0f}s, ETA {eta:.0f}s",
+              flush=True)
+    if todo:
+        from recbole_llm.benchmark.jobs import run_parallel
+
+        run_parallel(todo, len(jobs), args, config_files, overrides, output)
+
+
+def tables(args, output, metrics):
+    """Regenerate the dataset's results page from every record of the budget; print the table."""
+    from recbole_llm.benchmark.records import load_records
+    from recbole_llm.benchmark.tables import write_tables
+    from recbole_llm.errors import UserError
+
+    records = [r for r in load_records(output, args.dataset) if r.get("budget", "full") == args.budget]
+    if not records:
+        raise UserError(f"no run records for {args.dataset} under {output / args.dataset / 'runs'}: run some models first")
+    command = f"python run_benchmark.py --dataset={args.dataset} --budget={args.budget} --tables-only" + (
+        f" --output={args.output}" if args.output else "") + (f" --target={args.target}" if args.target else "")
+    text = write_tables(output / args.dataset, args.dataset, records, metrics, args.target, command)
+    print()
+    print(text)
+    print(f"[recbole-llm] budget '{args.budget}': tables written to {output / args.dataset}/comparison.{{md,csv,tex}}")
+
+
+def main(argv=None):
+    args, overrides = parse_args(sys.argv[1:] if argv is None else argv)
+    # Imported after argument parsing so that --help is instant.
+    from recbole_llm.errors import UserError
+
     try:
-        if args.threads is not None and args.threads < 1:
-            raise UserError(f"--threads must be a positive integer, got {args.threads}")
-        if args.jobs < 1:
-            raise UserError(f"--jobs must be a positive integer, got {args.jobs}")
+        budget_file, output, models, seeds, user_files, config_files, overrides, metrics = settings(args, overrides)
         import torch
 
         torch.set_num_threads(args.threads or os.cpu_count() or 1)
-        budget_file = properties_dir() / "budget" / f"{args.budget}.yaml"
-        if not budget_file.is_file():
-            budgets = sorted(f.stem for f in (properties_dir() / "budget").glob("*.yaml"))
-            raise UserError(f"unknown --budget '{args.budget}'; valid: {', '.join(budgets)}")
-        output = Path(args.output) if args.output else ROOT / "results" / ("" if args.budget == "full" else args.budget)
-        models = _split(args.model)
-        if not models and not args.tables_only:
-            raise UserError("--model is required (one name or a comma list), or pass --tables-only")
-        for name in models:
-            get_model(name)  # fails early, listing the valid names
-        try:
-            seeds = [int(s) for s in _split(args.seeds)]
-        except ValueError:
-            raise UserError(f"--seeds must be a comma list of integers, got '{args.seeds}'") from None
-        if not seeds:
-            raise UserError("--seeds is empty")
-        bad = [s for s in seeds if not 0 <= s <= SEED_MAX]
-        if bad:
-            raise UserError(f"--seeds: {bad[0]} is out of range; seeds are integers in [0, {SEED_MAX}]")
-        user_files = [Path(f) for f in _split_files(args.config_files)]
-        config_files = [budget_file] + user_files
-        if args.trust_checkpoint:
-            overrides["trust_checkpoint"] = True
-        overrides = Config._convert_config_dict(None, overrides) if overrides else {}
-        if models:  # a key nothing reads would set nothing: stop before anything runs
-            check_keys(overrides, user_files, models, args.dataset)
-        metrics = tuple(m.lower() for m in _split(args.metrics)) if args.metrics else DEFAULT_METRICS
-
         if args.tune and not args.tables_only:
             from recbole_llm.tune.cli import tune_main
 
             tune_main(args, models, seeds, user_files, overrides, output, ROOT,
                       sys.argv[1:] if argv is None else argv, budget_file)
         elif not args.tables_only:
-            ensure_dataset(args.dataset, Path(args.data_path))
-            # ID models first: an LLM model asking for one of them under the same budget and seed
-            # then reuses that run's checkpoint (its base is the table's row; recbole_llm.id_models).
-            from recbole_llm.id_models import SUPPORTED
-
-            ordered = [m for m in models if m in SUPPORTED] + [m for m in models if m not in SUPPORTED]
-            jobs = [(m, s) for m in ordered for s in seeds]
-            for name in models:  # every check that needs no training (values, LM, titles) before anything trains
-                config = build_config(name, args.dataset, seeds[0], config_files, overrides, args.data_path,
-                                      args.saved_dir)
-                model_class = get_model(name)
-                if hasattr(model_class, "preflight"):
-                    model_class.preflight(config)
-            budget = _budget_in_force(budget_file, user_files, overrides)
-            print(f"[recbole-llm] {len(jobs)} run(s) on {args.dataset}; budget '{args.budget}': {budget} "
-                  f"({budget_file.relative_to(ROOT) if budget_file.is_relative_to(ROOT) else budget_file}); "
-                  f"records -> {output / args.dataset / 'runs'}", flush=True)
-            started = time.perf_counter()
-            if args.rerun:
-                overrides["resume_training"] = False  # from scratch: any saved state is discarded
-            todo = []  # with --jobs > 1: (number, model, seed) of the runs to start, in order
-            for i, (model, seed) in enumerate(jobs, 1):
-                label = args.label or model
-                if not args.rerun:
-                    key = run_key(build_config(model, args.dataset, seed, config_files, overrides, args.data_path,
-                                               args.saved_dir))
-                    existing = find_record(output, args.dataset, label, seed, key, args.budget)
-                    if existing is not None:
-                        print(f"[recbole-llm] run {i}/{len(jobs)}: {label} seed {seed} skipped: record {existing} "
-                              f"has the same config and code (run_key {key}); --rerun trains it again", flush=True)
-                        continue
-                if args.jobs > 1:
-                    todo.append((i, model, seed))
-                    continue
-                print(f"[recbole-llm] run {i}/{len(jobs)}: {label} seed {seed}", flush=True)
-                record = run(model, args.dataset, seed, config_files, overrides, args.data_path, args.saved_dir,
-                             show_progress=False if args.no_progress else None)
-                record["label"] = label
-                record["budget"] = args.budget
-                path = write_record(output, record)
-                elapsed = time.perf_counter() - started
-                eta = elapsed / i * (len(jobs) - i)
-                test = record["test"]
-                print(f"[recbole-llm] done {model} seed {seed}: test NDCG@10 {test.get('ndcg@10', float('nan')):.4f} "
-                      f"HR@10 {test.get('hit@10', float('nan')):.4f} | {record['epochs_run']} epochs, "
-                      f"{record['cost']['wall_time_s']:.0f}s | record {path} | elapsed {elapsed:.0f}s, ETA {eta:.0f}s",
-                      flush=True)
-            if todo:
-                from recbole_llm.benchmark.jobs import run_parallel
-
-                run_parallel(todo, len(jobs), args, config_files, overrides, output)
-
-        records = [r for r in load_records(output, args.dataset) if r.get("budget", "full") == args.budget]
-        if not records:
-            raise UserError(f"no run records for {args.dataset} under {output / args.dataset / 'runs'}: run some models first")
-        command = f"python run_benchmark.py --dataset={args.dataset} --budget={args.budget} --tables-only" + (
-            f" --output={args.output}" if args.output else "") + (f" --target={args.target}" if args.target else "")
-        text = write_tables(output / args.dataset, args.dataset, records, metrics, args.target, command)
-        print()
-        print(text)
-        print(f"[recbole-llm] budget '{args.budget}': tables written to {output / args.dataset}/comparison.{{md,csv,tex}}")
+            run_all(args, models, seeds, budget_file, user_files, config_files, overrides, output)
+        tables(args, output, metrics)
         return 0
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print("interrupted: finished runs are kept as records; re-run to continue", file=sys.stderr)
+        print("interrupted: finished runs are kept as records, and an unfinished run continues from its last "
+              "completed epoch: re-run the same command to continue", file=sys.stderr)
         return 130
 
 

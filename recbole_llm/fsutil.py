@@ -81,3 +81,10 @@ def write_file_set(folder, files):
             if os.path.exists(path):
                 os.remove(path)
     return [folder / name for name in files]
+
+
+def atomic_write_text(path, text):
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+    return Path(path)

@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import recbole.trainer.trainer as _rb_trainer
 from recbole.trainer import Trainer
 
 from recbole_llm.checkpoint import DamagedCheckpoint, check_checkpoint_file, load_checkpoint, save_checkpoint
@@ -49,14 +48,17 @@ def tensorboard_writer(logger):
     return SummaryWriter(os.path.join(os.getcwd(), "saved", "log_tensorboard", time.strftime("model-%Y%m%d-%H%M%S")))
 
 
-_rb_trainer.get_tensorboard = tensorboard_writer
-
 
 class SafeCheckpointMixin:
     """Overrides the three places RecBole's ``Trainer`` pickles or unpickles."""
 
     def __init__(self, config, model):
         super().__init__(config, model)
+        # RecBole's writer resolves its relative folder at every flush (wherever the process is
+        # then); ours is absolute, beside the run's log. Closed at once, RecBole's leaves only its
+        # header, in that same folder (the trainer is built with saved/ as working directory).
+        self.tensorboard.close()
+        self.tensorboard = tensorboard_writer(self.logger)
         self.history = []
         self.extra_cost = {}
         self.scheduler = None

@@ -63,3 +63,22 @@ def test_row_notes_say_what_each_row_trained_on():
     llm["data_selection"] = {"strategy": "efficient", "selected": 600, "train_samples": 9000}
     notes = row_notes([rec("A", 1, 0.1, 0.2), llm])
     assert notes == ["A: <= 50 epochs (ran 3)", "L: <= 4 epochs (ran 3); tuned on efficient 600 of 9000 training samples"]
+
+
+def test_records_of_one_label_under_other_epoch_caps_are_other_rows(tmp_path):
+    """A converged re-run (cap 50) beside short runs (--epochs=3) of the same label: two rows,
+    never one row averaging both."""
+    import json
+
+    from recbole_llm.benchmark.records import group_rows, load_records
+
+    runs = tmp_path / "toy" / "runs"
+    runs.mkdir(parents=True)
+    for i, (seed, cap, ndcg) in enumerate([(1, 3, 0.04), (2, 3, 0.05), (1, 50, 0.08)]):
+        rec = {"model": "IDLEAdapter", "label": "IDLEAdapter", "seed": seed, "dataset": "toy",
+               "protocol": {"epochs_max": cap}, "test": {"ndcg@10": ndcg}, "finished_at": f"2026-11-0{i + 1}"}
+        (runs / f"r{i}.json").write_text(json.dumps(rec))
+    rows = group_rows(load_records(tmp_path, "toy"))
+    assert {label: sorted(r["test"]["ndcg@10"] for r in recs) for label, recs in rows.items()} == {
+        "IDLEAdapter": [0.08], "IDLEAdapter (--epochs=3)": [0.04, 0.05]}
+    assert {r["stored_label"] for r in rows["IDLEAdapter (--epochs=3)"]} == {"IDLEAdapter"}

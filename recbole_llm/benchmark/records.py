@@ -10,14 +10,7 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
-from recbole_llm.fsutil import atomic_path
-
-
-def atomic_write_text(path, text):
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(text, encoding="utf-8")
-    return Path(path)
+from recbole_llm.fsutil import atomic_write_text
 
 
 def _safe(name):
@@ -51,6 +44,27 @@ def load_records(output, dataset):
         rec["_path"] = str(path)
         records.append(rec)
     records.sort(key=lambda r: (r.get("finished_at", ""), r["_path"]))
+    return separate_epoch_caps(records)
+
+
+def separate_epoch_caps(records):
+    """Records of one label made under different epoch caps are different rows, not seeds of one.
+
+    A label (``--label``, default the model) names a configuration; a re-run under the same cap
+    replaces a seed's record, but one under another cap (``--epochs=3`` beside the budget's 50)
+    would otherwise be averaged with it. Where a label holds several caps, the records of every
+    cap but the largest are shown as ``<label> (--epochs=<cap>)`` (records are not edited: the
+    row label is given when they are loaded; ``stored_label`` keeps the stored one).
+    """
+    caps = {}
+    for rec in records:
+        caps.setdefault(rec.get("label") or rec["model"], set()).add(int(rec["protocol"]["epochs_max"]))
+    for rec in records:
+        label = rec.get("label") or rec["model"]
+        cap = int(rec["protocol"]["epochs_max"])
+        if len(caps[label]) > 1 and cap != max(caps[label]):
+            rec["stored_label"] = label
+            rec["label"] = f"{label} (--epochs={cap})"
     return records
 
 
@@ -58,7 +72,7 @@ def find_record(output, dataset, label, seed, run_key, budget):
     """Path of a stored record of ``label`` and ``seed`` made with ``run_key`` under ``budget``
     (the run a re-run would repeat), or None."""
     for rec in reversed(load_records(output, dataset)):
-        if ((rec.get("label") or rec["model"]) == label and rec["seed"] == seed and rec.get("run_key") == run_key
+        if ((rec.get("stored_label") or rec.get("label") or rec["model"]) == label and rec["seed"] == seed and rec.get("run_key") == run_key
                 and rec.get("budget", "full") == budget):
             return rec["_path"]
     return None

@@ -22,7 +22,7 @@ import statistics
 import yaml
 from tabulate import tabulate
 
-from recbole_llm.benchmark.records import atomic_write_text
+from recbole_llm.fsutil import atomic_write_text
 from recbole_llm.benchmark.per_user import pretty_metric
 from recbole_llm.fsutil import atomic_path
 

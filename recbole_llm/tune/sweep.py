@@ -390,7 +390,7 @@ def _restore_signal_handlers(handlers):
 def _update_state(path, settings, wall, resumed, n_trials, interrupted, max_concurrent):
     """``sweep.json`` beside Tune's state: the settings, and the wall time and concurrency limit
     (0: none) of every session."""
-    from recbole_llm.benchmark.records import atomic_write_text
+    from recbole_llm.fsutil import atomic_write_text
 
     file = Path(path) / SWEEP_STATE
     state = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {"settings": settings, "sessions": []}

@@ -70,7 +70,7 @@ def train_trial(config, *, model, dataset, seed, config_files, overrides, data_p
         record = run(model, dataset, seed, config_files, config_dict, data_path, trial_dir,
                      show_progress=False, callback_fn=report, evaluate_test=False)
         record.pop("checkpoint", None)
-        from recbole_llm.benchmark.records import atomic_write_text
+        from recbole_llm.fsutil import atomic_write_text
 
         atomic_write_text(trial_dir / TRIAL_RECORD, json.dumps(record, indent=1, sort_keys=True, default=str) + "\n")
     finally:
