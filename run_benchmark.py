@@ -81,6 +81,8 @@ def parse_args(argv):
                    help="run the trials on an existing Ray cluster (auto or <head>:6379, from a node of it; "
                         "default: a new local Ray on this machine's CPUs)")
     args, extra = p.parse_known_args(argv)
+    # recbole_llm.config.parse_overrides does the same; importing the package here (RecBole and
+    # torch) would make --help take seconds, so the loop is repeated in this one place.
     overrides = {}
     for item in extra:
         if not item.startswith("--") or "=" not in item:
@@ -169,7 +171,7 @@ def settings(args, overrides):
 def run_all(args, models, seeds, budget_file, user_files, config_files, overrides, output):
     """Train every (model, seed) of the command, ID models first, skipping those whose record of
     the same config and code exists (unless ``--rerun``); one process, or ``--jobs`` processes."""
-    from recbole_llm.benchmark.records import find_record, write_record
+    from recbole_llm.benchmark.records import find_record, store_run
     from recbole_llm.data.prepare import ensure_dataset
     from recbole_llm.id_models import SUPPORTED
     from recbole_llm.pipeline import run
@@ -210,16 +212,8 @@ def run_all(args, models, seeds, budget_file, user_files, config_files, override
         print(f"[recbole-llm] run {i}/{len(jobs)}: {label} seed {seed}", flush=True)
         record = run(model, args.dataset, seed, config_files, overrides, args.data_path, args.saved_dir,
                      show_progress=False if args.no_progress else None)
-        record["label"] = label
-        record["budget"] = args.budget
-        path = write_record(output, record)
         elapsed = time.perf_counter() - started
-        eta = elapsed / i * (len(jobs) - i)
-        test = record["test"]
-        print(f"[recbole-llm] done {model} seed {seed}: test NDCG@10 {test.get('ndcg@10', float('nan')):.4f} "
-              f"HR@10 {test.get('hit@10', float('nan')):.4f} | {record['epochs_run']} epochs, "
-              f"{record['cost']['wall_time_s']:.0f}s | record {path} | elapsed {elapsed:.0f}s, ETA {eta:.0f}s",
-              flush=True)
+        store_run(output, record, label, args.budget, elapsed, elapsed / i * (len(jobs) - i))
     if todo:
         from recbole_llm.benchmark.jobs import run_parallel
 

@@ -100,6 +100,19 @@ def _check_yaml(path):
         raise UserError(f"config file {path} must hold a mapping of config keys, not {type(content).__name__}")
 
 
+def parse_overrides(extra, error):
+    """``--key=value`` command-line items (argparse's unknown arguments) as a dict of strings, as
+    RecBole's own command line takes them; ``error(message)`` for anything else (argparse's
+    ``parser.error``, which exits with status 2)."""
+    overrides = {}
+    for item in extra:
+        if not item.startswith("--") or "=" not in item:
+            error(f"unrecognized argument {item!r}: options are --name=value (see --help)")
+        key, value = item[2:].split("=", 1)
+        overrides[key] = value
+    return overrides
+
+
 class Config(RecBoleConfig):
     """RecBole ``Config`` resolving models through :func:`recbole_llm.utils.get_model` and
     loading the package's YAML files as internal config (see the module docstring).
@@ -118,7 +131,7 @@ class Config(RecBoleConfig):
         self.user_files = user_files
         try:
             super().__init__(model_class, dataset, user_files, config_dict)
-        except (ValueError, NotImplementedError, TypeError) as err:  # RecBole's checks of eval_args, metrics, ...
+        except (ValueError, NotImplementedError, TypeError) as err:  # RecBole's own checks (eval_args, metrics)
             message = " ".join(str(err).split()) or type(err).__name__
             raise UserError(f"config of {model_class.__name__} on {dataset}: {message} (RecBole)") from None
         check_values(self)

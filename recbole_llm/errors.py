@@ -6,6 +6,18 @@ single line and exit with status 2, instead of a traceback from inside RecBole.
 """
 
 
+def exit_status(main):
+    """Run a command-line ``main()``; a :class:`UserError` becomes its one line on stderr and its
+    exit status (the module entry points' ``sys.exit(exit_status(main))``)."""
+    import sys
+
+    try:
+        return main()
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+
+
 class UserError(Exception):
     """A problem with the user's input; the message names the file, field or option and the fix."""
 

@@ -86,7 +86,7 @@ def run_parallel(todo, total, args, config_files, overrides, output):
     """Run ``todo`` (``[(number, model, seed)]``, ID models first) for ``run_benchmark.py``'s
     ``args`` on ``args.jobs`` processes; write each record and print the runner's progress lines
     as runs end. Raises :class:`UserError` naming the failed runs once the others are done."""
-    from recbole_llm.benchmark.records import write_record
+    from recbole_llm.benchmark.records import store_run
     from recbole_llm.errors import UserError
     from recbole_llm.model.llm_base import LLMSequentialRecommender
     from recbole_llm.quick_start import build_config
@@ -151,17 +151,10 @@ def run_parallel(todo, total, args, config_files, overrides, output):
                           f"(log {log_file(args.saved_dir, label_of(model), seed)})", flush=True)
                     continue
                 done.add(i)
-                record["label"] = label_of(model)
-                record["budget"] = args.budget
-                path = write_record(output, record)
                 elapsed = time.perf_counter() - started
                 ended = len(done) + len(failed)
-                eta = elapsed / ended * (len(jobs) - ended)
-                test = record["test"]
-                print(f"[recbole-llm] done {model} seed {seed}: test NDCG@10 {test.get('ndcg@10', float('nan')):.4f} "
-                      f"HR@10 {test.get('hit@10', float('nan')):.4f} | {record['epochs_run']} epochs, "
-                      f"{record['cost']['wall_time_s']:.0f}s | record {path} | elapsed {elapsed:.0f}s, ETA {eta:.0f}s",
-                      flush=True)
+                store_run(output, record, label_of(model), args.budget, elapsed,
+                          elapsed / ended * (len(jobs) - ended))
     if failures:
         raise UserError(f"{len(failures)} of {len(jobs)} run(s) failed ({'; '.join(failures)}); "
                         "the others' records are written")

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from recbole_llm.config import REPO_ROOT
-from recbole_llm.errors import UserError
+from recbole_llm.config import REPO_ROOT, parse_overrides
+from recbole_llm.errors import UserError, exit_status
 
 
 def load_tokenizer(name):
@@ -88,12 +88,7 @@ def main(argv=None):
     p.add_argument("--model", default="IDLEAdapter", help="LLM model whose prompt config to use (default: IDLEAdapter)")
     p.add_argument("--data-path", default=str(REPO_ROOT / "dataset"), help="RecBole data_path (default: ./dataset)")
     args, extra = p.parse_known_args(argv)
-    overrides = {}
-    for item in extra:
-        if not item.startswith("--") or "=" not in item:
-            p.error(f"unrecognized argument {item!r}: options are --name=value (see --help)")
-        key, value = item[2:].split("=", 1)
-        overrides[key] = value
+    overrides = parse_overrides(extra, p.error)
     try:
         tokens = [int(x) for x in args.max_tokens.split(",") if x.strip()]
     except ValueError:
@@ -111,8 +106,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
+    sys.exit(exit_status(main))

@@ -34,6 +34,21 @@ def write_record(output, record):
     return atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
+def store_run(output, record, label, budget, elapsed, eta):
+    """Write a finished run's record under ``label`` and ``budget`` and print the runner's line for
+    it (test NDCG@10/HR@10, epochs, wall time, the record, elapsed and ETA in seconds); return
+    the record's path. One place for the sequential runner and ``--jobs``."""
+    record["label"] = label
+    record["budget"] = budget
+    path = write_record(output, record)
+    test = record["test"]
+    print(f"[recbole-llm] done {record['model']} seed {record['seed']}: test NDCG@10 "
+          f"{test.get('ndcg@10', float('nan')):.4f} HR@10 {test.get('hit@10', float('nan')):.4f} | "
+          f"{record['epochs_run']} epochs, {record['cost']['wall_time_s']:.0f}s | record {path} | "
+          f"elapsed {elapsed:.0f}s, ETA {eta:.0f}s", flush=True)
+    return path
+
+
 def load_records(output, dataset):
     """All records of ``dataset``, newest last; unreadable files are reported, not skipped silently."""
     records = []

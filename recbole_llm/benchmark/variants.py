@@ -28,7 +28,7 @@ from recbole_llm.benchmark import convergence, per_user
 from recbole_llm.benchmark.report import mean_of, trained_on
 from recbole_llm.benchmark.records import group_rows, load_records
 from recbole_llm.benchmark.tables import pretty_metric, titles_per_prompt, write_page
-from recbole_llm.errors import UserError
+from recbole_llm.errors import UserError, exit_status
 
 METRICS = ("hit@10", "ndcg@10", "hit@100")
 
@@ -158,8 +158,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
+    sys.exit(exit_status(main))

@@ -314,13 +314,13 @@ class LLMSequentialRecommender(SequentialRecommender):
             _, hidden = self.lm(ids, mask, output_hidden_states=True)
         return self.lm.pool_layers(hidden[:-1], mask)
 
-    def prompt_ids(self, ids, mask):
-        """One int64 per prompt, equal for identical prompts (the :class:`PromptStateCache` hash
-        of its real tokens), ``[B]``, on the device: which rows of a batch share a prompt."""
-        first, second = self._state_cache.keys(ids, mask)
-        return first ^ second
+    def prompt_keys(self, ids, mask):
+        """The :class:`PromptStateCache` keys of each prompt (two int64 hashes of its real tokens,
+        ``([B], [B])``, on the device): equal for identical prompts. Computed once per step and
+        passed to :meth:`prompt_states` and wherever rows sharing a prompt matter."""
+        return self._state_cache.keys(ids, mask)
 
-    def prompt_states(self, ids, mask):
+    def prompt_states(self, ids, mask, keys=None):
         """Pooled LM states per layer input on the prompts alone, ``[B, L, d']`` (float32).
 
         Element l is the pooled input of layer l (``hidden_states[l]``), the space layer l's
@@ -333,7 +333,7 @@ class LLMSequentialRecommender(SequentialRecommender):
         if not self.state_cache:  # the uncached path, kept to measure what the cache saves
             return self.layer_states(ids, mask).float()
         cache = self._state_cache
-        first, second = cache.keys(ids, mask)
+        first, second = keys if keys is not None else cache.keys(ids, mask)
         rows = cache.lookup(first, second)
         missing = rows < 0
         if bool(missing.any()):  # one host sync; the prompt build has just paid one at this point

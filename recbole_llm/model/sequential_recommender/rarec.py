@@ -224,7 +224,8 @@ class RARec(LLMSequentialRecommender):
         ids, mask = self.user_prompt(interaction)
         aligned = self.align_weight > 0 and self.user_tower.layer_prefix and self.ablation != "no_id"
         # h~ first: the cache lookup's host sync then falls right after the prompt build's own.
-        states_u = self.prompt_states(ids, mask) if aligned else None
+        keys = self.prompt_keys(ids, mask) if aligned else None  # hashed once: the cache and the mask below
+        states_u = self.prompt_states(ids, mask, keys) if aligned else None
         h_u, prefix_u = self._encode(self.user_tower, u, ids, mask)
         pos, neg = interaction[self.POS_ITEM_ID], interaction[self.NEG_ITEM_ID]
         h_items, prefix_items = self.encode_items(torch.cat([pos, neg]))
@@ -236,7 +237,7 @@ class RARec(LLMSequentialRecommender):
         if not aligned:
             return loss_p
         n = pos.shape[0]
-        same_prompt = self.prompt_ids(ids, mask)  # identical prompts are not each other's negatives
+        same_prompt = keys[0] ^ keys[1]  # identical prompts are not each other's negatives
         loss_ua = self._align(prefix_u, states_u, ids=same_prompt)  # Eq. 14
         loss_ia = self._align([d[:n] for d in prefix_items], self.item_states(pos), ids=pos)  # Eq. 15
         self.last_losses.update({"user_alignment": loss_ua.detach(), "item_alignment": loss_ia.detach()})
