@@ -1,6 +1,6 @@
 """Workarounds that let RecBole 1.2.1 and Ray 2.6.3 run on today's numpy, pandas and torch.
 
-Applied once, on ``import recbole_llm``; each patch is applied only on the stack that needs it,
+Applied once, on ``import recbole_llm``; each one is applied only on the stack that needs it,
 is the smallest change that restores the library's intended behaviour, and is idempotent.
 
 Two stacks are tested (``.ci/run``; ``constraints/``): Python 3.11, torch 2.13.0 (CPU wheel),
@@ -22,12 +22,11 @@ recbole 1.2.1, ray[tune] 2.6.3, setuptools < 81, and either numpy 1.26 + pandas 
   before the worker loads any task or actor (``ray/_private/workers/default_worker.py``).
 * Under pandas Copy-on-Write (the only mode of pandas 3; opt-in in pandas 2) RecBole's
   ``Dataset`` fills missing values in place on column views (``df[field].fillna(...,
-  inplace=True)``), which then silently does nothing: in ``_fill_nan`` (token and float fields
-  keep their NaNs) and in ``_load_feat``, where an empty token_seq or float_seq cell (an item
-  without a title) stays NaN and RecBole's ``.split`` on it fails. :func:`_fill_nan` and
-  :func:`_load_feat` are RecBole 1.2.1's methods with the fill assigned back to the column;
-  they replace RecBole's only under Copy-on-Write. (RecBole's other ``inplace=True`` calls are on
-  whole frames, which Copy-on-Write leaves working.)
+  inplace=True)``), which then silently does nothing. That is not patched here: the dataset
+  classes this package builds (:mod:`recbole_llm.data.dataset`) carry
+  :class:`recbole_llm.data.fills.CopyOnWriteFills`, and RecBole's own ``Dataset`` is left as it
+  is. :func:`copy_on_write` tells them when. Under pandas 2 without Copy-on-Write, the warning
+  RecBole's fills raise there (pandas 3 will change them) is silenced.
 * RecBole 1.2.1's ``recbole/model/sequential_recommender/sine.py`` calls
   ``torch.autograd.set_detect_anomaly(True)`` at import time, and importing any RecBole
   sequential model (``get_model("SASRec")``) imports it. From then on every autograd node of
@@ -45,7 +44,6 @@ recbole 1.2.1, ray[tune] 2.6.3, setuptools < 81, and either numpy 1.26 + pandas 
 
 import warnings
 
-import numpy as np
 import pandas as pd
 
 _APPLIED = False
@@ -101,106 +99,6 @@ def copy_on_write():
     return getattr(pd.options.mode, "copy_on_write", False) is True  # no such option before pandas 2
 
 
-def _fill_nan(self):
-    """RecBole's ``Dataset._fill_nan`` with column assignment instead of ``inplace=True``."""
-    from recbole.utils import FeatureType
-
-    for feat_name in self.feat_name_list:
-        feat = getattr(self, feat_name)
-        for field in feat:
-            ftype = self.field2type[field]
-            if ftype == FeatureType.TOKEN:
-                feat[field] = feat[field].fillna(value=0)
-            elif ftype == FeatureType.FLOAT:
-                feat[field] = feat[field].fillna(value=feat[field].mean())
-            else:
-                dtype = np.int64 if ftype == FeatureType.TOKEN_SEQ else np.float64
-                feat[field] = feat[field].apply(
-                    lambda x: np.array([], dtype=dtype) if isinstance(x, float) else x
-                )
-
-
-def _load_feat(self, filepath, source):
-    """RecBole 1.2.1's ``Dataset._load_feat``, line for line, except that sequence fields' NaNs
-    are filled by assigning the column back (``df[field] = df[field].fillna("")``) instead of
-    ``df[field].fillna("", inplace=True)``, which Copy-on-Write turns into a no-op. Copied whole
-    because the fill sits between the read and the split, with no hook in between."""
-    from recbole.utils import FeatureSource, FeatureType, set_color
-
-    self.logger.debug(set_color(f"Loading feature from [{filepath}] (source: [{source}]).", "green"))
-
-    load_col, unload_col = self._get_load_and_unload_col(source)
-    if load_col == set():
-        return None
-
-    field_separator = self.config["field_separator"]
-    columns = []
-    usecols = []
-    dtype = {}
-    encoding = self.config["encoding"]
-    with open(filepath, "r", encoding=encoding) as f:
-        head = f.readline()[:-1]
-    for field_type in head.split(field_separator):
-        field, ftype = field_type.split(":")
-        try:
-            ftype = FeatureType(ftype)
-        except ValueError:
-            raise ValueError(f"Type {ftype} from field {field} is not supported.")
-        if load_col is not None and field not in load_col:
-            continue
-        if unload_col is not None and field in unload_col:
-            continue
-        if isinstance(source, FeatureSource) or source != "link":
-            self.field2source[field] = source
-            self.field2type[field] = ftype
-            if not ftype.value.endswith("seq"):
-                self.field2seqlen[field] = 1
-            if "float" in ftype.value:
-                self.field2bucketnum[field] = 2
-        columns.append(field)
-        usecols.append(field_type)
-        dtype[field_type] = np.float64 if ftype == FeatureType.FLOAT else str
-
-    if len(columns) == 0:
-        self.logger.warning(f"No columns has been loaded from [{source}]")
-        return None
-
-    df = pd.read_csv(filepath, delimiter=field_separator, usecols=usecols, dtype=dtype, encoding=encoding,
-                     engine="python")
-    df.columns = columns
-
-    seq_separator = self.config["seq_separator"]
-    for field in columns:
-        ftype = self.field2type[field]
-        if not ftype.value.endswith("seq"):
-            continue
-        df[field] = df[field].fillna(value="")  # the one change
-        if ftype == FeatureType.TOKEN_SEQ:
-            df[field] = [np.array(list(filter(None, _.split(seq_separator)))) for _ in df[field].values]
-        elif ftype == FeatureType.FLOAT_SEQ:
-            df[field] = [np.array(list(map(float, filter(None, _.split(seq_separator))))) for _ in df[field].values]
-        max_seq_len = max(map(len, df[field].values))
-        if self.config["seq_len"] and field in self.config["seq_len"]:
-            seq_len = self.config["seq_len"][field]
-            df[field] = [seq[:seq_len] if len(seq) > seq_len else seq for seq in df[field].values]
-            self.field2seqlen[field] = min(seq_len, max_seq_len)
-        else:
-            self.field2seqlen[field] = max_seq_len
-
-    return df
-
-
-REPLACED = {}  # RecBole's methods that a patch replaced, by name
-
-
-def _patch_copy_on_write_fills():
-    from recbole.data.dataset import dataset as rb_dataset
-
-    for name, method in (("_fill_nan", _fill_nan), ("_load_feat", _load_feat)):
-        REPLACED.setdefault(name, rb_dataset.Dataset.__dict__[name])
-        setattr(rb_dataset.Dataset, name, method)
-
-
 def disable_anomaly_detection():
     """Import RecBole's model packages (whose ``sine.py`` turns autograd anomaly detection on at
     import), then turn anomaly detection off. Returns whether it was on."""
@@ -225,11 +123,9 @@ def apply():
     # RecBole's trainer builds torch.cuda.amp.GradScaler, deprecated since torch 2.4; the
     # warning is noise on every run and says nothing about the user's setup.
     warnings.filterwarnings("ignore", message=r".*torch\.cuda\.amp\.GradScaler.*", category=FutureWarning)
-    if copy_on_write():
-        _patch_copy_on_write_fills()
-    else:
+    if not copy_on_write():
         # pandas 2 without Copy-on-Write: RecBole's inplace fills work and only warn that
-        # pandas 3 will change them (which _patch_copy_on_write_fills handles there).
+        # pandas 3 will change them (recbole_llm.data.fills handles that there).
         warnings.filterwarnings(
             "ignore", message=r".*chained assignment using an inplace method.*", category=FutureWarning,
             module=r"recbole\..*",

@@ -70,16 +70,28 @@ def test_ray_workers_get_the_aliases_before_anything_else_runs():
     assert compat.ray_runtime_env() == {"worker_process_setup_hook": compat.restore_numpy_aliases}
 
 
-def test_recbole_dataset_uses_the_copy_on_write_fills_exactly_where_needed():
+def test_our_dataset_classes_carry_the_fills_and_recbole_is_untouched():
+    """The fills are a mixin of the classes our create_dataset builds; RecBole's Dataset keeps its own."""
+    import recbole.data.dataset as recbole_datasets
     from recbole.data.dataset import Dataset
 
-    patched = Dataset._load_feat is compat._load_feat and Dataset._fill_nan is compat._fill_nan
-    assert patched == compat.copy_on_write()
+    from recbole_llm.data import dataset as ours
+    from recbole_llm.data.fills import CopyOnWriteFills
+    from recbole_llm.data.tuning import TuningSequentialDataset
+
+    assert Dataset._fill_nan.__module__ == Dataset._load_feat.__module__ == "recbole.data.dataset.dataset"
+    for name, base in vars(recbole_datasets).items():
+        if isinstance(base, type) and issubclass(base, Dataset):
+            cls = getattr(ours, ours.PREFIX + name)
+            mro = cls.__mro__
+            assert mro.index(CopyOnWriteFills) < mro.index(base)
+            assert cls._load_feat is CopyOnWriteFills._load_feat and cls._fill_nan is CopyOnWriteFills._fill_nan
+    assert issubclass(TuningSequentialDataset, CopyOnWriteFills)
     assert compat.copy_on_write() == (int(pd.__version__.split(".")[0]) >= 3)  # the tests do not opt in
 
 
 def test_inplace_fill_on_a_column_view_is_lost_under_copy_on_write():
-    """The premise of the patches: RecBole's idiom does nothing under Copy-on-Write."""
+    """The premise of the fills: RecBole's idiom does nothing under Copy-on-Write."""
     with copy_on_write(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pandas' ChainedAssignmentError warning
         df = pd.DataFrame({"title": ["a b", None]})
@@ -87,10 +99,12 @@ def test_inplace_fill_on_a_column_view_is_lost_under_copy_on_write():
         assert df["title"].isna().sum() == 1
 
 
-def _bare_dataset(config=None):
-    from recbole.data.dataset import Dataset
+def _bare_dataset(config=None, cls=None):
+    """A dataset object with just what ``_load_feat`` reads: ours (the default) or ``cls``."""
+    if cls is None:
+        from recbole_llm.data.dataset import ExactTimeDataset as cls
 
-    ds = object.__new__(Dataset)
+    ds = object.__new__(cls)
     ds.config = {"load_col": None, "unload_col": None, "field_separator": "\t", "seq_separator": " ",
                  "encoding": "utf-8", "seq_len": None, **(config or {})}
     ds.logger = logging.getLogger("test")
@@ -109,7 +123,7 @@ def _check_items(df, ds):
 
 
 def test_load_feat_of_this_stack_reads_empty_sequence_cells(tmp_path):
-    """RecBole's Dataset as this stack runs it (patched under pandas 3): an item without a title."""
+    """Our dataset as this stack runs it (RecBole's method, or the fill under pandas 3): an item without a title."""
     from recbole.utils import FeatureSource
 
     path = tmp_path / "d.item"
@@ -120,14 +134,14 @@ def test_load_feat_of_this_stack_reads_empty_sequence_cells(tmp_path):
         _check_items(ds._load_feat(str(path), FeatureSource.ITEM), ds)
 
 
-def test_patched_load_feat_and_fill_nan_work_under_copy_on_write(tmp_path):
+def test_our_load_feat_and_fill_nan_work_under_copy_on_write(tmp_path):
     from recbole.utils import FeatureSource, FeatureType
 
     path = tmp_path / "d.item"
     path.write_text(ITEMS)
     with copy_on_write():
         ds = _bare_dataset({"seq_len": {"title": 1}})
-        df = compat._load_feat(ds, str(path), FeatureSource.ITEM)
+        df = ds._load_feat(str(path), FeatureSource.ITEM)
         assert [list(t) for t in df["title"]] == [["Thing"], [], ["Three"]] and ds.field2seqlen["title"] == 1
 
         ds = _bare_dataset()
@@ -135,7 +149,7 @@ def test_patched_load_feat_and_fill_nan_work_under_copy_on_write(tmp_path):
         ds.field2type = {"item_id": FeatureType.TOKEN, "price": FeatureType.FLOAT, "tags": FeatureType.TOKEN_SEQ}
         ds.item_feat = pd.DataFrame({"item_id": [1.0, np.nan, 3.0], "price": [2.0, np.nan, 4.0],
                                      "tags": [np.array([1, 2]), np.nan, np.array([3])]})
-        compat._fill_nan(ds)
+        ds._fill_nan()
         assert ds.item_feat["item_id"].tolist() == [1.0, 0.0, 3.0]
         assert ds.item_feat["price"].tolist() == [2.0, 3.0, 4.0]  # the mean
         empty = ds.item_feat["tags"][1]
@@ -143,15 +157,13 @@ def test_patched_load_feat_and_fill_nan_work_under_copy_on_write(tmp_path):
 
 
 def test_recbole_load_feat_fails_on_an_empty_sequence_cell_under_copy_on_write(tmp_path):
-    """Why _load_feat is replaced: RecBole 1.2.1's own method leaves the NaN and splits it."""
+    """Why _load_feat is overridden: RecBole 1.2.1's own method leaves the NaN and splits it."""
     from recbole.data.dataset import Dataset
     from recbole.utils import FeatureSource
 
-    original = compat.REPLACED.get("_load_feat", Dataset._load_feat)
-    assert original is not compat._load_feat
     path = tmp_path / "d.item"
     path.write_text(ITEMS)
     with copy_on_write(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(AttributeError, match="split"):
-            original(_bare_dataset(), str(path), FeatureSource.ITEM)
+            Dataset._load_feat(_bare_dataset(cls=Dataset), str(path), FeatureSource.ITEM)

@@ -16,11 +16,13 @@ from recbole_llm.errors import UserError
 
 
 def recbole_load(path, source="item"):
-    """Parse an atomic file with RecBole 1.2.1's own ``Dataset._load_feat`` (no Config needed)."""
-    from recbole.data.dataset import Dataset
+    """Parse an atomic file as the toolkit's datasets do (no Config needed): RecBole 1.2.1's
+    ``Dataset._load_feat``, with its fill made to work under pandas Copy-on-Write (pandas 3)."""
     from recbole.utils import FeatureSource
 
-    ds = object.__new__(Dataset)
+    from recbole_llm.data.dataset import ExactTimeDataset
+
+    ds = object.__new__(ExactTimeDataset)
     ds.config = {"load_col": None, "unload_col": None, "field_separator": "\t", "seq_separator": " ",
                  "encoding": "utf-8", "seq_len": None}
     ds.logger = logging.getLogger("test")

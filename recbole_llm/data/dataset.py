@@ -14,6 +14,9 @@ rounding is monotone, so two rows can only tie after rounding if nothing lies be
 Rows with exactly equal times keep file order, as in RecBole. Nothing else changes; a dataset
 built with ``benchmark_filename`` (pre-split files) or ``order: RO`` is left as RecBole builds it.
 
+The same subclasses carry :class:`recbole_llm.data.fills.CopyOnWriteFills` (RecBole's missing-value
+fills, made to work under pandas Copy-on-Write).
+
 Why a subclass per RecBole dataset class rather than one patch: an extension changes RecBole's
 behaviour through its own classes (:func:`create_dataset` picks them as RecBole's own
 ``create_dataset`` picks RecBole's), and a module-level class pickles, so RecBole's
@@ -27,6 +30,8 @@ import pickle
 import recbole.data.dataset as recbole_datasets
 from recbole.utils import ModelType
 from recbole.utils.argument_list import dataset_arguments
+
+from recbole_llm.data.fills import CopyOnWriteFills
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +64,11 @@ class ExactTimeOrder:
 
 def _exact_time_class(base):
     name = PREFIX + base.__name__
-    cls = type(name, (ExactTimeOrder, base), {
+    cls = type(name, (ExactTimeOrder, CopyOnWriteFills, base), {
         "__module__": __name__,
         "__qualname__": name,
-        "__doc__": f"RecBole's ``{base.__name__}`` ordered by the exact times (:class:`ExactTimeOrder`).",
+        "__doc__": f"RecBole's ``{base.__name__}`` ordered by the exact times (:class:`ExactTimeOrder`), "
+                   f"with fills that work under pandas Copy-on-Write (:class:`CopyOnWriteFills`).",
     })
     globals()[name] = cls  # module-level, so that pickle finds it
     return cls
