@@ -248,10 +248,10 @@ def main(argv=None):
 
         torch.set_num_threads(args.threads or os.cpu_count() or 1)
         if args.tune and not args.tables_only:
-            from recbole_llm.tune.cli import tune_main
+            from recbole_llm.tune.cli import TuneRequest, tune_main
 
-            tune_main(args, models, seeds, user_files, overrides, output, ROOT,
-                      sys.argv[1:] if argv is None else argv, budget_file)
+            tune_main(TuneRequest.from_args(args, models, seeds, budget_file, user_files, overrides, output, ROOT,
+                                            sys.argv[1:] if argv is None else argv))
         elif not args.tables_only:
             run_all(args, models, seeds, budget_file, user_files, config_files, overrides, output)
         tables(args, output, metrics)

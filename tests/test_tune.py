@@ -1,6 +1,7 @@
 """Sweeps: the search-space syntax, a whole sweep through run_benchmark.py --tune, resume, bad input."""
 
 import csv
+import dataclasses
 import importlib.util
 import json
 import os
@@ -168,6 +169,63 @@ def test_every_shipped_space_builds_its_model_at_every_corner_of_its_grid(path, 
         assert loss.dim() == 0 and torch.isfinite(loss), (path.name, corner)
 
 
+# ----------------------------------------------------------------------------- sweep settings
+SPACE = SearchSpace.parse({"learning_rate": {"grid": [0.001, 0.01]}}, "lr.yaml")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"search": "bayes"}, "--search must be grid or random, got 'bayes'"),
+    ({"scheduler": "hyperband"}, "--scheduler must be one of asha, none, got 'hyperband'"),
+    ({"num_samples": -2}, "--num-samples must be >= 1, got -2"),
+    ({"cpus_per_trial": 0}, "--cpus-per-trial must be > 0 and --gpus-per-trial >= 0"),
+    ({"gpus_per_trial": -1}, "--cpus-per-trial must be > 0 and --gpus-per-trial >= 0"),
+    ({"overrides": {"learning_rate": 0.1, "epochs": 2}},
+     "--learning_rate fixed on the command line but swept in lr.yaml: drop one of the two"),
+])
+def test_sweep_settings_validate_names_the_bad_option(kwargs, message):
+    from recbole_llm.tune import SweepSettings
+
+    settings = SweepSettings("SASRec", "toy", SPACE, **kwargs)
+    with pytest.raises(UserError) as err:
+        settings.validate()
+    assert str(err.value) == message
+
+
+def test_sweep_settings_normalise_paths_overrides_and_samples(tmp_path, monkeypatch):
+    from recbole_llm.config import REPO_ROOT
+    from recbole_llm.tune import SweepSettings
+
+    monkeypatch.chdir(tmp_path)
+    overrides = {"epochs": 2}
+    grid = SweepSettings("SASRec", "toy", SPACE, config_files=["a.yaml"], overrides=overrides, data_path="data")
+    assert grid.validate() is grid
+    assert grid.config_files == [str(tmp_path / "a.yaml")] and grid.data_path == tmp_path / "data"
+    assert grid.saved_dir == (REPO_ROOT / "saved").resolve() and grid.num_samples == 1
+    assert grid.overrides == overrides and grid.overrides is not overrides  # the caller's dict is not shared
+    assert SweepSettings("SASRec", "toy", SPACE, search="random").num_samples == 10
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        grid.seed = 1
+
+
+def test_a_sweeps_key_is_the_one_stored_sweeps_were_made_with(toy_data_path, tmp_path):
+    """The settings a sweep's folder name hashes: a change here starts every stored sweep afresh
+    instead of resuming it (this is the key recbole-llm gave this sweep before SweepSettings)."""
+    from recbole_llm.tune import SweepSettings
+    from recbole_llm.tune.sweep import _prepare
+
+    space = SearchSpace.parse({"learning_rate": {"grid": [0.001, 0.01]},
+                               "hidden_dropout_prob": {"uniform": [0.1, 0.5]}}, "s.yaml")
+    prepared = _prepare(SweepSettings("SASRec", "toy", space, seed=3, overrides={"epochs": 4}, data_path=toy_data_path,
+                                      saved_dir=tmp_path, search="random", num_samples=3, scheduler="none",
+                                      reduction_factor=3.0, grace_period=1, cpus_per_trial=0.5, name="x"))
+    assert prepared.hashed == {
+        "model": "SASRec", "dataset": "toy", "seed": 3, "space": space.as_dict(), "search": "random",
+        "num_samples": 3, "scheduler": "none", "grace_period": None, "reduction_factor": None, "max_t": 4,
+        "valid_metric": "NDCG@10", "overrides": {"epochs": 4}, "config_files": [],
+    }
+    assert prepared.name == "x-1e2e792ad5" and prepared.path == tmp_path / "ray" / "toy" / "x-1e2e792ad5"
+
+
 # ----------------------------------------------------------------------------- sweeps (Ray)
 @pytest.fixture(scope="module")
 def local_ray():
@@ -286,18 +344,18 @@ def most_trials_running():
 
 def test_interrupted_sweep_resumes_without_rerunning_finished_trials_and_with_the_new_max_concurrent(
         local_ray, toy_data_path, tmp_path, monkeypatch, capsys):
-    from recbole_llm.tune import run_sweep
+    from recbole_llm.tune import SweepSettings, run_sweep
 
     saved = tmp_path / "saved"
     space = SearchSpace.parse({"learning_rate": {"grid": [0.002, 0.01, 0.02]}}, "resume.yaml")
     overrides = {**TINY_SASREC, "epochs": 2}
     # half a CPU per trial: two trials fit at once even on a 1-CPU machine; only max_concurrent limits them
     kwargs = dict(seed=3, overrides=overrides, data_path=toy_data_path, saved_dir=saved, cpus_per_trial=0.5,
-                  scheduler="none", verbose=0)
+                  scheduler="none")
 
     monkeypatch.setenv("RECBOLE_LLM_TEST_RUNNING", str(tmp_path / "running-1"))
-    first = run_sweep("GRU4Rec", "toy", space, max_concurrent=1,
-                      callbacks=[interrupt_after_first_trial(), most_trials_running()], **kwargs)
+    first = run_sweep(SweepSettings("GRU4Rec", "toy", space, max_concurrent=1, **kwargs),
+                      callbacks=[interrupt_after_first_trial(), most_trials_running()], verbose=0)
     assert first.interrupted
     assert (tmp_path / "running-1").read_text() == "1"
     done = first.trials[first.trials["status"] == "completed"]
@@ -306,7 +364,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials_and_with_th
     # resumed with --max-concurrent 2: the two trials left run at once
     capsys.readouterr()
     monkeypatch.setenv("RECBOLE_LLM_TEST_RUNNING", str(tmp_path / "running-2"))
-    second = run_sweep("GRU4Rec", "toy", space, max_concurrent=2, **kwargs)
+    second = run_sweep(SweepSettings("GRU4Rec", "toy", space, max_concurrent=2, **kwargs), verbose=0)
     assert "resuming with --max-concurrent 2 (the last session ran with 1)" in capsys.readouterr().out
     assert (tmp_path / "running-2").read_text() == "2"
     assert not second.interrupted and second.experiment_path == first.experiment_path
@@ -328,12 +386,12 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials_and_with_th
 
 @pytest.mark.slow
 def test_llm_sweep_trains_its_id_model_once_before_the_trials(local_ray, toy_data_path, tmp_path, llm_overrides):
-    from recbole_llm.tune import run_sweep
+    from recbole_llm.tune import SweepSettings, run_sweep
 
     space = SearchSpace.parse({"prefix_len": {"grid": [1, 2]}, "align_weight": {"grid": [0.1, 1.0]}}, "idle.yaml")
     saved = tmp_path / "saved"
-    sweep = run_sweep("IDLEAdapter", "toy", space, seed=1, overrides=llm_overrides, data_path=toy_data_path,
-                      saved_dir=saved, verbose=0)
+    sweep = run_sweep(SweepSettings("IDLEAdapter", "toy", space, seed=1, overrides=llm_overrides,
+                                    data_path=toy_data_path, saved_dir=saved), verbose=0)
     assert sorted(sweep.trials["status"]) == ["completed"] * 4
     assert len(list((saved / "id_models").rglob("*.pth"))) == 1  # trained by the ID-model step, in the driver
     for trial in sweep.experiment_path.glob("trial_*"):

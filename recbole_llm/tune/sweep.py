@@ -45,13 +45,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from recbole_llm.config import REPO_ROOT
 from recbole_llm.errors import UserError
 from recbole_llm.tune.space import SearchSpace
 from recbole_llm.tune.trainable import TRIAL_RECORD, metric_key, train_trial
 
 SWEEP_STATE = "sweep.json"
-SCHEDULERS = ("asha", "none")
 
 
 _GENERATOR = []  # [ResumableGenerator], made on first use
@@ -217,131 +215,51 @@ def _reporter(space, key, metric_label):
     )
 
 
-def run_sweep(model, dataset, space, *, seed=2020, config_files=(), overrides=None, data_path=None, saved_dir=None,
-              search="grid", num_samples=None, scheduler="asha", grace_period=None, reduction_factor=2,
-              cpus_per_trial=1.0, gpus_per_trial=0.0, max_concurrent=None, ray_address=None, name=None,
-              callbacks=(), verbose=1):
-    """Run (or resume) the sweep of ``space`` for ``model`` on ``dataset``; return a :class:`Sweep`.
+@dataclass
+class _Prepared:
+    """What the driver works out before Tune starts (:func:`_prepare`), for the later stages."""
 
-    ``callbacks`` are extra Ray Tune callbacks (the tests interrupt a sweep with one); Tune stores
-    them with the sweep and a resumed sweep gets the stored ones back. ``verbose``: Tune's
-    verbosity (0 silent, 1 the progress table). The returned sweep's ``interrupted`` is True when
-    some trial did not finish (Ctrl+C): run the same call again to resume.
+    config: object  # the base Config (no swept key applied)
+    valid_metric: str
+    bigger: bool  # a bigger validation score is better
+    key: str  # the result key Tune selects on (metric_key)
+    max_t: int  # evaluations a trial makes at most
+    grace: int  # ASHA's grace period, in evaluations
+    llm: bool  # an LLMSequentialRecommender: its trials link to the ID model prepared here
+    hashed: dict  # what sweep_key hashes (Sweep.settings, stored in sweep.json): keep it stable
+    name: str  # Tune's experiment name, <name>-<key>
+    path: Path  # Tune's experiment folder, <saved_dir>/ray/<dataset>/<name>-<key>
+    planned: int  # trials the space and num_samples make
+
+    @property
+    def mode(self):
+        return "max" if self.bigger else "min"
+
+
+def run_sweep(settings, *, callbacks=(), verbose=1):
+    """Run (or resume) the sweep of :class:`~recbole_llm.tune.settings.SweepSettings`; return a :class:`Sweep`.
+
+    Three stages: :func:`_prepare` (checks, the base config, the ID model, the sweep's key),
+    :func:`_trainable` and :func:`_tuner` (Tune's trainable and a new or restored ``Tuner``), and
+    :func:`_collect` (the trials table and ``sweep.json``). ``callbacks`` are extra Ray Tune
+    callbacks (the tests interrupt a sweep with one); Tune stores them with the sweep and a resumed
+    sweep gets the stored ones back. ``verbose``: Tune's verbosity (0 silent, 1 the progress
+    table). The returned sweep's ``interrupted`` is True when some trial did not finish (Ctrl+C):
+    run the same call again to resume.
     """
-    from ray import tune
-    from ray.air import FailureConfig, RunConfig
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from recbole_llm.benchmark.per_user import pretty_metric
-    from recbole_llm.model.llm_base import LLMSequentialRecommender
-    from recbole_llm.pipeline import ensure_id_model
-    from recbole_llm.quick_start import build_config
-    from recbole_llm.utils import get_model
-
-    data_path = Path(data_path or REPO_ROOT / "dataset").resolve()
-    saved_dir = Path(saved_dir or REPO_ROOT / "saved").resolve()
-    overrides = dict(overrides or {})
-    config_files = [str(Path(f).resolve()) for f in config_files]
-    if search not in ("grid", "random"):
-        raise UserError(f"--search must be grid or random, got '{search}'")
-    if scheduler not in SCHEDULERS:
-        raise UserError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got '{scheduler}'")
-    num_samples = int(num_samples or (1 if search == "grid" else 10))
-    if num_samples < 1:
-        raise UserError(f"--num-samples must be >= 1, got {num_samples}")
-    if cpus_per_trial <= 0 or gpus_per_trial < 0:
-        raise UserError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
-    fixed = sorted(set(space.keys) & set(overrides))
-    if fixed:
-        raise UserError(f"{', '.join('--' + k for k in fixed)} fixed on the command line but swept in "
-                        f"{space.source}: drop one of the two")
-
-    config = build_config(model, dataset, seed, config_files, overrides, data_path, saved_dir)  # + ensure_dataset
-    unknown = [k for k in space.keys if k not in config]
-    if unknown:
-        raise UserError(f"search space {space.source}: key '{unknown[0]}' is not a config key of {model} on "
-                        f"{dataset} (no YAML under properties/ sets it; misspelt?)")
-    valid_metric = config["valid_metric"]
-    bigger = bool(config["valid_metric_bigger"])
-    mode = "max" if bigger else "min"
-    key = metric_key(valid_metric)
-    max_t = max(1, int(config["epochs"]) // max(1, int(config["eval_step"])))  # reports = validations
-    grace = max(1, min(max_t, int(grace_period or config["stopping_step"])))
-
-    model_class = get_model(model)
-    if issubclass(model_class, LLMSequentialRecommender):
-        model_class.preflight(config)  # the base config's checks, before the ID model trains
-        started = time.perf_counter()
-        print(f"[recbole-llm] {model}: its ID model, once, before the trials ...", flush=True)
-        ensure_id_model(config)  # the trials find it in the cache (their id_models/ links to it)
-        print(f"[recbole-llm] ID model ready in {time.perf_counter() - started:.0f}s", flush=True)
-
-    settings = {
-        "model": model, "dataset": dataset, "seed": int(config["seed"]), "space": space.as_dict(),
-        "search": search, "num_samples": num_samples, "scheduler": scheduler,
-        "grace_period": grace if scheduler == "asha" else None,
-        "reduction_factor": reduction_factor if scheduler == "asha" else None, "max_t": max_t,
-        "valid_metric": valid_metric, "overrides": overrides,
-        "config_files": [[Path(f).name, _file_digest(f)] for f in config_files],
-    }
-    name = f"{name or model}-{sweep_key(settings)}"
-    storage = saved_dir / "ray" / dataset
-    path = storage / name
-
-    trainable = tune.with_resources(
-        tune.with_parameters(
-            train_trial, model=model, dataset=dataset, seed=int(config["seed"]), config_files=config_files,
-            overrides=overrides, data_path=str(data_path), saved_dir=str(saved_dir),
-            link_id_models=issubclass(model_class, LLMSequentialRecommender), cpus=cpus_per_trial,
-            valid_metric=valid_metric,
-            bigger=bigger,
-        ),
-        {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
-    )
-    n_planned = space.n_trials(search, num_samples)
-    started_ray = init_ray(ray_address)
+    prepared = _prepare(settings)
+    trainable = _trainable(settings, prepared)
+    started_ray = init_ray(settings.ray_address)
     # The legacy progress table (CLIReporter): one line per trial with the swept values and the
     # metric; Ray 2.6's new output engine prints every result of every trial instead.
     # Tune's restore makes an empty <results dir>/default (~/ray_results unless this is set).
-    env = _set_env({"RAY_AIR_NEW_OUTPUT": "0", "RAY_AIR_LOCAL_CACHE_DIR": str(saved_dir / "ray")})
+    env = _set_env({"RAY_AIR_NEW_OUTPUT": "0", "RAY_AIR_LOCAL_CACHE_DIR": str(settings.saved_dir / "ray")})
     # Tune turns the first Ctrl+C into a clean stop (state saved, resumable) but leaves its handler
     # installed; put the caller's back so Ctrl+C during the best configuration's runs behaves as usual.
     handlers = _signal_handlers()
     start = time.perf_counter()
     try:
-        from ray.tune import Tuner
-
-        resumed = Tuner.can_restore(str(path))
-        if resumed:
-            print(f"[recbole-llm] resuming sweep {path} (finished trials are kept)", flush=True)
-            tuner = Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=False,
-                                  restart_errored=True)
-            max_concurrent = _resume_max_concurrent(tuner, int(max_concurrent or 0), path)
-        else:
-            print(f"[recbole-llm] sweep of {model} on {dataset}: {n_planned} trial(s), {search} search over "
-                  f"{', '.join(space.keys)} on validation {valid_metric} (<= {max_t} evaluations; "
-                  + (f"ASHA: grace {grace}, reduction {reduction_factor:g}" if scheduler == "asha" else "no ASHA")
-                  + f"); {cpus_per_trial:g} CPU, {gpus_per_trial:g} GPU per trial; folder {path}", flush=True)
-            # max_t one past the last evaluation: ASHA stops any trial that reaches max_t, and a
-            # trial at its last epoch should end on its own (RecBole finishes, the record is written).
-            sched = (ASHAScheduler(time_attr="training_iteration", max_t=max_t + 1, grace_period=grace,
-                                   reduction_factor=reduction_factor)
-                     if scheduler == "asha" else FIFOScheduler())
-            tuner = Tuner(
-                trainable,
-                param_space=space.to_ray(search),
-                tune_config=tune.TuneConfig(
-                    metric=key, mode=mode, scheduler=sched, num_samples=num_samples,
-                    # Ray 2.6 ignores TuneConfig.max_concurrent_trials with this generator; it takes its own.
-                    search_alg=_generator_class()(max_concurrent=max_concurrent or 0,
-                                                  random_state=int(config["seed"])),
-                    trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
-                ),
-                run_config=RunConfig(
-                    name=name, storage_path=str(storage), callbacks=list(callbacks), verbose=verbose,
-                    progress_reporter=_reporter(space, key, pretty_metric(valid_metric.lower())),
-                    failure_config=FailureConfig(max_failures=0),
-                ),
-            )
+        tuner, resumed, max_concurrent = _tuner(settings, prepared, trainable, callbacks, verbose)
         grid = tuner.fit()
     finally:
         _restore_signal_handlers(handlers)
@@ -350,18 +268,130 @@ def run_sweep(model, dataset, space, *, seed=2020, config_files=(), overrides=No
             import ray
 
             ray.shutdown()
-    wall = time.perf_counter() - start
-    trials = trials_frame(grid, space, key, bigger)
+    return _collect(settings, prepared, grid, time.perf_counter() - start, resumed, max_concurrent)
+
+
+def _prepare(settings):
+    """Validate ``settings``, build the base config (materialising the dataset), check the swept
+    keys against it, prepare an LLM model's ID model, and name the sweep by its key."""
+    from recbole_llm.model.llm_base import LLMSequentialRecommender
+    from recbole_llm.quick_start import build_config
+    from recbole_llm.utils import get_model
+
+    s = settings.validate()
+    config = build_config(s.model, s.dataset, s.seed, s.config_files, s.overrides, s.data_path,
+                          s.saved_dir)  # + ensure_dataset
+    unknown = [k for k in s.space.keys if k not in config]
+    if unknown:
+        raise UserError(f"search space {s.space.source}: key '{unknown[0]}' is not a config key of {s.model} on "
+                        f"{s.dataset} (no YAML under properties/ sets it; misspelt?)")
+    valid_metric = config["valid_metric"]
+    max_t = max(1, int(config["epochs"]) // max(1, int(config["eval_step"])))  # reports = validations
+    grace = max(1, min(max_t, int(s.grace_period or config["stopping_step"])))
+    model_class = get_model(s.model)
+    llm = issubclass(model_class, LLMSequentialRecommender)
+    if llm:
+        _prepare_id_model(s.model, model_class, config)
+    hashed = {
+        "model": s.model, "dataset": s.dataset, "seed": int(config["seed"]), "space": s.space.as_dict(),
+        "search": s.search, "num_samples": s.num_samples, "scheduler": s.scheduler,
+        "grace_period": grace if s.asha else None,
+        "reduction_factor": s.reduction_factor if s.asha else None, "max_t": max_t,
+        "valid_metric": valid_metric, "overrides": s.overrides,
+        "config_files": [[Path(f).name, _file_digest(f)] for f in s.config_files],
+    }
+    name = f"{s.name or s.model}-{sweep_key(hashed)}"
+    return _Prepared(config=config, valid_metric=valid_metric, bigger=bool(config["valid_metric_bigger"]),
+                     key=metric_key(valid_metric), max_t=max_t, grace=grace, llm=llm, hashed=hashed, name=name,
+                     path=s.saved_dir / "ray" / s.dataset / name, planned=s.space.n_trials(s.search, s.num_samples))
+
+
+def _prepare_id_model(model, model_class, config):
+    """The pipeline's ID-model step, once in the driver, after the base config's checks."""
+    from recbole_llm.pipeline import ensure_id_model
+
+    model_class.preflight(config)  # the base config's checks, before the ID model trains
+    started = time.perf_counter()
+    print(f"[recbole-llm] {model}: its ID model, once, before the trials ...", flush=True)
+    ensure_id_model(config)  # the trials find it in the cache (their id_models/ links to it)
+    print(f"[recbole-llm] ID model ready in {time.perf_counter() - started:.0f}s", flush=True)
+
+
+def _trainable(settings, prepared):
+    """:func:`~recbole_llm.tune.trainable.train_trial` with the sweep's fixed arguments and resources."""
+    from ray import tune
+
+    s = settings
+    return tune.with_resources(
+        tune.with_parameters(
+            train_trial, model=s.model, dataset=s.dataset, seed=int(prepared.config["seed"]),
+            config_files=s.config_files, overrides=s.overrides, data_path=str(s.data_path),
+            saved_dir=str(s.saved_dir), link_id_models=prepared.llm, cpus=s.cpus_per_trial,
+            valid_metric=prepared.valid_metric, bigger=prepared.bigger,
+        ),
+        {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial},
+    )
+
+
+def _tuner(settings, prepared, trainable, callbacks, verbose):
+    """Tune's ``Tuner``: restored if the sweep's folder holds a sweep, else a new one; returns
+    ``(tuner, resumed, max_concurrent)``, the last the limit the sweep will run with."""
+    from ray import tune
+    from ray.air import FailureConfig, RunConfig
+    from ray.tune import Tuner
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from recbole_llm.benchmark.per_user import pretty_metric
+
+    s, p = settings, prepared
+    path = p.path
+    if Tuner.can_restore(str(path)):
+        print(f"[recbole-llm] resuming sweep {path} (finished trials are kept)", flush=True)
+        tuner = Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=False,
+                              restart_errored=True)
+        return tuner, True, _resume_max_concurrent(tuner, int(s.max_concurrent or 0), path)
+    print(f"[recbole-llm] sweep of {s.model} on {s.dataset}: {p.planned} trial(s), {s.search} search over "
+          f"{', '.join(s.space.keys)} on validation {p.valid_metric} (<= {p.max_t} evaluations; "
+          + (f"ASHA: grace {p.grace}, reduction {s.reduction_factor:g}" if s.asha else "no ASHA")
+          + f"); {s.cpus_per_trial:g} CPU, {s.gpus_per_trial:g} GPU per trial; folder {path}", flush=True)
+    # max_t one past the last evaluation: ASHA stops any trial that reaches max_t, and a
+    # trial at its last epoch should end on its own (RecBole finishes, the record is written).
+    sched = (ASHAScheduler(time_attr="training_iteration", max_t=p.max_t + 1, grace_period=p.grace,
+                           reduction_factor=s.reduction_factor)
+             if s.asha else FIFOScheduler())
+    tuner = Tuner(
+        trainable,
+        param_space=s.space.to_ray(s.search),
+        tune_config=tune.TuneConfig(
+            metric=p.key, mode=p.mode, scheduler=sched, num_samples=s.num_samples,
+            # Ray 2.6 ignores TuneConfig.max_concurrent_trials with this generator; it takes its own.
+            search_alg=_generator_class()(max_concurrent=s.max_concurrent or 0,
+                                          random_state=int(p.config["seed"])),
+            trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
+        ),
+        run_config=RunConfig(
+            name=p.name, storage_path=str(path.parent), callbacks=list(callbacks), verbose=verbose,
+            progress_reporter=_reporter(s.space, p.key, pretty_metric(p.valid_metric.lower())),
+            failure_config=FailureConfig(max_failures=0),
+        ),
+    )
+    return tuner, False, s.max_concurrent
+
+
+def _collect(settings, prepared, grid, wall, resumed, max_concurrent):
+    """The :class:`Sweep` of Tune's results; this session is added to ``sweep.json``."""
+    s, p = settings, prepared
+    trials = trials_frame(grid, s.space, p.key, p.bigger)
     # Not grid.num_terminated: after a Ctrl+C, Tune's cleanup marks the running trials TERMINATED
     # in memory (the saved state, which a resume reads, still has them unfinished); and trials the
     # generator had not created yet are not in the grid at all.
-    interrupted = len(trials) < n_planned or bool((trials["status"] == "unfinished").any())
-    state = _update_state(path, settings, wall, resumed, len(grid), interrupted, int(max_concurrent or 0))
-    return Sweep(model=model, dataset=dataset, seed=int(config["seed"]), space=space, settings=settings,
-                 config=config, trials=trials, experiment_path=path, interrupted=interrupted, planned=n_planned,
-                 wall_time_s=sum(s["wall_time_s"] for s in state["sessions"]), config_files=config_files,
-                 overrides=overrides, data_path=data_path, saved_dir=saved_dir,
-                 cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial)
+    interrupted = len(trials) < p.planned or bool((trials["status"] == "unfinished").any())
+    state = _update_state(p.path, p.hashed, wall, resumed, len(grid), interrupted, int(max_concurrent or 0))
+    return Sweep(model=s.model, dataset=s.dataset, seed=int(p.config["seed"]), space=s.space, settings=p.hashed,
+                 config=p.config, trials=trials, experiment_path=p.path, interrupted=interrupted, planned=p.planned,
+                 wall_time_s=sum(st["wall_time_s"] for st in state["sessions"]), config_files=s.config_files,
+                 overrides=s.overrides, data_path=s.data_path, saved_dir=s.saved_dir,
+                 cpus_per_trial=s.cpus_per_trial, gpus_per_trial=s.gpus_per_trial)
 
 
 def _set_env(values):
