@@ -211,7 +211,7 @@ def run_all(args, models, seeds, budget_file, user_files, config_files, override
             continue
         print(f"[recbole-llm] run {i}/{len(jobs)}: {label} seed {seed}", flush=True)
         record = run(model, args.dataset, seed, config_files, overrides, args.data_path, args.saved_dir,
-                     show_progress=False if args.no_progress else None)
+                     show_progress=False if args.no_progress else None, preflight=False)  # checked above
         elapsed = time.perf_counter() - started
         store_run(output, record, label, args.budget, elapsed, elapsed / i * (len(jobs) - i))
     if todo:

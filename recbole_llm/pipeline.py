@@ -58,14 +58,16 @@ def ensure_id_model(config, saved_dir=None):
 
 
 def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=None, saved_dir=None,
-        show_progress=None, callback_fn=None, evaluate_test=True):
+        show_progress=None, callback_fn=None, evaluate_test=True, preflight=True):
     """Train ``model`` (a name, or a model class of your own) on ``dataset`` with ``seed`` through
     every stage; return the run record.
 
     ``callback_fn(epoch_idx, valid_score)`` is passed to RecBole's ``fit`` (sweeps report there);
     ``evaluate_test=False`` skips the test split (a sweep selects on validation only; the
-    record's ``test`` is then ``None``). An interrupted run of the same config and code continues
-    from its last validated epoch (``resume_training``).
+    record's ``test`` is then ``None``). ``preflight=False`` skips stage 2, for a caller that has
+    just made those checks itself (the runner checks every model of a command before the first
+    run). An interrupted run of the same config and code continues from its last validated epoch
+    (``resume_training``).
     """
     saved_dir = Path(saved_dir or REPO_ROOT / "saved").resolve()
     config = build_config(model, dataset, seed, config_files, config_dict, data_path, saved_dir)
@@ -74,7 +76,8 @@ def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=
     key = run_key(config)  # what the runner checks for an existing record: before the ID-model path is added
     model_class = model if isinstance(model, type) else get_model(config["model"])
     if issubclass(model_class, LLMSequentialRecommender):
-        model_class.preflight(config)  # every check that needs no training, before the ID model trains
+        if preflight:
+            model_class.preflight(config)  # every check that needs no training, before the ID model trains
         config["id_model_checkpoint"] = str(ensure_id_model(config, saved_dir))
     result = train_and_evaluate(config, saved_dir, key, callback_fn, evaluate_test, model_class)
     record = make_record(result)

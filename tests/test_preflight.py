@@ -90,3 +90,34 @@ def test_results_page_shows_the_share_of_items_without_text_per_llm_row():
                        record("RARec", 2, {"field": "title", "items": 1682, "missing": 3, "missing_share": 3 / 1682})])
     assert notes == ["SASRec: <= 50 epochs (ran 3)",
                      "RARec: <= 50 epochs (ran 3); items without text: 3 of 1682 (0.2%)"]
+
+
+def test_the_runner_makes_the_checks_once_per_model_not_again_per_run(tmp_path, llm_overrides, monkeypatch):
+    """run_benchmark.py checks every model of the command before the first run; the run itself
+    (pipeline.run(..., preflight=False)) does not build the dataset again for the same checks."""
+    import importlib.util
+
+    from conftest import REPO
+    from recbole_llm.model.sequential_recommender.idleadapter import IDLEAdapter
+
+    data = _toy_with_titles(tmp_path, n_missing=0)
+    checked = []
+    original = IDLEAdapter.preflight.__func__
+
+    def counting(cls, config, dataset=None):
+        checked.append(config["seed"])
+        return original(cls, config, dataset)
+
+    monkeypatch.setattr(IDLEAdapter, "preflight", classmethod(counting))
+    spec = importlib.util.spec_from_file_location("run_benchmark", REPO / "run_benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sasrec_only = ("hidden_size", "inner_size", "n_layers", "n_heads")  # the command line refuses keys that set nothing
+    options = [f"--{k}={v!r}" if isinstance(v, (dict, list)) else f"--{k}={v}"
+               for k, v in {**llm_overrides, "epochs": 1}.items() if k not in sasrec_only]
+    status = module.main([f"--data-path={data}", f"--output={tmp_path / 'results'}", f"--saved-dir={tmp_path / 'saved'}",
+                          "--threads=1", "--no-progress", "--model=IDLEAdapter", "--dataset=toy", "--seeds=1,2",
+                          *options])
+    assert status == 0
+    assert checked == [1]  # once, for the command (seeds[0]); it was [1, 1, 2] when each run checked again
+    assert len(list((tmp_path / "results" / "toy" / "runs").glob("IDLEAdapter*.json"))) == 2

@@ -79,7 +79,8 @@ def _one_run(model, dataset, seed, config_files, overrides, data_path, saved_dir
     torch.set_num_threads(threads)
     from recbole_llm.pipeline import run
 
-    return run(model, dataset, seed, config_files, overrides, data_path, saved_dir, show_progress=show_progress)
+    return run(model, dataset, seed, config_files, overrides, data_path, saved_dir, show_progress=show_progress,
+               preflight=False)  # the runner checked every model before the first job
 
 
 def run_parallel(todo, total, args, config_files, overrides, output):
