@@ -222,8 +222,8 @@ def run_all(args, models, seeds, budget_file, user_files, config_files, override
 
 def tables(args, output, metrics):
     """Regenerate the dataset's results page from every record of the budget; print the table."""
+    from recbole_llm.benchmark.page import write_results_page
     from recbole_llm.benchmark.records import load_records
-    from recbole_llm.benchmark.tables import write_tables
     from recbole_llm.errors import UserError
 
     records = [r for r in load_records(output, args.dataset) if r.get("budget", "full") == args.budget]
@@ -231,7 +231,7 @@ def tables(args, output, metrics):
         raise UserError(f"no run records for {args.dataset} under {output / args.dataset / 'runs'}: run some models first")
     command = f"python run_benchmark.py --dataset={args.dataset} --budget={args.budget} --tables-only" + (
         f" --output={args.output}" if args.output else "") + (f" --target={args.target}" if args.target else "")
-    text = write_tables(output / args.dataset, args.dataset, records, metrics, args.target, command)
+    text = write_results_page(output / args.dataset, args.dataset, records, metrics, args.target, command)
     print()
     print(text)
     print(f"[recbole-llm] budget '{args.budget}': tables written to {output / args.dataset}/comparison.{{md,csv,tex}}")

@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recbole_llm.benchmark import convergence, report
-from recbole_llm.benchmark.tables import summarize, write_tables
+from recbole_llm.benchmark import convergence, stats
+from recbole_llm.benchmark.page import write_results_page
+from recbole_llm.benchmark.tables import summarize
 
 USERS = [str(i) for i in range(60)]
 RANKS = np.random.default_rng(3).integers(1, 20, 60).tolist()
@@ -99,8 +100,8 @@ def test_each_cause_of_a_run():
 
 def test_tables_mark_unconverged_rows_and_compare_converged_rows_only(tmp_path):
     recs = _with_lr_end(records())
-    assert report.best_baseline(recs) == "A"  # not B (higher NDCG@10, unconverged)
-    text = write_tables(tmp_path, "d", recs, metrics=("ndcg@10", "hit@10"), target="L")
+    assert stats.best_baseline(recs) == "A"  # not B (higher NDCG@10, unconverged)
+    text = write_results_page(tmp_path, "d", recs, metrics=("ndcg@10", "hit@10"), target="L")
     lines = text.splitlines()
     first_cell = {line.split("|")[1].strip() for line in lines if line.startswith("| ")}
     assert {"A", "B †", "C †", "L", "M †"} <= first_cell
@@ -129,7 +130,7 @@ def test_tables_mark_unconverged_rows_and_compare_converged_rows_only(tmp_path):
 
 def test_an_unconverged_target_gets_no_improvement_and_no_converged_baseline_no_best_baseline(tmp_path):
     recs = _with_lr_end(records())
-    text = write_tables(tmp_path, "d", recs, metrics=("ndcg@10", "hit@10"), target="M")
+    text = write_results_page(tmp_path, "d", recs, metrics=("ndcg@10", "hit@10"), target="M")
     gain = next(line for line in text.splitlines() if line.startswith("| Improv."))
     cells = [c.strip() for c in gain.split("|")[1:-1]]
     assert cells[:4] == ["Improv.% (M vs best converged baseline; n/a: M not converged)", "", "n/a", "n/a"]
@@ -137,8 +138,8 @@ def test_an_unconverged_target_gets_no_improvement_and_no_converged_baseline_no_
     for r in without_a:
         if "lm" in r["parameters"]:
             r["parameters"]["id_model_name"] = "B"  # the own-ID-base test needs no converged baseline
-    assert report.best_baseline(without_a) is None
-    pvalues, _, note = report.significance_columns(without_a)
+    assert stats.best_baseline(without_a) is None
+    pvalues, _, note = stats.significance_columns(without_a)
     assert [header for header, _ in pvalues] == ["p (NDCG@10 vs own ID base)"]
     assert note.startswith("p: no baseline row is converged")
 

@@ -8,8 +8,8 @@ from conftest import REPO
 
 PACKAGE = REPO / "recbole_llm"
 
-# Cycles tolerated for now: none (issue 15 removed id_model <-> quick_start, report <-> tables and
-# config -> utils -> trainer -> provenance -> config). Keep it empty.
+# Cycles tolerated for now: none (issue 15 removed id_model <-> quick_start, report <-> tables (report.py
+# is now stats, cost and plots) and config -> utils -> trainer -> provenance -> config). Keep it empty.
 KNOWN_CYCLES = set()
 
 
@@ -83,3 +83,36 @@ def test_no_cycle_beyond_the_known_ones():
 def test_no_import_cycle():
     cycles = simple_cycles(import_graph())
     assert not cycles, "import cycles:\n" + _show(cycles)
+
+
+PAGE_PARTS = ("stats", "cost", "plots", "tables", "notes")  # what benchmark.page assembles
+
+
+def test_the_results_page_parts_do_not_import_the_page():
+    """``page`` assembles the results page from its parts; a part importing the page or another part
+    would tangle them again (only ``cost`` and ``plots`` use ``stats``, for its means)."""
+    graph = import_graph()
+    bench = "recbole_llm.benchmark."
+
+    def uses(module):
+        return {m[len(bench):] for m in graph[bench + module] if m.startswith(bench)}
+
+    assert set(PAGE_PARTS) <= uses("page")
+    for part in PAGE_PARTS:
+        allowed = {"stats"} if part in ("cost", "plots") else set()
+        tangled = uses(part) & ({"page", *PAGE_PARTS} - allowed)
+        assert not tangled, f"benchmark.{part} imports {sorted(tangled)}"
+
+
+def test_only_plots_imports_matplotlib_and_only_when_drawing():
+    """matplotlib is imported inside :func:`recbole_llm.benchmark.plots.render_plots` alone."""
+    found = []
+    for path in sorted((PACKAGE / "benchmark").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n.split(".")[0] == "matplotlib" for n in names):
+                found.append((path.stem, node in tree.body))
+    assert found and {stem for stem, _ in found} == {"plots"}
+    assert not any(top for _, top in found), "matplotlib imported at module level"

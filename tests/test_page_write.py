@@ -5,7 +5,7 @@ import errno
 import pytest
 
 from recbole_llm import fsutil
-from recbole_llm.benchmark.tables import write_tables
+from recbole_llm.benchmark.page import write_results_page
 from recbole_llm.errors import UserError
 
 
@@ -25,7 +25,7 @@ def snapshot(folder):
 
 def test_full_disk_on_the_third_file_leaves_the_old_page_whole(tmp_path, monkeypatch):
     out = tmp_path / "d"
-    write_tables(out, "d", [rec("A", 1, 0.1), rec("B", 1, 0.2)], ("ndcg@10", "hit@10"))
+    write_results_page(out, "d", [rec("A", 1, 0.1), rec("B", 1, 0.2)], ("ndcg@10", "hit@10"))
     old = snapshot(out)
     assert set(old) == {"comparison.md", "comparison.csv", "comparison.tex", "cost.md", "metrics.png"}
 
@@ -39,7 +39,7 @@ def test_full_disk_on_the_third_file_leaves_the_old_page_whole(tmp_path, monkeyp
 
     monkeypatch.setattr(fsutil, "_write_file", full_disk)
     with pytest.raises(UserError) as err:
-        write_tables(out, "d", [rec("A", 1, 0.3), rec("B", 1, 0.4)], ("ndcg@10", "hit@10"),
+        write_results_page(out, "d", [rec("A", 1, 0.3), rec("B", 1, 0.4)], ("ndcg@10", "hit@10"),
                      command="run_benchmark.py --dataset=d --tables-only")
     assert str(err.value) == (
         f"{out}: cannot write the results page (cost.md, metrics.png, comparison.md, comparison.csv, "
@@ -49,7 +49,7 @@ def test_full_disk_on_the_third_file_leaves_the_old_page_whole(tmp_path, monkeyp
     assert snapshot(out) == old  # every old file byte for byte, and no temporary file left behind
 
     monkeypatch.setattr(fsutil, "_write_file", real)
-    text = write_tables(out, "d", [rec("A", 1, 0.3), rec("B", 1, 0.4)], ("ndcg@10", "hit@10"))
+    text = write_results_page(out, "d", [rec("A", 1, 0.3), rec("B", 1, 0.4)], ("ndcg@10", "hit@10"))
     assert "**0.4000**" in text and (out / "comparison.md").read_text() == text
 
 

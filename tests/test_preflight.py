@@ -78,7 +78,7 @@ def test_record_keeps_the_share_of_items_without_text(tmp_path, llm_overrides):
 
 
 def test_results_page_shows_the_share_of_items_without_text_per_llm_row():
-    from recbole_llm.benchmark.tables import row_notes
+    from recbole_llm.benchmark.notes import row_notes
 
     def record(label, seed, item_text=None):
         r = {"model": label, "label": label, "seed": seed, "finished_at": "2026-01-01T00:00:00",

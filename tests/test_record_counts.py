@@ -3,9 +3,9 @@ records made before that fix."""
 
 import pytest
 
-from recbole_llm.benchmark import per_user, report
+from recbole_llm.benchmark import per_user, plots
+from recbole_llm.benchmark.notes import provenance
 from recbole_llm.benchmark.records import dataset_stats, history_lengths
-from recbole_llm.benchmark.tables import provenance
 from recbole_llm.benchmark.run_record import RECORD_VERSION
 from recbole_llm.pipeline import run
 
@@ -55,7 +55,7 @@ def test_tables_correct_records_made_before_the_fix():
     assert history_lengths(old_seq) == [4, 6, 8]
     assert old_seq["dataset_stats"]["interactions"] == 18  # the record itself is not edited
     assert provenance([old_seq], "d").startswith("Dataset `d` (3 users, 6 items, 21 interactions)")
-    assert report.history_edges([old_seq])[0] == 4
+    assert plots.history_edges([old_seq])[0] == 4
     assert [s[1] for s in per_user.history_slices([old_seq], "hit@10", [4, 6, 8, 9])] == [1, 1, 1]
 
     old_general = old_record("GENERAL", 21, [4, 6, 8])  # no augmentation: already right

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from recbole_llm.benchmark import per_user, report
-from recbole_llm.benchmark.tables import write_tables
+from recbole_llm.benchmark import per_user, plots
+from recbole_llm.benchmark.page import write_results_page
+from recbole_llm.benchmark.records import group_rows
 from recbole_llm.pipeline import run
 
 
@@ -82,7 +83,7 @@ def test_tables_show_p_values_and_the_report_writes_cost_and_plots(tmp_path):
         records.append(_record("BPR", "BPR", seed, weak + 20, users, lengths))
         records.append(_record("IDLEAdapter", "IDLEAdapter", seed, good, users, lengths))
     records.append(_record("RARec", "RARec", 1, good - 1 + (good == 1), users, lengths))  # better than IDLE
-    text = write_tables(tmp_path, "toy", records, metrics=("hit@10", "ndcg@10"), target="IDLEAdapter")
+    text = write_results_page(tmp_path, "toy", records, metrics=("hit@10", "ndcg@10"), target="IDLEAdapter")
     assert "p (NDCG@10 vs ComiRec)" in text and "p (NDCG@10 vs own ID base)" in text
     assert "<1e-4 (ComiRec)" in text  # IDLEAdapter's ID base is the ComiRec row
     gain = next(line for line in text.splitlines() if "Improv." in line)
@@ -102,9 +103,9 @@ def test_no_per_user_ranks_no_p_column(tmp_path):
     rec = _record("SASRec", "SASRec", 1, [1, 2], ["a", "b"], [3, 4])
     old = copy.deepcopy(rec)
     del old["per_user"]
-    text = write_tables(tmp_path, "toy", [old], metrics=("hit@10",))
+    text = write_results_page(tmp_path, "toy", [old], metrics=("hit@10",))
     assert "p (" not in text
-    assert report.history_edges([old]) is None
+    assert plots.history_edges([old]) is None
 
 
 def test_rows_are_grouped_baselines_then_tuned_then_llm():
@@ -115,7 +116,7 @@ def test_rows_are_grouped_baselines_then_tuned_then_llm():
     tuned["tune"] = {"sweep": "SASRec-abc"}
     plain = _record("SASRec", "SASRec", 3, ranks, users, lengths)
     records = [llm, tuned, plain]  # finished in this order
-    assert list(report.rows(records)) == ["SASRec", "SASRec-tuned", "IDLEAdapter"]
+    assert list(group_rows(records)) == ["SASRec", "SASRec-tuned", "IDLEAdapter"]
     from recbole_llm.benchmark.tables import summarize
     assert list(summarize(records, ("ndcg@10",)).index) == ["SASRec", "SASRec-tuned", "IDLEAdapter"]
 

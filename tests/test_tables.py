@@ -1,7 +1,8 @@
 import pytest
 
+from recbole_llm.benchmark.page import write_results_page
 from recbole_llm.benchmark.records import latest_per_seed, load_records, write_record
-from recbole_llm.benchmark.tables import improvement, render, summarize, write_tables
+from recbole_llm.benchmark.tables import improvement, render, summarize
 
 
 def rec(model, seed, ndcg, hit, when="2026-01-01T00:00:00"):
@@ -49,14 +50,14 @@ def test_rerun_keeps_newest_record_per_seed(tmp_path):
     assert len(records) == 2
     kept = latest_per_seed(records)
     assert [r["test"]["ndcg@10"] for r in kept] == [0.50]
-    text = write_tables(tmp_path / "d", "d", records, METRICS)
+    text = write_results_page(tmp_path / "d", "d", records, METRICS)
     assert "0.5000" in text
     for ext in ("md", "csv", "tex"):
         assert (tmp_path / "d" / f"comparison.{ext}").is_file()
 
 
 def test_row_notes_say_what_each_row_trained_on():
-    from recbole_llm.benchmark.tables import row_notes
+    from recbole_llm.benchmark.notes import row_notes
 
     llm = rec("L", 1, 0.2, 0.3)
     llm["protocol"] = dict(llm["protocol"], epochs_max=4)

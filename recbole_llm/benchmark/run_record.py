@@ -4,7 +4,7 @@ Built from what :func:`recbole_llm.quick_start.train_and_evaluate` returns (RecB
 after the run: metrics (test and the best validation epoch's), the per-epoch history, how
 training ended, the data statistics as loaded, cost, parameters, the config, and the provenance
 (commit, package versions, hardware, command). Tables and plots are generated from these records
-alone (:mod:`recbole_llm.benchmark.tables`).
+alone (:mod:`recbole_llm.benchmark.page`).
 """
 
 import sys

@@ -308,16 +308,12 @@ def environment(threads):
 
 # ------------------------------------------------------------------ output
 def _atomic_write(path, text):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # fsutil.atomic_path rather than fsutil.atomic_write_text: this file also runs against older
+    # checkouts of the package (d74d64c), whose fsutil has atomic_path only
+    from recbole_llm.fsutil import atomic_path
+
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
 
 
 def _fmt(value):

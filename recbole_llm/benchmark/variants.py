@@ -25,9 +25,12 @@ import pandas as pd
 from tabulate import tabulate
 
 from recbole_llm.benchmark import convergence, per_user
-from recbole_llm.benchmark.report import mean_of, trained_on
+from recbole_llm.benchmark.cost import trained_on
+from recbole_llm.benchmark.notes import titles_per_prompt
+from recbole_llm.benchmark.page import write_page
+from recbole_llm.benchmark.per_user import pretty_metric
 from recbole_llm.benchmark.records import group_rows, load_records
-from recbole_llm.benchmark.tables import pretty_metric, titles_per_prompt, write_page
+from recbole_llm.benchmark.stats import mean_of
 from recbole_llm.errors import UserError, exit_status
 
 METRICS = ("hit@10", "ndcg@10", "hit@100")
