@@ -171,7 +171,7 @@ def settings(args, overrides):
 def run_all(args, models, seeds, budget_file, user_files, config_files, overrides, output):
     """Train every (model, seed) of the command, ID models first, skipping those whose record of
     the same config and code exists (unless ``--rerun``); one process, or ``--jobs`` processes."""
-    from recbole_llm.benchmark.records import find_record, store_run
+    from recbole_llm.benchmark.records import eta_s, find_record, store_run
     from recbole_llm.data.prepare import ensure_dataset
     from recbole_llm.id_models import SUPPORTED
     from recbole_llm.pipeline import run
@@ -195,7 +195,7 @@ def run_all(args, models, seeds, budget_file, user_files, config_files, override
     started = time.perf_counter()
     if args.rerun:
         overrides["resume_training"] = False  # from scratch: any saved state is discarded
-    todo = []  # with --jobs > 1: (number, model, seed) of the runs to start, in order
+    todo = []  # (number, model, seed) of the runs to start, in order
     for i, (model, seed) in enumerate(jobs, 1):
         label = args.label or model
         if not args.rerun:
@@ -206,18 +206,21 @@ def run_all(args, models, seeds, budget_file, user_files, config_files, override
                 print(f"[recbole-llm] run {i}/{len(jobs)}: {label} seed {seed} skipped: record {existing} "
                       f"has the same config and code (run_key {key}); --rerun trains it again", flush=True)
                 continue
-        if args.jobs > 1:
-            todo.append((i, model, seed))
-            continue
-        print(f"[recbole-llm] run {i}/{len(jobs)}: {label} seed {seed}", flush=True)
-        record = run(model, args.dataset, seed, config_files, overrides, args.data_path, args.saved_dir,
-                     show_progress=False if args.no_progress else None, preflight=False)  # checked above
-        elapsed = time.perf_counter() - started
-        store_run(output, record, label, args.budget, elapsed, elapsed / i * (len(jobs) - i))
-    if todo:
+        todo.append((i, model, seed))
+    if args.jobs > 1 and todo:
         from recbole_llm.benchmark.jobs import run_parallel
 
         run_parallel(todo, len(jobs), args, config_files, overrides, output)
+        return
+    run_times = {}  # model -> seconds of each of its runs in this command (for the ETA)
+    for n, (i, model, seed) in enumerate(todo):
+        print(f"[recbole-llm] run {i}/{len(jobs)}: {args.label or model} seed {seed}", flush=True)
+        run_started = time.perf_counter()
+        record = run(model, args.dataset, seed, config_files, overrides, args.data_path, args.saved_dir,
+                     show_progress=False if args.no_progress else None, preflight=False)  # checked above
+        run_times.setdefault(model, []).append(time.perf_counter() - run_started)
+        store_run(output, record, args.label or model, args.budget, time.perf_counter() - started,
+                  eta_s(run_times, [m for _, m, _ in todo[n + 1:]]))
 
 
 def tables(args, output, metrics):

@@ -53,3 +53,15 @@ def test_two_jobs_write_every_record_and_start_the_llm_run_after_its_id_model(to
     again = bench("--model=IDLEAdapter,SASRec,ComiRec", "--dataset=toy", "--jobs=2", "--budget=quick", *TINY, *llm,
                   data_path=toy_data_path, tmp_path=tmp_path)
     assert again.returncode == 0 and again.stdout.count("skipped: record") == 3, again.stdout[-2000:]
+
+
+def test_eta_counts_each_remaining_run_at_its_own_models_time_and_is_unknown_before_one_finished():
+    from recbole_llm.benchmark.records import eta_s
+
+    times = {"ComiRec": [60.0, 80.0]}
+    assert eta_s(times, ["ComiRec"]) == 70.0
+    assert eta_s(times, []) == 0.0
+    # the next run is an LLM row: a one-minute ID model says nothing about its hours
+    assert eta_s(times, ["ComiRec", "IDLEAdapter"]) is None
+    times["IDLEAdapter"] = [3600.0]
+    assert eta_s(times, ["IDLEAdapter", "ComiRec", "IDLEAdapter"], parallel=2) == (3600 * 2 + 70) / 2

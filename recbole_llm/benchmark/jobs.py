@@ -87,7 +87,7 @@ def run_parallel(todo, total, args, config_files, overrides, output):
     """Run ``todo`` (``[(number, model, seed)]``, ID models first) for ``run_benchmark.py``'s
     ``args`` on ``args.jobs`` processes; write each record and print the runner's progress lines
     as runs end. Raises :class:`UserError` naming the failed runs once the others are done."""
-    from recbole_llm.benchmark.records import store_run
+    from recbole_llm.benchmark.records import eta_s, store_run
     from recbole_llm.errors import UserError
     from recbole_llm.model.llm_base import LLMSequentialRecommender
     from recbole_llm.quick_start import build_config
@@ -111,7 +111,8 @@ def run_parallel(todo, total, args, config_files, overrides, output):
     waits_for = dependencies(jobs, id_model_of)
     pending = list(range(len(jobs)))
     done, failed, failures = set(), set(), []
-    running = {}
+    running = {}  # future -> (job index, start time)
+    run_times = {}  # model -> seconds of each finished run (for the ETA)
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
         while pending or running:
@@ -133,14 +134,14 @@ def run_parallel(todo, total, args, config_files, overrides, output):
                 log_path = log_file(args.saved_dir, label_of(model), seed)
                 future = pool.submit(_one_run, model, args.dataset, seed, config_files, overrides, args.data_path,
                                      args.saved_dir, show_progress, threads, str(log_path))
-                running[future] = i
+                running[future] = (i, time.perf_counter())
                 print(f"[recbole-llm] run {numbers[i]}/{total}: {label_of(model)} seed {seed} "
                       f"(started: {threads} thread(s), log {log_path})", flush=True)
             if not running:
                 break
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in finished:
-                i = running.pop(future)
+                i, run_started = running.pop(future)
                 model, seed = jobs[i]
                 try:
                     record = future.result()
@@ -152,10 +153,10 @@ def run_parallel(todo, total, args, config_files, overrides, output):
                           f"(log {log_file(args.saved_dir, label_of(model), seed)})", flush=True)
                     continue
                 done.add(i)
-                elapsed = time.perf_counter() - started
-                ended = len(done) + len(failed)
-                store_run(output, record, label_of(model), args.budget, elapsed,
-                          elapsed / ended * (len(jobs) - ended))
+                run_times.setdefault(model, []).append(time.perf_counter() - run_started)
+                left = [jobs[j][0] for j in [*pending, *(k for k, _ in running.values())]]
+                store_run(output, record, label_of(model), args.budget, time.perf_counter() - started,
+                          eta_s(run_times, left, parallel=n_jobs))
     if failures:
         raise UserError(f"{len(failures)} of {len(jobs)} run(s) failed ({'; '.join(failures)}); "
                         "the others' records are written")
