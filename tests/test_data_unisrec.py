@@ -142,7 +142,7 @@ def test_property_sequences_survive_conversion(tmp_path_factory, seqs):
 def recbole_splits(data_path, name, monkeypatch):
     """(train, valid, test) Counters of (user token, history tokens, target token) as RecBole builds them."""
     from recbole.config import Config
-    from recbole.data import create_dataset
+    from recbole_llm.data.dataset import create_dataset
 
     import recbole_llm  # noqa: F401  (compat patches)
 

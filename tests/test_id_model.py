@@ -2,11 +2,12 @@
 
 import pytest
 import torch
-from recbole.data import create_dataset, data_preparation
+from recbole.data import data_preparation
 
 import recbole_llm.pipeline as pipeline
 from conftest import write_toy
 from recbole_llm.checkpoint import load_checkpoint, save_checkpoint
+from recbole_llm.data.dataset import create_dataset
 from recbole_llm.errors import UserError
 from recbole_llm.id_models import PretrainedIDModel, id_model_request, load_id_model
 from recbole_llm.pipeline import ensure_id_model

@@ -2,13 +2,14 @@
 
 import pytest
 import torch
-from recbole.data import create_dataset, data_preparation
+from recbole.data import data_preparation
 from recbole.utils import init_seed
 
 from recbole_llm.checkpoint import load_checkpoint, save_checkpoint
+from recbole_llm.data.dataset import create_dataset
 from recbole_llm.model.loss import gaussian_kernel, mmd
-from recbole_llm.pipeline import run
 from recbole_llm.pipeline import ensure_id_model
+from recbole_llm.pipeline import run
 from recbole_llm.quick_start import build_config
 
 

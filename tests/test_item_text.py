@@ -28,7 +28,7 @@ def make_dataset(data_path, name="txt"):
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     from recbole.config import Config
-    from recbole.data import create_dataset
+    from recbole_llm.data.dataset import create_dataset
 
     import recbole_llm  # noqa: F401
 

@@ -5,13 +5,14 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from recbole.data import create_dataset, data_preparation
+from recbole.data import data_preparation
 from recbole.utils import init_seed
 
+from recbole_llm.data.dataset import create_dataset
 from recbole_llm.errors import UserError
 from recbole_llm.model.loss import info_nce
-from recbole_llm.pipeline import run
 from recbole_llm.pipeline import ensure_id_model
+from recbole_llm.pipeline import run
 from recbole_llm.quick_start import build_config
 
 

@@ -139,7 +139,9 @@ def test_every_shipped_space_builds_its_model_at_every_corner_of_its_grid(path, 
     highest value): the model passes its checks, is built on the toy data and computes a loss."""
     import itertools
 
-    from recbole.data import create_dataset, data_preparation
+    from recbole.data import data_preparation
+
+    from recbole_llm.data.dataset import create_dataset
 
     from recbole_llm.pipeline import ensure_id_model
     from recbole_llm.quick_start import build_config

@@ -171,7 +171,7 @@ def _default_lm_path():
 def build(name, args, saved_dir, tiny_path):
     """(config, train_data, valid_data, model) for one entry of ``--models``."""
     import torch
-    from recbole.data import create_dataset, data_preparation
+    from recbole.data import data_preparation
     from recbole.utils import init_seed
 
     from recbole_llm.config import Config
@@ -201,6 +201,10 @@ def build(name, args, saved_dir, tiny_path):
 
         dataset = create_tuning_dataset(config)
     else:
+        try:  # the datasets a run of this package builds (exact-time order, Copy-on-Write fills)
+            from recbole_llm.data.dataset import create_dataset
+        except ImportError:  # an older checkout: RecBole's, as its runs did
+            from recbole.data import create_dataset
         dataset = create_dataset(config)
     init_seed(config["seed"], config["reproducibility"])
     train_data, valid_data, _ = data_preparation(config, dataset)

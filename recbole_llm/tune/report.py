@@ -34,7 +34,7 @@ def _short(commit):
 def provenance(sweep, commit, command):
     """One paragraph: how every number of the folder was made."""
     cfg = sweep.config
-    s = sweep.settings
+    s = sweep.identity
     n = len(sweep.trials)
     hours = sweep.wall_time_s / 3600
     sched = "no early stopping by Tune"
@@ -88,7 +88,7 @@ def best_yaml_text(sweep, commit, command, use):
     lines = [
         f"# Best configuration of the {sweep.model} sweep on {sweep.dataset} (trial {best['trial']}):",
         f"# validation {sweep.valid_metric} = {best['metric']:.6f}, seed {sweep.seed}, "
-        f"{len(sweep.trials)} trials, {sweep.settings['search']} search.",
+        f"{len(sweep.trials)} trials, {sweep.settings.search} search.",
         f"# dataset: {sweep.dataset}; split: {sweep.config['eval_args']['split']}; metric: {sweep.valid_metric}",
         f"# commit: {commit}",
         f"# command: {command}",

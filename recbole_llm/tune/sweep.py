@@ -40,13 +40,13 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from recbole_llm.errors import UserError
-from recbole_llm.tune.space import SearchSpace
+from recbole_llm.tune.settings import SweepSettings
 from recbole_llm.tune.trainable import TRIAL_RECORD, metric_key, train_trial
 
 SWEEP_STATE = "sweep.json"
@@ -116,23 +116,28 @@ def _concurrency(value):
 class Sweep:
     """What a finished (or interrupted) sweep hands to the reports and to :func:`run_best`."""
 
-    model: str
-    dataset: str
-    seed: int
-    space: SearchSpace
-    settings: dict
+    settings: SweepSettings  # what the command asked for
+    identity: dict  # the values that name the sweep's folder (sweep_key) and open its sweep.json
     config: object  # the base Config (no swept key applied)
     trials: pd.DataFrame  # one row per trial, sorted best first
     experiment_path: Path
     interrupted: bool
     wall_time_s: float  # all sessions of this sweep together
     planned: int = 0  # trials the space and --num-samples make
-    config_files: list = field(default_factory=list)
-    overrides: dict = field(default_factory=dict)
-    data_path: Path = None
-    saved_dir: Path = None
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
+
+    model = property(lambda self: self.settings.model)
+    dataset = property(lambda self: self.settings.dataset)
+    space = property(lambda self: self.settings.space)
+    config_files = property(lambda self: self.settings.config_files)
+    overrides = property(lambda self: self.settings.overrides)
+    data_path = property(lambda self: self.settings.data_path)
+    saved_dir = property(lambda self: self.settings.saved_dir)
+    cpus_per_trial = property(lambda self: self.settings.cpus_per_trial)
+    gpus_per_trial = property(lambda self: self.settings.gpus_per_trial)
+
+    @property
+    def seed(self):
+        return int(self.config["seed"])
 
     @property
     def valid_metric(self):
@@ -387,11 +392,9 @@ def _collect(settings, prepared, grid, wall, resumed, max_concurrent):
     # generator had not created yet are not in the grid at all.
     interrupted = len(trials) < p.planned or bool((trials["status"] == "unfinished").any())
     state = _update_state(p.path, p.hashed, wall, resumed, len(grid), interrupted, int(max_concurrent or 0))
-    return Sweep(model=s.model, dataset=s.dataset, seed=int(p.config["seed"]), space=s.space, settings=p.hashed,
-                 config=p.config, trials=trials, experiment_path=p.path, interrupted=interrupted, planned=p.planned,
-                 wall_time_s=sum(st["wall_time_s"] for st in state["sessions"]), config_files=s.config_files,
-                 overrides=s.overrides, data_path=s.data_path, saved_dir=s.saved_dir,
-                 cpus_per_trial=s.cpus_per_trial, gpus_per_trial=s.gpus_per_trial)
+    return Sweep(settings=s, identity=p.hashed, config=p.config, trials=trials, experiment_path=p.path,
+                 interrupted=interrupted, planned=p.planned,
+                 wall_time_s=sum(st["wall_time_s"] for st in state["sessions"]))
 
 
 def _set_env(values):
