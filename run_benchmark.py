@@ -171,7 +171,7 @@ def settings(args, overrides):
 def run_all(args, models, seeds, budget_file, user_files, config_files, overrides, output):
     """Train every (model, seed) of the command, ID models first, skipping those whose record of
     the same config and code exists (unless ``--rerun``); one process, or ``--jobs`` processes."""
-    from recbole_llm.benchmark.records import eta_s, find_record, store_run
+    from recbole_llm.benchmark.records import earlier_run_times, eta_s, find_record, store_run
     from recbole_llm.data.prepare import ensure_dataset
     from recbole_llm.id_models import SUPPORTED
     from recbole_llm.pipeline import run
@@ -212,15 +212,16 @@ def run_all(args, models, seeds, budget_file, user_files, config_files, override
 
         run_parallel(todo, len(jobs), args, config_files, overrides, output)
         return
-    run_times = {}  # model -> seconds of each of its runs in this command (for the ETA)
+    run_times, earlier = {}, earlier_run_times(output, args.dataset, args.budget)  # label -> seconds (the ETA)
     for n, (i, model, seed) in enumerate(todo):
-        print(f"[recbole-llm] run {i}/{len(jobs)}: {args.label or model} seed {seed}", flush=True)
+        label = args.label or model
+        print(f"[recbole-llm] run {i}/{len(jobs)}: {label} seed {seed}", flush=True)
         run_started = time.perf_counter()
         record = run(model, args.dataset, seed, config_files, overrides, args.data_path, args.saved_dir,
                      show_progress=False if args.no_progress else None, preflight=False)  # checked above
-        run_times.setdefault(model, []).append(time.perf_counter() - run_started)
-        store_run(output, record, args.label or model, args.budget, time.perf_counter() - started,
-                  eta_s(run_times, [m for _, m, _ in todo[n + 1:]]))
+        run_times.setdefault(label, []).append(time.perf_counter() - run_started)
+        store_run(output, record, label, args.budget, time.perf_counter() - started,
+                  eta_s(run_times, [args.label or m for _, m, _ in todo[n + 1:]], earlier=earlier))
 
 
 def tables(args, output, metrics):

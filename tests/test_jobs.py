@@ -63,5 +63,24 @@ def test_eta_counts_each_remaining_run_at_its_own_models_time_and_is_unknown_bef
     assert eta_s(times, []) == 0.0
     # the next run is an LLM row: a one-minute ID model says nothing about its hours
     assert eta_s(times, ["ComiRec", "IDLEAdapter"]) is None
+    # ... unless earlier records of that row say what it costs; this command's own runs come first
+    assert eta_s(times, ["IDLEAdapter"], earlier={"IDLEAdapter": [3000.0, 4000.0], "ComiRec": [1.0]}) == 3500.0
+    assert eta_s(times, ["ComiRec"], earlier={"ComiRec": [1.0]}) == 70.0
     times["IDLEAdapter"] = [3600.0]
     assert eta_s(times, ["IDLEAdapter", "ComiRec", "IDLEAdapter"], parallel=2) == (3600 * 2 + 70) / 2
+
+
+def test_earlier_run_times_are_the_records_of_the_budget_by_label(tmp_path):
+    from recbole_llm.benchmark.records import earlier_run_times, write_record
+
+    def record(label, seed, budget, seconds):
+        return {"model": "IDLEAdapter", "dataset": "toy", "seed": seed, "label": label, "budget": budget,
+                "finished_at": f"2026-01-0{seed}", "cost": {"wall_time_s": seconds}}
+
+    for rec in (record("IDLEAdapter", 1, "full", 100.0), record("IDLEAdapter", 2, "full", 300.0),
+                record("IDLEAdapter", 3, "quick", 5.0), record("IDLEAdapter (SASRec base)", 1, "full", 50.0)):
+        write_record(tmp_path, rec)
+    (tmp_path / "toy" / "runs" / "broken.json").write_text("{")
+    assert earlier_run_times(tmp_path, "toy", "full") == {"IDLEAdapter": [100.0, 300.0],
+                                                          "IDLEAdapter (SASRec base)": [50.0]}
+    assert earlier_run_times(tmp_path, "nowhere", "full") == {}

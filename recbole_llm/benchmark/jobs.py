@@ -87,7 +87,7 @@ def run_parallel(todo, total, args, config_files, overrides, output):
     """Run ``todo`` (``[(number, model, seed)]``, ID models first) for ``run_benchmark.py``'s
     ``args`` on ``args.jobs`` processes; write each record and print the runner's progress lines
     as runs end. Raises :class:`UserError` naming the failed runs once the others are done."""
-    from recbole_llm.benchmark.records import eta_s, store_run
+    from recbole_llm.benchmark.records import earlier_run_times, eta_s, store_run
     from recbole_llm.errors import UserError
     from recbole_llm.model.llm_base import LLMSequentialRecommender
     from recbole_llm.quick_start import build_config
@@ -112,7 +112,8 @@ def run_parallel(todo, total, args, config_files, overrides, output):
     pending = list(range(len(jobs)))
     done, failed, failures = set(), set(), []
     running = {}  # future -> (job index, start time)
-    run_times = {}  # model -> seconds of each finished run (for the ETA)
+    run_times = {}  # label -> seconds of each finished run (for the ETA)
+    earlier = earlier_run_times(output, args.dataset, args.budget)
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
         while pending or running:
@@ -153,10 +154,10 @@ def run_parallel(todo, total, args, config_files, overrides, output):
                           f"(log {log_file(args.saved_dir, label_of(model), seed)})", flush=True)
                     continue
                 done.add(i)
-                run_times.setdefault(model, []).append(time.perf_counter() - run_started)
-                left = [jobs[j][0] for j in [*pending, *(k for k, _ in running.values())]]
+                run_times.setdefault(label_of(model), []).append(time.perf_counter() - run_started)
+                left = [label_of(jobs[j][0]) for j in [*pending, *(k for k, _ in running.values())]]
                 store_run(output, record, label_of(model), args.budget, time.perf_counter() - started,
-                          eta_s(run_times, left, parallel=n_jobs))
+                          eta_s(run_times, left, parallel=n_jobs, earlier=earlier))
     if failures:
         raise UserError(f"{len(failures)} of {len(jobs)} run(s) failed ({'; '.join(failures)}); "
                         "the others' records are written")

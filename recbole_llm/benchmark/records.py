@@ -34,24 +34,40 @@ def write_record(output, record):
     return atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
-def eta_s(run_times, remaining, parallel=1):
-    """Seconds the ``remaining`` runs (model names) should take: each at the mean wall time of this
-    command's finished runs of the same model, over ``parallel`` processes; None while a
-    remaining model has no finished run (an LLM run costs hours where its ID model took a minute,
-    so no other run's time stands for it). ``run_times``: model name -> list of seconds."""
+def eta_s(run_times, remaining, parallel=1, earlier=None):
+    """Seconds the ``remaining`` runs (row labels) should take: each at the mean wall time of this
+    command's finished runs of the same label, else of ``earlier`` runs of it (:func:`earlier_run_times`),
+    over ``parallel`` processes; None while a remaining label has neither (an LLM run costs hours
+    where its ID model took a minute, so no other row's time stands for it). ``run_times`` and
+    ``earlier``: label -> list of seconds."""
     total = 0.0
-    for model in remaining:
-        times = run_times.get(model)
+    for label in remaining:
+        times = run_times.get(label) or (earlier or {}).get(label)
         if not times:
             return None
         total += sum(times) / len(times)
     return total / max(1, parallel)
 
 
+def earlier_run_times(output, dataset, budget):
+    """label -> wall times (s) of the stored records of ``dataset`` under ``budget``: what the
+    runner's ETA assumes for a row before this command has finished a run of it."""
+    times = {}
+    folder = runs_dir(output, dataset)
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+            if rec.get("budget", "full") == budget:
+                times.setdefault(rec.get("label") or rec["model"], []).append(float(rec["cost"]["wall_time_s"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a record the tables would report; the ETA only skips it
+    return times
+
+
 def store_run(output, record, label, budget, elapsed, eta):
     """Write a finished run's record under ``label`` and ``budget`` and print the runner's line for
     it (test NDCG@10/HR@10, epochs, wall time, the record, elapsed and ETA in seconds, from
-    :func:`eta_s`; None: not known yet); return the record's path. One place for the sequential
+    :func:`eta_s`; None: not known); return the record's path. One place for the sequential
     runner and ``--jobs``."""
     record["label"] = label
     record["budget"] = budget
@@ -60,7 +76,7 @@ def store_run(output, record, label, budget, elapsed, eta):
     print(f"[recbole-llm] done {record['model']} seed {record['seed']}: test NDCG@10 "
           f"{test.get('ndcg@10', float('nan')):.4f} HR@10 {test.get('hit@10', float('nan')):.4f} | "
           f"{record['epochs_run']} epochs, {record['cost']['wall_time_s']:.0f}s | record {path} | "
-          f"elapsed {elapsed:.0f}s, " + ("ETA unknown (a model still to run has no finished run yet)" if eta is None
+          f"elapsed {elapsed:.0f}s, " + ("ETA unknown (a row still to run has no finished run)" if eta is None
                                         else f"ETA {eta:.0f}s"), flush=True)
     return path
 
