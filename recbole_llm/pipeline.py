@@ -11,7 +11,7 @@ the step an LLM recommender adds (IDLE-Adapter and RA-Rec consume a frozen, pret
    same pipeline, so it is exactly the benchmark's row of that model; its checkpoint goes into
    the LLM run's config (``id_model_checkpoint``), and the model only loads it;
 4. training and evaluation (:func:`recbole_llm.quick_start.train_and_evaluate`, RecBole's trainer);
-5. the run record (:func:`recbole_llm.benchmark.run_record.make_record`), and, for an ID model,
+5. the run record (:func:`recbole_llm.record.make_record`), and, for an ID model,
    its checkpoint offered to the ID-model cache (:func:`recbole_llm.id_models.cache_run`).
 
 The runner (``run_benchmark.py``, ``--jobs``) and the sweeps call :func:`run`.
@@ -20,7 +20,7 @@ The runner (``run_benchmark.py``, ``--jobs``) and the sweeps call :func:`run`.
 import logging
 from pathlib import Path
 
-from recbole_llm.benchmark.run_record import make_record
+from recbole_llm.record import make_record
 from recbole_llm.config import REPO_ROOT
 from recbole_llm.errors import UserError
 from recbole_llm.id_models import SUPPORTED, cache_path, cache_run, cached_checkpoint, id_model_request

@@ -1,4 +1,4 @@
-"""The import graph of recbole_llm has no cycle (a stage never imports a later one)."""
+"""The import graph of recbole_llm has no cycle, and no stage imports a later one."""
 
 import ast
 
@@ -83,6 +83,31 @@ def test_no_cycle_beyond_the_known_ones():
 def test_no_import_cycle():
     cycles = simple_cycles(import_graph())
     assert not cycles, "import cycles:\n" + _show(cycles)
+
+
+# The stages in data-flow order (README, "Architecture"): a module may import its own stage and
+# earlier ones only. First the foundation every stage uses: errors, the compat workarounds, file
+# helpers, safe checkpoints, provenance, the trainers (generic: they know no model) and the
+# model/trainer registry (utils); then data -> config (checks values against data's options) ->
+# ID models, LM -> LLM models -> training (quick_start) -> the run record -> the pipeline ->
+# benchmark -> sweeps.
+STAGES = [
+    ("recbole_llm", "errors", "compat", "fsutil", "checkpoint", "provenance", "trainer", "utils"),
+    ("data",), ("config",), ("id_models", "lm"), ("model",), ("quick_start",), ("record",), ("pipeline",),
+    ("benchmark",), ("tune",),
+]
+
+
+def _stage(module):
+    part = module.split(".")[1] if "." in module else module
+    return next(i for i, names in enumerate(STAGES) if part in names)
+
+
+def test_no_module_imports_a_later_stage():
+    graph = import_graph()
+    later = [f"{m} -> {t}" for m, targets in graph.items() for t in targets if _stage(t) > _stage(m)]
+    assert not later, "imports of a later stage:\n" + "\n".join(later)
+    assert {_stage(m) for m in graph} == set(range(len(STAGES)))  # every stage listed exists, every module has one
 
 
 PAGE_PARTS = ("stats", "cost", "plots", "tables", "notes")  # what benchmark.page assembles

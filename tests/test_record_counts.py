@@ -6,7 +6,7 @@ import pytest
 from recbole_llm.benchmark import per_user, plots
 from recbole_llm.benchmark.notes import provenance
 from recbole_llm.benchmark.records import dataset_stats, history_lengths
-from recbole_llm.benchmark.run_record import RECORD_VERSION
+from recbole_llm.record import RECORD_VERSION
 from recbole_llm.pipeline import run
 
 COUNTS = {"u1": 5, "u2": 7, "u3": 9}  # 21 interactions

@@ -127,7 +127,7 @@ def find_record(output, dataset, label, seed, run_key, budget):
 
 def _counted_after_augmentation(record):
     """True for a record whose interaction counts came from RecBole's augmented ``inter_feat``:
-    made before ``record_version`` 2 (:data:`recbole_llm.benchmark.run_record.RECORD_VERSION`) by a
+    made before ``record_version`` 2 (:data:`recbole_llm.record.RECORD_VERSION`) by a
     sequential model, whose dataset holds one sample per interaction but each user's first."""
     return record.get("record_version", 1) < 2 and record.get("config", {}).get("MODEL_TYPE") == "SEQUENTIAL"
 
