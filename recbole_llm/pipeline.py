@@ -20,12 +20,12 @@ The runner (``run_benchmark.py``, ``--jobs``) and the sweeps call :func:`run`.
 import logging
 from pathlib import Path
 
-from recbole_llm.record import make_record
 from recbole_llm.config import REPO_ROOT
 from recbole_llm.errors import UserError
 from recbole_llm.id_models import SUPPORTED, cache_path, cache_run, cached_checkpoint, id_model_request
 from recbole_llm.model.llm_base import LLMSequentialRecommender
 from recbole_llm.quick_start import build_config, finish, run_key, train_and_evaluate
+from recbole_llm.record import make_record
 from recbole_llm.utils import get_model
 
 
