@@ -43,22 +43,40 @@ def _free_ports(n):
     return ports
 
 
-def _free_range(width):
-    """``width`` consecutive free ports (Ray's worker port range of one node)."""
+def _ephemeral_low():
+    """Lowest port the kernel hands out for ``bind(port 0)`` (Linux's ``ip_local_port_range``)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _free_range(width, taken):
+    """``width`` consecutive free ports (Ray's worker port range of one node), none of them in ``taken``.
+
+    The range lies below the kernel's ephemeral range, so ports from :func:`_free_ports` (and the random
+    ports Ray picks for itself) cannot fall inside it; ``taken`` keeps two nodes' ranges apart. Both
+    guards matter: Ray refuses to start when its worker range holds another of its own ports.
+    """
+    top = min(_ephemeral_low(), 40000)
     for _ in range(50):
-        base = random.randrange(20000, 40000 - width)
+        base = random.randrange(20000, top - width)
+        span = set(range(base, base + width))
+        if span & taken:
+            continue
+        socks = []
         try:
-            socks = []
-            for port in range(base, base + width):
+            for port in span:
                 s = socket.socket()
                 socks.append(s)
                 s.bind(("127.0.0.1", port))
-            return base, base + width - 1
         except OSError:
             continue
         finally:
             for s in socks:
                 s.close()
+        taken |= span
+        return base, base + width - 1
     raise RuntimeError("no free port range")
 
 
@@ -117,12 +135,13 @@ def cluster(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env.update({"OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"})
     gcs, client, *ports = _free_ports(12)
+    taken = {gcs, client, *ports}
     common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=0", "--object-store-memory=100000000",
               "--disable-usage-stats"]
 
     def node_ports(i):
         p = ports[5 * i: 5 * i + 5]
-        low, high = _free_range(40)
+        low, high = _free_range(40, taken)
         return [f"--node-manager-port={p[0]}", f"--object-manager-port={p[1]}", f"--metrics-export-port={p[2]}",
                 f"--dashboard-agent-listen-port={p[3]}", f"--dashboard-agent-grpc-port={p[4]}",
                 f"--min-worker-port={low}", f"--max-worker-port={high}"]
