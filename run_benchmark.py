@@ -183,8 +183,10 @@ def run_all(args, models, seeds, budget_file, user_files, config_files, override
     # then reuses that run's checkpoint (its base is the table's row; recbole_llm.id_models).
     ordered = [m for m in models if m in SUPPORTED] + [m for m in models if m not in SUPPORTED]
     jobs = [(m, s) for m in ordered for s in seeds]
+    epochs_max = {}  # label -> the epoch cap its runs train under (the ETA compares like with like)
     for name in models:  # every check that needs no training (values, LM, titles) before anything trains
         config = build_config(name, args.dataset, seeds[0], config_files, overrides, args.data_path, args.saved_dir)
+        epochs_max[args.label or name] = int(config["epochs"])
         model_class = get_model(name)
         if hasattr(model_class, "preflight"):
             model_class.preflight(config)
@@ -210,9 +212,10 @@ def run_all(args, models, seeds, budget_file, user_files, config_files, override
     if args.jobs > 1 and todo:
         from recbole_llm.benchmark.jobs import run_parallel
 
-        run_parallel(todo, len(jobs), args, config_files, overrides, output)
+        run_parallel(todo, len(jobs), args, config_files, overrides, output, epochs_max)
         return
-    run_times, earlier = {}, earlier_run_times(output, args.dataset, args.budget)  # label -> seconds (the ETA)
+    run_times = {}  # label -> seconds of this command's finished runs (the ETA)
+    earlier = earlier_run_times(output, args.dataset, args.budget, epochs_max)
     for n, (i, model, seed) in enumerate(todo):
         label = args.label or model
         print(f"[recbole-llm] run {i}/{len(jobs)}: {label} seed {seed}", flush=True)

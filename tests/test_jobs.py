@@ -84,3 +84,20 @@ def test_earlier_run_times_are_the_records_of_the_budget_by_label(tmp_path):
     assert earlier_run_times(tmp_path, "toy", "full") == {"IDLEAdapter": [100.0, 300.0],
                                                           "IDLEAdapter (SASRec base)": [50.0]}
     assert earlier_run_times(tmp_path, "nowhere", "full") == {}
+
+
+def test_earlier_run_times_leave_out_records_of_another_epoch_cap(tmp_path):
+    """A 3-epoch run's wall time does not stand for a converged (50-epoch cap) run's."""
+    from recbole_llm.benchmark.records import earlier_run_times, write_record
+
+    def record(seed, cap, seconds, label="IDLEAdapter"):
+        return {"model": "IDLEAdapter", "dataset": "toy", "seed": seed, "label": label, "budget": "full",
+                "finished_at": f"2026-01-0{seed}", "cost": {"wall_time_s": seconds},
+                "protocol": {"epochs_max": cap}}
+
+    for rec in (record(1, 3, 900.0), record(2, 50, 6000.0), record(3, 3, 1000.0), record(1, 3, 80.0, "ComiRec")):
+        write_record(tmp_path, rec)
+    assert earlier_run_times(tmp_path, "toy", "full", {"IDLEAdapter": 50}) == {
+        "IDLEAdapter": [6000.0], "ComiRec": [80.0]}
+    assert earlier_run_times(tmp_path, "toy", "full", {"IDLEAdapter": 3})["IDLEAdapter"] == [900.0, 1000.0]
+    assert sorted(earlier_run_times(tmp_path, "toy", "full")["IDLEAdapter"]) == [900.0, 1000.0, 6000.0]

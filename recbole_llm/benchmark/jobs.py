@@ -83,10 +83,11 @@ def _one_run(model, dataset, seed, config_files, overrides, data_path, saved_dir
                preflight=False)  # the runner checked every model before the first job
 
 
-def run_parallel(todo, total, args, config_files, overrides, output):
+def run_parallel(todo, total, args, config_files, overrides, output, epochs_max=None):
     """Run ``todo`` (``[(number, model, seed)]``, ID models first) for ``run_benchmark.py``'s
     ``args`` on ``args.jobs`` processes; write each record and print the runner's progress lines
-    as runs end. Raises :class:`UserError` naming the failed runs once the others are done."""
+    as runs end (the ETA from :func:`earlier_run_times` under ``epochs_max``). Raises
+    :class:`UserError` naming the failed runs once the others are done."""
     from recbole_llm.benchmark.records import earlier_run_times, eta_s, store_run
     from recbole_llm.errors import UserError
     from recbole_llm.model.llm_base import LLMSequentialRecommender
@@ -113,7 +114,7 @@ def run_parallel(todo, total, args, config_files, overrides, output):
     done, failed, failures = set(), set(), []
     running = {}  # future -> (job index, start time)
     run_times = {}  # label -> seconds of each finished run (for the ETA)
-    earlier = earlier_run_times(output, args.dataset, args.budget)
+    earlier = earlier_run_times(output, args.dataset, args.budget, epochs_max)
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
         while pending or running:

@@ -49,16 +49,26 @@ def eta_s(run_times, remaining, parallel=1, earlier=None):
     return total / max(1, parallel)
 
 
-def earlier_run_times(output, dataset, budget):
+def earlier_run_times(output, dataset, budget, epochs_max=None):
     """label -> wall times (s) of the stored records of ``dataset`` under ``budget``: what the
-    runner's ETA assumes for a row before this command has finished a run of it."""
+    runner's ETA assumes for a row before this command has finished a run of it.
+
+    ``epochs_max``: label -> the epoch cap this command trains that label under; a record of the
+    label made under another cap is left out (a 3-epoch run says nothing of a converged one's
+    cost). Labels not in it, and records without a ``protocol``, are all counted.
+    """
+    caps = epochs_max or {}
     times = {}
     folder = runs_dir(output, dataset)
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
             rec = json.loads(path.read_text(encoding="utf-8"))
-            if rec.get("budget", "full") == budget:
-                times.setdefault(rec.get("label") or rec["model"], []).append(float(rec["cost"]["wall_time_s"]))
+            if rec.get("budget", "full") != budget:
+                continue
+            label = rec.get("label") or rec["model"]
+            if label in caps and "protocol" in rec and int(rec["protocol"]["epochs_max"]) != int(caps[label]):
+                continue
+            times.setdefault(label, []).append(float(rec["cost"]["wall_time_s"]))
         except (OSError, ValueError, KeyError, TypeError):
             continue  # a record the tables would report; the ETA only skips it
     return times
