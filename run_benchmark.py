@@ -16,6 +16,7 @@ error naming the closest one. RecBole's ``--config_files`` is the same option as
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -229,16 +230,22 @@ def run_all(args, models, seeds, budget_file, user_files, config_files, override
 
 def tables(args, output, metrics):
     """Regenerate the dataset's results page from every record of the budget; print the table."""
-    from recbole_llm.benchmark.page import write_results_page
+    from recbole_llm.benchmark.page import page_target, write_results_page
     from recbole_llm.benchmark.records import load_records
     from recbole_llm.errors import UserError
 
     records = [r for r in load_records(output, args.dataset) if r.get("budget", "full") == args.budget]
     if not records:
         raise UserError(f"no run records for {args.dataset} under {output / args.dataset / 'runs'}: run some models first")
+    target = args.target
+    if target is None and not args.tables_only:  # a run adds records; the page keeps the target it was drawn with
+        target = page_target(output / args.dataset)
+        if target is not None:
+            print(f"[recbole-llm] the page keeps its --target={shlex.quote(target)} (pass --target to change it)")
     command = f"python run_benchmark.py --dataset={args.dataset} --budget={args.budget} --tables-only" + (
-        f" --output={args.output}" if args.output else "") + (f" --target={args.target}" if args.target else "")
-    text = write_results_page(output / args.dataset, args.dataset, records, metrics, args.target, command)
+        f" --output={shlex.quote(str(args.output))}" if args.output else "") + (
+        f" --target={shlex.quote(target)}" if target else "")
+    text = write_results_page(output / args.dataset, args.dataset, records, metrics, target, command)
     print()
     print(text)
     print(f"[recbole-llm] budget '{args.budget}': tables written to {output / args.dataset}/comparison.{{md,csv,tex}}")

@@ -31,12 +31,26 @@ def test_two_models_two_seeds_write_records_and_tables(toy_data_path, tmp_path):
     assert rec["config"]["eval_args"]["order"] == "TO"
     assert rec["epochs_run"] == 2 and len(rec["history"]) == 2
     md = (tmp_path / "results" / "toy" / "comparison.md").read_text()
-    assert "| SASRec" in md and "| BPR" in md and "Improv.%" in md
+    assert "| SASRec" in md and "| BPR" in md and "| Improv.% (SASRec vs" in md
     csv = (tmp_path / "results" / "toy" / "comparison.csv").read_text().splitlines()
     assert csv[0].startswith("model,n_seeds,seeds,hit@5_mean,hit@5_std")
     assert {line.split(",")[1] for line in csv[1:]} == {"2"}
     # the record's test metric is the one RecBole reported for the best validation epoch
     assert 0.0 <= rec["test"]["ndcg@10"] <= 1.0
+
+    # a run added later without --target keeps the page's target (and its Improv.% row) ...
+    out = bench("--model=BPR,SASRec", "--dataset=toy", "--seeds=3", "--metrics=hit@5,ndcg@10", *TINY,
+                data_path=toy_data_path, tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "the page keeps its --target=SASRec" in out.stdout
+    md = (tmp_path / "results" / "toy" / "comparison.md").read_text()
+    assert "| Improv.% (SASRec vs" in md and md.rstrip().endswith("--target=SASRec`")
+    # ... while --tables-only draws the page exactly as its command says
+    out = bench("--dataset=toy", "--tables-only", "--metrics=hit@5,ndcg@10", data_path=toy_data_path,
+                tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    md = (tmp_path / "results" / "toy" / "comparison.md").read_text()
+    assert "| Improv.%" not in md and "--target" not in md
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ import errno
 import pytest
 
 from recbole_llm import fsutil
-from recbole_llm.benchmark.page import write_results_page
+from recbole_llm.benchmark.page import page_target, write_results_page
 from recbole_llm.errors import UserError
 
 
@@ -68,3 +68,16 @@ def test_a_rename_failing_part_way_puts_the_replaced_files_back(tmp_path, monkey
         fsutil.write_file_set(tmp_path, {"a.md": "new a", "b.md": "new b", "c.md": "new c", "d.md": "new d"})
     monkeypatch.setattr(fsutil.os, "replace", real)
     assert snapshot(tmp_path) == {"a.md": b"old a", "b.md": b"old b", "c.md": b"old c"}
+
+
+def test_page_target_is_read_back_from_the_regenerate_line(tmp_path):
+    out = tmp_path / "d"
+    assert page_target(out) is None  # no page yet
+    records = [rec("A", 1, 0.1), rec("A (SASRec base)", 1, 0.2)]
+    write_results_page(out, "d", records, ("ndcg@10", "hit@10"), target="A (SASRec base)",
+                       command="python run_benchmark.py --dataset=d --tables-only --target='A (SASRec base)'")
+    assert page_target(out) == "A (SASRec base)"
+    write_results_page(out, "d", records, ("ndcg@10", "hit@10"), command="python run_benchmark.py --dataset=d --tables-only")
+    assert page_target(out) is None
+    (out / "comparison.md").write_text("Regenerate: `python run_benchmark.py --target='unclosed`\n")
+    assert page_target(out) is None

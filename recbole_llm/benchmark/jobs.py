@@ -83,19 +83,83 @@ def _one_run(model, dataset, seed, config_files, overrides, data_path, saved_dir
                preflight=False)  # the runner checked every model before the first job
 
 
+class _Queue:
+    """The runs of one ``--jobs`` command and their states: pending, running, done or failed.
+
+    ``jobs``: ``[(model, seed)]``; ``waits_for``: from :func:`dependencies`; ``label_of(model)``:
+    the row label. Prints the runner's progress lines; :meth:`finish` writes each record.
+    """
+
+    def __init__(self, jobs, numbers, total, waits_for, label_of, earlier):
+        self.jobs, self.numbers, self.total, self.waits_for, self.label_of = jobs, numbers, total, waits_for, label_of
+        self.pending = list(range(len(jobs)))
+        self.done, self.failed, self.failures = set(), set(), []
+        self.running = {}  # future -> (job index, start time)
+        self.run_times = {}  # label -> seconds of each finished run (for the ETA)
+        self.earlier = earlier
+        self.started = time.perf_counter()
+
+    def _name(self, i):
+        model, seed = self.jobs[i]
+        return f"{self.label_of(model)} seed {seed}"
+
+    def start_ready(self, n_jobs, submit):
+        """Start pending runs whose ID model is done, up to ``n_jobs`` running; ``submit(model, seed)``
+        returns ``(future, log_path)``. A run whose ID model failed is failed without starting."""
+        for i in list(self.pending):
+            if len(self.running) >= n_jobs:
+                break
+            dep = self.waits_for[i]
+            if dep is not None and dep in self.failed:
+                self.pending.remove(i)
+                self.failed.add(i)
+                self.failures.append(f"{self._name(i)}: not started, the {self.jobs[dep][0]} run it reuses failed")
+                print(f"[recbole-llm] run {self.numbers[i]}/{self.total}: {self._name(i)} not started: "
+                      f"the {self.jobs[dep][0]} run it reuses failed", flush=True)
+                continue
+            if dep is not None and dep not in self.done:
+                continue
+            self.pending.remove(i)
+            future, log_path, threads = submit(*self.jobs[i])
+            self.running[future] = (i, time.perf_counter())
+            print(f"[recbole-llm] run {self.numbers[i]}/{self.total}: {self._name(i)} "
+                  f"(started: {threads} thread(s), log {log_path})", flush=True)
+
+    def finish(self, future, n_jobs, log_path_of, store):
+        """Take a finished ``future``: store its record (``store(record, label, elapsed_s, eta_s)``, the
+        ETA of the runs left over ``n_jobs`` processes) or report its error."""
+        from recbole_llm.benchmark.records import eta_s
+
+        i, run_started = self.running.pop(future)
+        model, seed = self.jobs[i]
+        try:
+            record = future.result()
+        except Exception as err:  # noqa: BLE001 (a worker's error of any kind ends that run only)
+            self.failed.add(i)
+            message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            self.failures.append(f"{self._name(i)}: {message}")
+            print(f"[recbole-llm] failed {self._name(i)}: {message} (log {log_path_of(model, seed)})", flush=True)
+            return
+        self.done.add(i)
+        label = self.label_of(model)
+        self.run_times.setdefault(label, []).append(time.perf_counter() - run_started)
+        left = [self.label_of(self.jobs[j][0]) for j in [*self.pending, *(k for k, _ in self.running.values())]]
+        store(record, label, time.perf_counter() - self.started,
+              eta_s(self.run_times, left, parallel=n_jobs, earlier=self.earlier))
+
+
 def run_parallel(todo, total, args, config_files, overrides, output, epochs_max=None):
     """Run ``todo`` (``[(number, model, seed)]``, ID models first) for ``run_benchmark.py``'s
     ``args`` on ``args.jobs`` processes; write each record and print the runner's progress lines
     as runs end (the ETA from :func:`earlier_run_times` under ``epochs_max``). Raises
     :class:`UserError` naming the failed runs once the others are done."""
-    from recbole_llm.benchmark.records import earlier_run_times, eta_s, store_run
+    from recbole_llm.benchmark.records import earlier_run_times, store_run
     from recbole_llm.errors import UserError
     from recbole_llm.model.llm_base import LLMSequentialRecommender
     from recbole_llm.quick_start import build_config
     from recbole_llm.utils import get_model
 
     jobs = [(model, seed) for _, model, seed in todo]
-    numbers = [number for number, _, _ in todo]
     n_jobs = args.jobs
     threads = threads_per_job(n_jobs, args.threads)
     show_progress = False if args.no_progress else None
@@ -109,56 +173,28 @@ def run_parallel(todo, total, args, config_files, overrides, output, epochs_max=
         config = build_config(model, args.dataset, jobs[0][1], config_files, overrides, args.data_path, args.saved_dir)
         return None if config["id_model_checkpoint"] else config["id_model"]
 
-    waits_for = dependencies(jobs, id_model_of)
-    pending = list(range(len(jobs)))
-    done, failed, failures = set(), set(), []
-    running = {}  # future -> (job index, start time)
-    run_times = {}  # label -> seconds of each finished run (for the ETA)
-    earlier = earlier_run_times(output, args.dataset, args.budget, epochs_max)
-    started = time.perf_counter()
+    def log_path_of(model, seed):
+        return log_file(args.saved_dir, label_of(model), seed)
+
+    def store(record, label, elapsed, eta):
+        store_run(output, record, label, args.budget, elapsed, eta)
+
+    queue = _Queue(jobs, [number for number, _, _ in todo], total, dependencies(jobs, id_model_of), label_of,
+                   earlier_run_times(output, args.dataset, args.budget, epochs_max))
     with ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
-        while pending or running:
-            for i in list(pending):
-                if len(running) >= n_jobs:
-                    break
-                model, seed = jobs[i]
-                dep = waits_for[i]
-                if dep is not None and dep in failed:
-                    pending.remove(i)
-                    failed.add(i)
-                    failures.append(f"{label_of(model)} seed {seed}: not started, the {jobs[dep][0]} run it reuses failed")
-                    print(f"[recbole-llm] run {numbers[i]}/{total}: {label_of(model)} seed {seed} not started: "
-                          f"the {jobs[dep][0]} run it reuses failed", flush=True)
-                    continue
-                if dep is not None and dep not in done:
-                    continue
-                pending.remove(i)
-                log_path = log_file(args.saved_dir, label_of(model), seed)
-                future = pool.submit(_one_run, model, args.dataset, seed, config_files, overrides, args.data_path,
-                                     args.saved_dir, show_progress, threads, str(log_path))
-                running[future] = (i, time.perf_counter())
-                print(f"[recbole-llm] run {numbers[i]}/{total}: {label_of(model)} seed {seed} "
-                      f"(started: {threads} thread(s), log {log_path})", flush=True)
-            if not running:
+
+        def submit(model, seed):
+            log_path = log_path_of(model, seed)
+            return pool.submit(_one_run, model, args.dataset, seed, config_files, overrides, args.data_path,
+                               args.saved_dir, show_progress, threads, str(log_path)), log_path, threads
+
+        while queue.pending or queue.running:
+            queue.start_ready(n_jobs, submit)
+            if not queue.running:
                 break
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            finished, _ = wait(list(queue.running), return_when=FIRST_COMPLETED)
             for future in finished:
-                i, run_started = running.pop(future)
-                model, seed = jobs[i]
-                try:
-                    record = future.result()
-                except Exception as err:  # noqa: BLE001 (a worker's error of any kind ends that run only)
-                    failed.add(i)
-                    message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                    failures.append(f"{label_of(model)} seed {seed}: {message}")
-                    print(f"[recbole-llm] failed {label_of(model)} seed {seed}: {message} "
-                          f"(log {log_file(args.saved_dir, label_of(model), seed)})", flush=True)
-                    continue
-                done.add(i)
-                run_times.setdefault(label_of(model), []).append(time.perf_counter() - run_started)
-                left = [label_of(jobs[j][0]) for j in [*pending, *(k for k, _ in running.values())]]
-                store_run(output, record, label_of(model), args.budget, time.perf_counter() - started,
-                          eta_s(run_times, left, parallel=n_jobs, earlier=earlier))
-    if failures:
-        raise UserError(f"{len(failures)} of {len(jobs)} run(s) failed ({'; '.join(failures)}); "
+                queue.finish(future, n_jobs, log_path_of, store)
+    if queue.failures:
+        raise UserError(f"{len(queue.failures)} of {len(jobs)} run(s) failed ({'; '.join(queue.failures)}); "
                         "the others' records are written")

@@ -1,5 +1,9 @@
 """A dataset's results page: the comparison table, its notes, the cost table and the plots, written as one unit."""
 
+import re
+import shlex
+from pathlib import Path
+
 from recbole_llm.benchmark import cost, notes, plots, stats, tables
 from recbole_llm.benchmark.records import group_rows, is_llm
 from recbole_llm.errors import UserError
@@ -37,6 +41,24 @@ def write_results_page(out_dir, dataset, records, metrics=tables.DEFAULT_METRICS
                   "comparison.tex": f"% {note}\n" + tex + "\n"})
     write_page(out_dir, files, command)
     return text
+
+
+def page_target(out_dir):
+    """The ``--target`` that made the page in ``out_dir`` (from the ``Regenerate:`` line of its
+    ``comparison.md``), or None: no page, no target, or a line that does not parse. A runner
+    command that adds records redraws the page with it, so adding a run does not drop the
+    page's ``Improv.%`` row."""
+    try:
+        text = (Path(out_dir) / "comparison.md").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    found = re.search(r"^Regenerate: `(.*)`$", text, flags=re.MULTILINE)
+    try:
+        words = shlex.split(found.group(1)) if found else []
+    except ValueError:
+        return None
+    targets = [w.split("=", 1)[1] for w in words if w.startswith("--target=")]
+    return targets[-1] if targets else None
 
 
 def write_page(out_dir, files, command=None):
