@@ -184,9 +184,17 @@ def run_all(args, models, seeds, budget_file, user_files, config_files, override
     # then reuses that run's checkpoint (its base is the table's row; recbole_llm.id_models).
     ordered = [m for m in models if m in SUPPORTED] + [m for m in models if m not in SUPPORTED]
     jobs = [(m, s) for m in ordered for s in seeds]
+    configs = {}  # (model, seed) -> its config, built once for the checks and the run_key
+
+    def config_of(model, seed):
+        if (model, seed) not in configs:
+            configs[(model, seed)] = build_config(model, args.dataset, seed, config_files, overrides, args.data_path,
+                                                  args.saved_dir)
+        return configs[(model, seed)]
+
     epochs_max = {}  # label -> the epoch cap its runs train under (the ETA compares like with like)
     for name in models:  # every check that needs no training (values, LM, titles) before anything trains
-        config = build_config(name, args.dataset, seeds[0], config_files, overrides, args.data_path, args.saved_dir)
+        config = config_of(name, seeds[0])
         epochs_max[args.label or name] = int(config["epochs"])
         model_class = get_model(name)
         if hasattr(model_class, "preflight"):
@@ -202,8 +210,7 @@ def run_all(args, models, seeds, budget_file, user_files, config_files, override
     for i, (model, seed) in enumerate(jobs, 1):
         label = args.label or model
         if not args.rerun:
-            key = run_key(build_config(model, args.dataset, seed, config_files, overrides, args.data_path,
-                                       args.saved_dir))
+            key = run_key(config_of(model, seed))
             existing = find_record(output, args.dataset, label, seed, key, args.budget)
             if existing is not None:
                 print(f"[recbole-llm] run {i}/{len(jobs)}: {label} seed {seed} skipped: record {existing} "
