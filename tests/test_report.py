@@ -166,3 +166,21 @@ def test_variant_table_tests_each_row_against_the_reference(tmp_path, capsys):
     with pytest.raises(UserError, match="no run records"):
         variants.main([f"--output={tmp_path / 'none'}", "--dataset=toy", "--name=a", "--title=a",
                        "--reference=RARec", "--row=b"])
+
+
+def test_own_id_base_is_paired_on_the_llm_rows_seeds(tmp_path):
+    """An LLM row of seeds 1 and 2 is tested against its base's seed-1 and seed-2 runs (its frozen
+    models), not against a base row that also averages in seed 3."""
+    from recbole_llm.benchmark.stats import id_base_records, id_base_significance
+
+    rng = np.random.default_rng(2)
+    users = [str(i) for i in range(300)]
+    lengths = [5] * 300
+    same = rng.integers(1, 20, 300)
+    records = [_record("ComiRec", "ComiRec", seed, same, users, lengths) for seed in (1, 2)]
+    records.append(_record("ComiRec", "ComiRec", 3, np.full(300, 1), users, lengths))  # a far better seed 3
+    records += [_record("IDLEAdapter", "IDLEAdapter", seed, same, users, lengths) for seed in (1, 2)]
+    base, test = id_base_significance(records)["IDLEAdapter"]
+    assert base == "ComiRec" and test["mean_diff"] == 0.0 and test["p_ttest"] == 1.0  # equal to its own bases
+    assert [r["seed"] for r in id_base_records(records[3:], records[:3])] == [1, 2]
+    assert [r["seed"] for r in id_base_records(records[3:], records[2:3])] == [3]  # its seeds missing: all

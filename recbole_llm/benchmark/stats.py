@@ -49,9 +49,19 @@ def significance(records, metric="ndcg@10"):
     return base, out
 
 
+def id_base_records(llm_recs, base_recs):
+    """The records of an ID-base row that an LLM row's frozen models are: those of the LLM row's
+    seeds (the runner trains or reuses the ID model under the LLM run's seed). When the base row
+    lacks one of those seeds (a checkpoint given by hand), all its records stand for it."""
+    seeds = {r["seed"] for r in llm_recs}
+    matched = [r for r in base_recs if r["seed"] in seeds]
+    return matched if {r["seed"] for r in matched} == seeds else list(base_recs)
+
+
 def id_base_significance(records, metric="ndcg@10"):
-    """``{LLM label: (ID base label, paired_test result)}``: each LLM row against the row of its own
-    frozen ID model (the row labelled like the record's ``id_model_name``; the papers' Table 3)."""
+    """``{LLM label: (ID base label, paired_test result)}``: each LLM row against its own frozen ID
+    models (the row labelled like the record's ``id_model_name``, its records of the same seeds:
+    :func:`id_base_records`; the papers' Table 3)."""
     grouped = group_rows(records)
     out = {}
     for label, recs in grouped.items():
@@ -60,7 +70,8 @@ def id_base_significance(records, metric="ndcg@10"):
         base = recs[0].get("parameters", {}).get("id_model_name")
         if base not in grouped or per_user.is_llm(grouped[base]):
             continue
-        values, base_values = per_user.user_means(recs, metric), per_user.user_means(grouped[base], metric)
+        values = per_user.user_means(recs, metric)
+        base_values = per_user.user_means(id_base_records(recs, grouped[base]), metric)
         if values and base_values:
             out[label] = (base, per_user.paired_test(values, base_values))
     return out
@@ -109,7 +120,7 @@ def _significance_note(base, tests, base_tests, name):
         note = (f"p: {why}; two-sided paired t-tests on per-user test {name}, users paired by id, each user's value "
                 "averaged over the row's seeds.")
     if base_tests:
-        note += (" Against each LLM row's own frozen ID model (its row in this table, the papers' Table 3 question), "
-                 "the same test: " + "; ".join(f"{label} vs {b}: mean difference {t['mean_diff']:+.4f}, Wilcoxon p "
+        note += (" Against each LLM row's own frozen ID models (the papers' Table 3 question: its ID model's row in "
+                 "this table, the runs of the LLM row's seeds), the same test: " + "; ".join(f"{label} vs {b}: mean difference {t['mean_diff']:+.4f}, Wilcoxon p "
                                               f"{fmt(t['p_wilcoxon'])}" for label, (b, t) in base_tests.items()) + ".")
     return note
