@@ -21,6 +21,7 @@ import os
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -105,7 +106,7 @@ class _Queue:
 
     def start_ready(self, n_jobs, submit):
         """Start pending runs whose ID model is done, up to ``n_jobs`` running; ``submit(model, seed)``
-        returns ``(future, log_path)``. A run whose ID model failed is failed without starting."""
+        returns ``(future, log_path, threads)``. A run whose ID model failed is failed without starting."""
         for i in list(self.pending):
             if len(self.running) >= n_jobs:
                 break
@@ -126,7 +127,7 @@ class _Queue:
                   f"(started: {threads} thread(s), log {log_path})", flush=True)
 
     def finish(self, future, n_jobs, log_path_of, store):
-        """Take a finished ``future``: store its record (``store(record, label, elapsed_s, eta_s)``, the
+        """Take a finished ``future``: store its record (``store(record=, label=, elapsed=, eta=)``, the
         ETA of the runs left over ``n_jobs`` processes) or report its error."""
         from recbole_llm.benchmark.records import eta_s
 
@@ -144,8 +145,8 @@ class _Queue:
         label = self.label_of(model)
         self.run_times.setdefault(label, []).append(time.perf_counter() - run_started)
         left = [self.label_of(self.jobs[j][0]) for j in [*self.pending, *(k for k, _ in self.running.values())]]
-        store(record, label, time.perf_counter() - self.started,
-              eta_s(self.run_times, left, parallel=n_jobs, earlier=self.earlier))
+        store(record=record, label=label, elapsed=time.perf_counter() - self.started,
+              eta=eta_s(self.run_times, left, parallel=n_jobs, earlier=self.earlier))
 
 
 def run_parallel(todo, total, args, config_files, overrides, output, epochs_max=None):
@@ -176,9 +177,6 @@ def run_parallel(todo, total, args, config_files, overrides, output, epochs_max=
     def log_path_of(model, seed):
         return log_file(args.saved_dir, label_of(model), seed)
 
-    def store(record, label, elapsed, eta):
-        store_run(output, record, label, args.budget, elapsed, eta)
-
     queue = _Queue(jobs, [number for number, _, _ in todo], total, dependencies(jobs, id_model_of), label_of,
                    earlier_run_times(output, args.dataset, args.budget, epochs_max))
     with ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
@@ -194,7 +192,7 @@ def run_parallel(todo, total, args, config_files, overrides, output, epochs_max=
                 break
             finished, _ = wait(list(queue.running), return_when=FIRST_COMPLETED)
             for future in finished:
-                queue.finish(future, n_jobs, log_path_of, store)
+                queue.finish(future, n_jobs, log_path_of, partial(store_run, output, budget=args.budget))
     if queue.failures:
         raise UserError(f"{len(queue.failures)} of {len(jobs)} run(s) failed ({'; '.join(queue.failures)}); "
                         "the others' records are written")
