@@ -177,6 +177,7 @@ def run_parallel(todo, total, args, config_files, overrides, output, epochs_max=
     def log_path_of(model, seed):
         return log_file(args.saved_dir, label_of(model), seed)
 
+    store = partial(store_run, output, budget=args.budget)  # store_run(record=, label=, elapsed=, eta=)
     queue = _Queue(jobs, [number for number, _, _ in todo], total, dependencies(jobs, id_model_of), label_of,
                    earlier_run_times(output, args.dataset, args.budget, epochs_max))
     with ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
@@ -192,7 +193,7 @@ def run_parallel(todo, total, args, config_files, overrides, output, epochs_max=
                 break
             finished, _ = wait(list(queue.running), return_when=FIRST_COMPLETED)
             for future in finished:
-                queue.finish(future, n_jobs, log_path_of, partial(store_run, output, budget=args.budget))
+                queue.finish(future, n_jobs, log_path_of, store)
     if queue.failures:
         raise UserError(f"{len(queue.failures)} of {len(jobs)} run(s) failed ({'; '.join(queue.failures)}); "
                         "the others' records are written")
