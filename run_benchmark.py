@@ -273,6 +273,11 @@ def main(argv=None):
 
             tune_main(TuneRequest.from_args(args, models, seeds, budget_file, user_files, overrides, output, ROOT,
                                             sys.argv[1:] if argv is None else argv))
+        elif args.tune:
+            from recbole_llm.tune.cli import tables_main
+
+            tables_main(output, args.dataset, [args.tune_name] if args.tune_name else models)
+            return 0  # the sweep folders only; the dataset's page has its own --tables-only
         elif not args.tables_only:
             run_all(args, models, seeds, budget_file, user_files, config_files, overrides, output)
         tables(args, output, metrics)

@@ -3,6 +3,8 @@
 import csv
 import json
 
+import pytest
+
 from recbole_llm.benchmark import speed
 
 
@@ -25,6 +27,21 @@ def test_rows_are_kept_per_label_and_a_label_rerun_replaces_its_own(tmp_path):
     md = (tmp_path / "toy.md").read_text()
     assert "| before | SASRec |" in md and "| after | SASRec |" in md and "cmd after 2" in md
     assert "cmd after\n" not in md and not list(tmp_path.glob(".toy*"))  # no temporary file left
+
+    # --tables-only rewrites the .csv and .md from the .json alone, the same bytes
+    written = {name: (tmp_path / name).read_bytes() for name in ("toy.csv", "toy.md")}
+    for name in written:
+        (tmp_path / name).unlink()
+    assert speed.main(["--dataset=toy", f"--output={tmp_path}", "--tables-only"]) == 0
+    assert {name: (tmp_path / name).read_bytes() for name in written} == written
+
+
+def test_tables_only_without_stored_rows_is_a_one_line_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        speed.main(["--dataset=toy", f"--output={tmp_path}", "--tables-only"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--tables-only: {tmp_path / 'toy.json'} does not exist" in err
 
 
 def test_a_run_on_toy_data_writes_a_row_per_model(toy_data_path, tmp_path):

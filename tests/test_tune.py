@@ -310,6 +310,19 @@ def test_sweep_writes_table_best_config_and_plot_and_best_reruns_same(local_ray,
     # nothing was written into the working directory (RecBole's ./log, Ray's results)
     assert list(cwd.iterdir()) == []
 
+    # the folder is rewritten from its record alone, as the sweep wrote it: no Ray, no Tune folder
+    import shutil
+
+    written = {name: (folder / name).read_bytes() for name in ("README.md", "trials.md", "trials.csv", "best.yaml")}
+    shutil.rmtree(saved)
+    for name in [*written, "sensitivity.png"]:
+        (folder / name).unlink()
+    assert "--tune --tables-only" in written["README.md"].decode()
+    assert _run_benchmark_main()(["--model=SASRec", "--dataset=toy", "--budget=quick", "--tune", "--tables-only",
+                                  f"--output={out}"]) == 0
+    assert {name: (folder / name).read_bytes() for name in written} == written
+    assert (folder / "sensitivity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
 
 def interrupt_after_first_trial():
     """A Tune callback that presses Ctrl+C once, when the first trial has finished. Armed through
@@ -416,3 +429,22 @@ def test_bad_sweep_options_are_one_line_errors(toy_data_path, tmp_path, capsys, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
     assert not (tmp_path / "results").exists() and not (tmp_path / "saved" / "ray").exists()
+
+
+@pytest.mark.parametrize("setup, args, message", [
+    (None, [], "no sweep folders under"),
+    ("folder", [], "has a sweep_record.json (SASRec: written before sweeps kept one)"),
+    ("folder", ["--model=SASRec"], "sweep_record.json does not exist: this folder was written before"),
+    ('{"format": 1, "model": "SASRec"}', ["--model=SASRec"], "is not a sweep record this version reads ('space')"),
+    ("{not json", ["--model=SASRec"], "is not a sweep record this version reads"),
+])
+def test_sweep_tables_only_without_a_readable_record_is_a_one_line_error(tmp_path, capsys, setup, args, message):
+    folder = tmp_path / "results" / "toy" / "tune" / "SASRec"
+    if setup is not None:
+        folder.mkdir(parents=True)
+        if setup != "folder":
+            (folder / "sweep_record.json").write_text(setup)
+    argv = ["--dataset=toy", "--tune", "--tables-only", f"--output={tmp_path / 'results'}", *args]
+    assert _run_benchmark_main()(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err

@@ -29,7 +29,8 @@ Each row records whether anomaly mode was on while it was timed, and the run rec
 hardware (CPU, whether it has AVX512-BF16/AMX, GPU), threads, torch version and the commit
 of the package measured. Results go to ``<output>/<dataset>.{md,csv,json}``, written
 atomically; rows are kept by ``--label``: a new run replaces the rows of its own label and
-keeps the others, so "before" and "after" rows stay side by side. Timings are measurements
+keeps the others, so "before" and "after" rows stay side by side. ``--tables-only`` rewrites
+the .csv and .md from the .json alone. Timings are measurements
 of one machine at one moment; nothing asserts them.
 
 Only public entry points of the package are used (``recbole_llm.config.Config``,
@@ -338,7 +339,13 @@ def write_results(output, dataset, label, rows, env, command):
     runs = [r for r in stored["runs"] if r["label"] != label]
     runs.append({"label": label, "environment": env, "rows": rows, "command": command})
     _atomic_write(json_path, json.dumps({"dataset": dataset, "runs": runs}, indent=1, sort_keys=True) + "\n")
+    return write_tables(output, dataset)
 
+
+def write_tables(output, dataset):
+    """Rewrite ``<output>/<dataset>.csv`` and ``.md`` from every label of ``<output>/<dataset>.json``
+    (``--tables-only``); return the path of the ``.md``."""
+    runs = json.loads((Path(output) / f"{dataset}.json").read_text(encoding="utf-8"))["runs"]
     flat = [{**row, "label": run["label"], "threads": run["environment"]["threads"],
              "commit": run["environment"]["commit"]} for run in runs for row in run["rows"]]
     buf = io.StringIO()
@@ -380,7 +387,16 @@ def main(argv=None):
     p.add_argument("--saved-dir", default=str(HERE / "saved" / "speed"),
                    help="ID-model checkpoints of the LLM models (reused by the next run)")
     p.add_argument("--no-plain", action="store_true", help="skip the plain-RecBole SASRec comparison")
+    p.add_argument("--tables-only", action="store_true",
+                   help="only rewrite the .csv and .md from the stored .json (every label), timing nothing")
     args = p.parse_args(argv)
+    if args.tables_only:
+        stored = Path(args.output) / f"{args.dataset}.json"
+        if not stored.is_file():
+            p.error(f"--tables-only: {stored} does not exist; run the benchmark without --tables-only first")
+        path = write_tables(args.output, args.dataset)
+        print(f"[speed] tables rewritten from {stored} -> {path}", flush=True)
+        return 0
     if args.batches < 1 or args.threads < 1:
         p.error("--batches and --threads must be positive")
     import torch

@@ -7,7 +7,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recbole_llm.errors import UserError
-from recbole_llm.tune.report import provenance, trials_table, write_readme, write_sweep, write_trials
+from recbole_llm.tune.report import (
+    SWEEP_RECORD,
+    best_records,
+    load_sweep_record,
+    provenance,
+    trials_table,
+    write_readme,
+    write_sweep,
+    write_sweep_record,
+    write_trials,
+)
 from recbole_llm.tune.settings import SweepSettings
 from recbole_llm.tune.space import SearchSpace
 from recbole_llm.tune.sweep import default_space_path, run_best, run_sweep
@@ -91,10 +101,12 @@ def tune_main(request):
         if sweep.best is None:
             out_dir.mkdir(parents=True, exist_ok=True)
             write_trials(out_dir, sweep, provenance(sweep, commit, request.command))
+            write_sweep_record(out_dir, sweep, commit=commit, command=request.command, use=None)
             raise UserError(f"no trial of {settings.model} finished with a validation score "
                             f"(table: {out_dir / 'trials.md'})")
         use = _use_command(request, settings, _rel(out_dir / "best.yaml", request.root))
         best_yaml = write_sweep(out_dir, sweep, commit=commit, command=request.command, use=use)
+        write_sweep_record(out_dir, sweep, commit=commit, command=request.command, use=use)
         print(f"\n{trials_table(sweep, limit=10)}\n", flush=True)
         print(f"[recbole-llm] {len(sweep.trials)} trials ({done} finished) in {sweep.wall_time_s:.0f}s; best "
               f"{sweep.best_params()} valid {sweep.valid_metric} {sweep.best['metric']:.4f}; {best_yaml}", flush=True)
@@ -104,6 +116,42 @@ def tune_main(request):
         write_readme(out_dir, sweep, records, commit=commit, command=request.command, use=use)
         print(f"[recbole-llm] sweep results in {out_dir}/ (README.md, trials.md/.csv, best.yaml, sensitivity.png)",
               flush=True)
+
+
+def tables_main(output, dataset, names):
+    """``run_benchmark.py --tune --tables-only``: rewrite the results folder of each sweep named
+    in ``names`` (``--tune-name`` or ``--model``; empty: every folder under
+    ``<output>/<dataset>/tune/``) from its ``sweep_record.json`` and the dataset's run records,
+    exactly as the sweep's own command wrote it (commit and command are the sweep's). A folder
+    without a record is a ``UserError`` when named, and is reported and skipped otherwise."""
+    from recbole_llm.benchmark.records import load_records
+
+    root = Path(output) / dataset / "tune"
+    folders = [root / n for n in names] if names else sorted(p for p in root.glob("*") if p.is_dir())
+    if not folders:
+        raise UserError(f"no sweep folders under {root}: run a sweep first (--tune)")
+    if not names:
+        old = [p for p in folders if not (p / SWEEP_RECORD).is_file()]
+        folders = [p for p in folders if p not in old]
+        if not folders:
+            raise UserError(f"no sweep folder under {root} has a {SWEEP_RECORD} ({', '.join(p.name for p in old)}: "
+                            f"written before sweeps kept one); re-run a sweep's own command to regenerate it")
+        for out_dir in old:
+            print(f"[recbole-llm] {out_dir}: no {SWEEP_RECORD} (written before sweeps kept one); left as it is",
+                  file=sys.stderr, flush=True)
+    records = load_records(output, dataset)
+    done = 0
+    for out_dir in folders:
+        sweep, rec = load_sweep_record(out_dir)
+        if sweep.best is None:
+            write_trials(out_dir, sweep, provenance(sweep, rec["commit"], rec["command"]))
+        else:
+            write_sweep(out_dir, sweep, commit=rec["commit"], command=rec["command"], use=rec["use"])
+            write_readme(out_dir, sweep, best_records(records, sweep), commit=rec["commit"], command=rec["command"],
+                         use=rec["use"])
+        done += 1
+        print(f"[recbole-llm] sweep folder rewritten from its record: {out_dir}/", flush=True)
+    return done
 
 
 def _use_command(request, settings, best_rel):

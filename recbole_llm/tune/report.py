@@ -10,21 +10,31 @@
 * ``sensitivity.png``: the validation metric against each swept key (the IDLE-Adapter paper's
   Fig. 3), one panel per key;
 * ``README.md``: provenance, the ranges searched, the best configuration and its *test*
-  metrics, which were computed for that configuration alone.
+  metrics, which were computed for that configuration alone;
+* ``sweep_record.json``: the sweep's record, everything the files above are made of except the
+  best configuration's run records (under ``<output>/<dataset>/runs/``), so that
+  ``run_benchmark.py --tune --tables-only`` rewrites the folder without Ray or Tune's experiment
+  folder (:func:`load_sweep_record`).
 
 Every file is written to a temporary name and renamed (:func:`recbole_llm.fsutil.atomic_path`).
 """
 
 import io
+import json
 import math
 import statistics
+from pathlib import Path
 
+import pandas as pd
 import yaml
 from tabulate import tabulate
 
-from recbole_llm.fsutil import atomic_write_text
 from recbole_llm.benchmark.per_user import pretty_metric
-from recbole_llm.fsutil import atomic_path
+from recbole_llm.errors import UserError
+from recbole_llm.fsutil import atomic_path, atomic_write_text
+
+SWEEP_RECORD = "sweep_record.json"
+RECORD_FORMAT = 1
 
 
 def _short(commit):
@@ -202,7 +212,9 @@ def write_readme(out_dir, sweep, records, *, commit, command, use, metrics=("hit
         trials_table(sweep, limit=10), "",
         "## Sensitivity", "",
         "![validation metric against each swept key](sensitivity.png)", "",
-        f"Regenerate (resumes the stored sweep; finished trials are not run again): `{command}`", "",
+        f"Regenerate (resumes the stored sweep; finished trials are not run again): `{command}`; or, "
+        f"without Ray, from [{SWEEP_RECORD}]({SWEEP_RECORD}), the trials and the run records: "
+        f"`{tables_command(sweep)}`.", "",
     ]
     atomic_write_text(out_dir / "README.md", "\n".join(lines))
 
@@ -215,3 +227,90 @@ def write_sweep(out_dir, sweep, *, commit, command, use):
     write_trials(out_dir, sweep, note)
     plot_sensitivity(out_dir / "sensitivity.png", sweep)
     return write_best_yaml(out_dir, sweep, commit, command, use)
+
+
+def tables_command(sweep):
+    """The ``run_benchmark.py`` command that rewrites this folder from its records."""
+    name = sweep.settings.name
+    return (f"python run_benchmark.py --model={sweep.model} --dataset={sweep.dataset} --tune --tables-only"
+            + (f" --tune-name={name}" if name else ""))
+
+
+def write_sweep_record(out_dir, sweep, *, commit, command, use):
+    """``sweep_record.json``: the settings, the base config's keys the pages name, every trial at
+    full precision, and the commit, command and ``use`` line the pages print. Returns its path."""
+    from recbole_llm.tune.sweep import _plain  # numpy scalars of the trials frame -> JSON
+
+    s = sweep.settings
+    cfg = sweep.config
+    record = {
+        "format": RECORD_FORMAT,
+        "model": sweep.model,
+        "dataset": sweep.dataset,
+        "name": s.name,
+        "space": [{"key": p.key, "kind": p.kind, "values": list(p.values)} for p in sweep.space.params],
+        "space_source": sweep.space.source,
+        "search": s.search,
+        "num_samples": s.num_samples,
+        "cpus_per_trial": s.cpus_per_trial,
+        "gpus_per_trial": s.gpus_per_trial,
+        "identity": sweep.identity,
+        "config": {"seed": int(cfg["seed"]), "valid_metric": cfg["valid_metric"],
+                   "eval_args": {"split": cfg["eval_args"]["split"], "order": cfg["eval_args"]["order"]},
+                   "stopping_step": cfg["stopping_step"], "epochs": cfg["epochs"]},
+        "experiment_path": str(sweep.experiment_path),
+        "interrupted": sweep.interrupted,
+        "wall_time_s": sweep.wall_time_s,
+        "planned": sweep.planned,
+        "trials": [{k: _plain(v) for k, v in row.items() if k != "trial_dir"}
+                   for row in sweep.trials.to_dict(orient="records")],
+        "commit": commit,
+        "command": command,
+        "use": use,
+    }
+    path = Path(out_dir) / SWEEP_RECORD
+    atomic_write_text(path, json.dumps(record, indent=1, default=str) + "\n")
+    return path
+
+
+def load_sweep_record(out_dir):
+    """The :class:`~recbole_llm.tune.sweep.Sweep` stored in ``out_dir``'s ``sweep_record.json``
+    and the record itself (commit, command, use). ``UserError`` when the folder has no readable record."""
+    from recbole_llm.tune.settings import SweepSettings
+    from recbole_llm.tune.space import Param, SearchSpace
+    from recbole_llm.tune.sweep import Sweep
+
+    path = Path(out_dir) / SWEEP_RECORD
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: this folder was written before sweeps kept a record (or by no sweep); "
+                        f"re-run the sweep's own command (its README's last line) to regenerate it")
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+        if rec.get("format") != RECORD_FORMAT:
+            raise ValueError(f"format {rec.get('format')!r}, this version reads {RECORD_FORMAT}")
+        space = SearchSpace([Param(p["key"], p["kind"], tuple(p["values"])) for p in rec["space"]], rec["space_source"])
+        settings = SweepSettings(rec["model"], rec["dataset"], space, seed=rec["config"]["seed"], search=rec["search"],
+                                 num_samples=rec["num_samples"], cpus_per_trial=rec["cpus_per_trial"],
+                                 gpus_per_trial=rec["gpus_per_trial"], name=rec["name"])
+        trials = pd.DataFrame(rec["trials"])
+        sweep = Sweep(settings=settings, identity=rec["identity"], config=rec["config"], trials=trials,
+                      experiment_path=Path(rec["experiment_path"]), interrupted=rec["interrupted"],
+                      wall_time_s=rec["wall_time_s"], planned=rec["planned"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise UserError(f"{path} is not a sweep record this version reads ({err}); re-run the sweep's own command "
+                        f"to rewrite it") from None
+    return sweep, rec
+
+
+def best_records(records, sweep):
+    """The newest run record per seed of ``sweep``'s best trial among ``records`` (a dataset's
+    :func:`~recbole_llm.benchmark.records.load_records`), by seed."""
+    best = sweep.best
+    if best is None:
+        return []
+    by_seed = {}
+    for rec in records:  # newest last
+        tag = rec.get("tune") or {}
+        if tag.get("experiment") == sweep.experiment_path.name and tag.get("trial") == best["trial"]:
+            by_seed[rec["seed"]] = rec
+    return [by_seed[s] for s in sorted(by_seed)]
