@@ -37,6 +37,7 @@ def test_interrupted_run_resumes_to_the_same_record(model, toy_data_path, tiny_o
         overrides.update({"hidden_dropout_prob": 0.3, "topk": [5, 10]})  # dropout draws from the RNG every step
     full = run(model, "toy", 2020, (), overrides, toy_data_path, tmp_path / "a")
     assert full["resumed"] == [] and full["epochs_run"] == 4
+    assert [s["from_epoch"] for s in full["segments"]] == [0]
 
     saved = tmp_path / "b"
     with pytest.raises(Interrupt):
@@ -47,6 +48,8 @@ def test_interrupted_run_resumes_to_the_same_record(model, toy_data_path, tiny_o
 
     resumed = run(model, "toy", 2020, (), overrides, toy_data_path, saved)
     assert [s["from_epoch"] for s in resumed["resumed"]] == [0]  # one earlier segment, from epoch 0
+    assert [s["from_epoch"] for s in resumed["segments"]] == [0, 2]  # ... and this one, from epoch 2
+    assert resumed["segments"][-1]["commit"] == resumed["commit"]
     assert resumed["history"][2]["epoch"] == 2
     _same_run(full, resumed)
     assert not states[0].exists()  # the record is made: no stale state is left to resume from
