@@ -31,8 +31,10 @@ def make_record(result):
     config, trainer, net, data = result.config, result.trainer, result.model, result.dataset
     history = trainer.history
     valid_key = config["valid_metric"].lower()
-    best_epoch = next((e["epoch"] for e in history if e.get("valid", {}).get(valid_key) == result.best_valid_score),
-                      None)
+    # the *last* epoch at the best score: RecBole's early stopping takes a tie (metrics are rounded to
+    # metric_decimal_place) as a new best, saves that epoch's model and tests it
+    best_epoch = next((e["epoch"] for e in reversed(history)
+                       if e.get("valid", {}).get(valid_key) == result.best_valid_score), None)
     train_times = [e["train_time_s"] for e in history]
     valid_times = [e["valid_time_s"] for e in history if "valid_time_s" in e]
     n_train = len(result.train_data.dataset)

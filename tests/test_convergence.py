@@ -167,3 +167,15 @@ def test_summary_keeps_converged_and_causes_per_row():
     assert s.loc["A", "converged"] and s.loc["A", "not_converged_because"] == ""
     assert s.loc["B", "not_converged_because"] == "epoch cap reached; best epoch = last epoch"
     assert s.loc["A", "ndcg@10_mean"] == pytest.approx(0.21)
+
+
+def test_a_tie_with_the_best_validation_is_the_best_epoch_as_recbole_tests_it():
+    # 0.3 at epochs 1 and 3: RecBole's early stopping takes the tie as a new best and tests epoch 3's
+    # model; older records stored the first such epoch (best_epoch=1); the history decides
+    rec = run_record("T", 1, 0.2, 0.3, [0.1, 0.3, 0.2, 0.3, 0.2], best_epoch=1, stop_reason="early_stopping")
+    assert convergence.best_epoch(rec) == 3
+    tie_last = run_record("T", 1, 0.2, 0.3, [0.1, 0.3, 0.2, 0.3], best_epoch=1, stop_reason="early_stopping")
+    assert convergence.BEST_IS_LAST in convergence.run_causes(tie_last)
+    lower = run_record("T", 1, 0.2, 0.3, [0.5, 0.3, 0.3, 0.4], config={"valid_metric_bigger": False})
+    assert convergence.best_epoch(lower) == 2
+    assert convergence.best_epoch({**rec, "history": []}) == 1  # no history: the stored value

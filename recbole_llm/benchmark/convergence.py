@@ -57,14 +57,17 @@ def last_epoch(record):
 
 
 def best_epoch(record):
-    """The record's ``best_epoch``, else the first epoch of its history with the best validation value."""
-    if record.get("best_epoch") is not None:
-        return record["best_epoch"]
+    """The epoch whose model was tested: the *last* epoch of the history with the best validation
+    value (RecBole's ``early_stopping`` takes a value equal to the best, as rounded to
+    ``metric_decimal_place``, as a new best, and saves that epoch's model). The history decides;
+    the record's ``best_epoch`` only where there is none (older records stored the *first*
+    such epoch, wrong on a tie)."""
     curve = valid_curve(record)
     if not curve:
-        return None
-    best = max(v for _, v in curve)
-    return next(e for e, v in curve if v == best)
+        return record.get("best_epoch")
+    bigger = (record.get("config") or {}).get("valid_metric_bigger", True)
+    best = (max if bigger else min)(v for _, v in curve)
+    return [e for e, v in curve if v == best][-1]
 
 
 def stop_reason(record):
