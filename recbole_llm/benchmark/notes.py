@@ -10,7 +10,9 @@ def provenance(records, dataset):
     recs = latest_per_seed(records)
     proto = recs[0]["protocol"]
     commits = sorted({r["commit"][:12] for r in recs})
-    budgets = sorted({f"epochs<= {r['protocol']['epochs_max']}, early stop after {r['protocol']['stopping_step']}" for r in recs})
+    # RecBole stops once cur_step > stopping_step: after stopping_step + 1 evaluations without a gain
+    budgets = sorted({f"epochs<= {r['protocol']['epochs_max']}, early stop after {r['protocol']['stopping_step'] + 1} "
+                      f"evaluations without a gain (stopping_step {r['protocol']['stopping_step']})" for r in recs})
     stats = dataset_stats(recs[0])
     return (
         f"Dataset `{dataset}` ({stats['users']} users, {stats['items']} items, {stats['interactions']} interactions); "
