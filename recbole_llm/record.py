@@ -38,6 +38,7 @@ def make_record(result):
     train_times = [e["train_time_s"] for e in history]
     valid_times = [e["valid_time_s"] for e in history if "valid_time_s" in e]
     n_train = len(result.train_data.dataset)
+    commit = git_commit()  # a git subprocess: asked once, for the record and its last segment
     record = {
         "model": config["model"],
         "run_key": result.run_key,
@@ -57,7 +58,7 @@ def make_record(result):
         "stop_reason": "early_stopping" if trainer.stopped_early else "epoch_cap",
         "resumed": trainer.resumed,  # the earlier processes of an interrupted run: [{"from_epoch", "commit"}]
         # every process that trained the run, this one (which made the record) last: where each began
-        "segments": [*trainer.resumed, {"from_epoch": int(trainer.start_epoch), "commit": git_commit()}],
+        "segments": [*trainer.resumed, {"from_epoch": int(trainer.start_epoch), "commit": commit}],
         "history": history,
         "record_version": RECORD_VERSION,
         "dataset_stats": {
@@ -80,7 +81,7 @@ def make_record(result):
         "parameters": count_parameters(net),
         "checkpoint": trainer.saved_model_file,
         "config": config_to_dict(config),
-        "commit": git_commit(),
+        "commit": commit,
         "packages": package_versions(),
         "hardware": hardware(),
         "device": str(config["device"]),
