@@ -151,7 +151,11 @@ def test_variant_tables_mark_rows_and_show_titles_per_prompt(tmp_path):
 
     runs = tmp_path / "d" / "runs"
     runs.mkdir(parents=True)
-    for i, rec in enumerate(_with_lr_end(records())):
+    recs = records()
+    for rec in recs[5:7]:  # M at L's cap (a variant table compares one cap): ran all 50 epochs, still rising
+        rec["protocol"]["epochs_max"], rec["history"] = 50, [{"epoch": i, "valid": {"ndcg@10": v}} for i, v in enumerate(RISING)]
+        rec["epochs_run"], rec["best_epoch"] = 50, 49
+    for i, rec in enumerate(_with_lr_end(recs)):
         (runs / f"r{i}.json").write_text(json.dumps(rec))
     text = variants.write_variants(tmp_path, "d", "t", "T", "L", ["M"], "cmd")
     row_l = next(line for line in text.splitlines() if line.startswith("| L (reference)"))

@@ -168,6 +168,28 @@ def test_variant_table_tests_each_row_against_the_reference(tmp_path, capsys):
                        "--reference=RARec", "--row=b"])
 
 
+def test_variant_table_refuses_rows_of_different_epoch_caps(tmp_path):
+    """A page naming 'RARec' as the reference keeps comparing 2-epoch rows after a converged 'RARec'
+    lands: the old 'RARec' records become 'RARec (--epochs=2)', and the command must then fail, naming
+    both caps, instead of drawing the converged run against 2-epoch variants."""
+    from recbole_llm.benchmark import variants
+    from recbole_llm.errors import UserError
+
+    users, lengths, ranks = ["1", "2", "3"], [1, 2, 3], [1, 2, 3]
+    short = [_record("RARec", "RARec", 1, ranks, users, lengths), _record("RARec", "RARec w/o X", 1, ranks, users, lengths)]
+    for rec in short:
+        rec["protocol"]["epochs_max"] = 2
+    _write_runs(tmp_path, short)
+    argv = [f"--output={tmp_path}", "--dataset=toy", "--name=t4", "--title=T", "--reference=RARec", "--row=RARec w/o X"]
+    assert variants.main(argv) == 0  # one cap: fine
+    converged = _record("RARec", "RARec", 1, ranks, users, lengths)
+    converged["finished_at"] = "2026-02-01"
+    (tmp_path / "toy" / "runs" / "r9.json").write_text(__import__("json").dumps(converged))
+    with pytest.raises(UserError, match=r"'RARec' 50, 'RARec w/o X' 2"):
+        variants.main(argv)
+    assert variants.main([*argv[:4], "--reference=RARec (--epochs=2)", "--row=RARec w/o X"]) == 0
+
+
 def test_own_id_base_is_paired_on_the_llm_rows_seeds(tmp_path):
     """An LLM row of seeds 1 and 2 is tested against its base's seed-1 and seed-2 runs (its frozen
     models), not against a base row that also averages in seed 3."""

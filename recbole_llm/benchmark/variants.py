@@ -39,13 +39,24 @@ METRICS = ("hit@10", "ndcg@10", "hit@100")
 def variant_rows(records, reference, labels, metric="ndcg@10", metrics=METRICS):
     """One dict per row (the reference first): mean test ``metrics``, the difference in ``metric``
     to the reference (absolute and %), the paired test's p-values and users, what it trained on, the
-    titles its hard prompts held, and whether it converged (``not_converged_because``: the causes)."""
+    titles its hard prompts held, and whether it converged (``not_converged_because``: the causes).
+
+    Raises :class:`~recbole_llm.errors.UserError` when a label has no records, or when the rows were
+    trained under different epoch caps (``protocol.epochs_max``): a converged reference beside
+    2-epoch variants would read as an ablation effect. That happens when a page's command names a
+    label that a later run at another cap took over (:func:`~recbole_llm.benchmark.records.separate_epoch_caps`)."""
     grouped = group_rows(records)
     missing = [label for label in [reference, *labels] if label not in grouped]
     if missing:
         known = ", ".join(f"'{k}'" for k in grouped)
         raise UserError(f"no run records labelled {', '.join(repr(m) for m in missing)}; "
                         f"the labels in runs/ are: {known}")
+    caps = {label: sorted({int(r["protocol"]["epochs_max"]) for r in grouped[label]}) for label in [reference, *labels]}
+    if len({c for cs in caps.values() for c in cs}) > 1:
+        listed = ", ".join(f"'{label}' {'/'.join(map(str, cs))}" for label, cs in caps.items())
+        raise UserError(f"the rows were trained under different epoch caps (--epochs): {listed}; a variant table "
+                        f"compares one training budget, so name rows of one cap (where a label holds several caps, "
+                        f"the lower caps' rows are labelled '<label> (--epochs=N)')")
     ref_recs = grouped[reference]
     ref_values = per_user.user_means(ref_recs, metric)
     ref_mean = mean_of(ref_recs, lambda r: r["test"].get(metric))
