@@ -99,6 +99,27 @@ def test_tables_show_p_values_and_the_report_writes_cost_and_plots(tmp_path):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_cost_table_gives_the_median_epoch_beside_the_mean():
+    """One epoch slowed tenfold (a paused process) moves the mean, not the median; a record without
+    per-epoch times shows '-'."""
+    from recbole_llm.benchmark.cost import cost_rows, cost_table
+
+    users, lengths, ranks = ["1", "2", "3"], [1, 2, 3], [1, 2, 3]
+    paused = _record("RARec", "RARec", 1, ranks, users, lengths)
+    for epoch, t in zip(paused["history"], (600.0, 6000.0, 620.0)):
+        epoch["train_time_s"] = t
+    paused["cost"]["train_time_per_epoch_s"] = 2406.7
+    other = _record("RARec", "RARec", 2, ranks, users, lengths)
+    for epoch, t in zip(other["history"], (700.0, 700.0, 710.0)):
+        epoch["train_time_s"] = t
+    bare = _record("SASRec", "SASRec", 1, ranks, users, lengths)
+    rows = {r["model"]: r for r in cost_rows([paused, other, bare])}
+    assert rows["RARec"]["train_s_per_epoch_median"] == pytest.approx((620.0 + 700.0) / 2)
+    assert np.isnan(rows["SASRec"]["train_s_per_epoch_median"])  # shown as '-'
+    line = next(x for x in cost_table([paused, other, bare]).splitlines() if x.startswith("| RARec"))
+    assert "660.0" in line
+
+
 def test_no_per_user_ranks_no_p_column(tmp_path):
     rec = _record("SASRec", "SASRec", 1, [1, 2], ["a", "b"], [3, 4])
     old = copy.deepcopy(rec)

@@ -1,6 +1,7 @@
 """The cost table of a results page (``cost.md``): what each row's runs cost, means over seeds."""
 
 import math
+import statistics
 
 from tabulate import tabulate
 
@@ -24,6 +25,14 @@ def trained_on(recs):
     return f"{sel['strategy']} {sel['selected']:,}"
 
 
+def median_epoch_s(record, key="train_time_s"):
+    """Median over a record's epochs of ``history[].<key>`` (seconds), or None where the history
+    lacks it. Unlike the record's mean, it is not moved by a few epochs slowed by a paused process
+    or by other work on the machine, so it is the cost of an epoch a reader can plan with."""
+    times = [e[key] for e in record.get("history", []) if isinstance(e.get(key), (int, float))]
+    return statistics.median(times) if times else None
+
+
 def cost_rows(records):
     """One row per label: means over seeds of what each run cost (see the header of :func:`cost_table`)."""
     out = []
@@ -39,6 +48,7 @@ def cost_rows(records):
             "data": data,
             "epochs": mean(lambda r: r.get("epochs_run")),
             "train_s_per_epoch": cost("train_time_per_epoch_s"),
+            "train_s_per_epoch_median": mean(median_epoch_s),
             "train_samples_per_s": cost("train_samples_per_s"),
             "bare_lm_samples_per_s": cost("train_samples_per_s_bare_lm"),
             "throughput_ratio": cost("adapter_throughput_ratio"),
@@ -61,11 +71,12 @@ def cost_table(records):
     for c in cost_rows(records):
         body.append([
             convergence.marked(c["model"], c["model"] in flagged), c["seeds"], c["data"], _fmt(c["epochs"]), _fmt(c["train_s_per_epoch"]),
+            _fmt(c["train_s_per_epoch_median"]),
             _fmt(c["train_samples_per_s"]), _fmt(c["bare_lm_samples_per_s"]), _fmt(c["throughput_ratio"], 2),
             _fmt(c["valid_s"], 2), _fmt(c["test_s"], 2), _fmt(c["peak_rss_mb"], 0), _fmt(c["peak_gpu_mb"], 0),
             _fmt(c["trainable"], 0), _fmt(c["total"], 0), c["device"],
         ])
-    headers = ["Model", "Seeds", "Trained on", "Epochs", "Train s/epoch", "Train samples/s",
+    headers = ["Model", "Seeds", "Trained on", "Epochs", "Train s/epoch", "Median train s/epoch", "Train samples/s",
                "Bare LM samples/s", "Adapter ratio", "Valid s (all users)", "Test s (all users)",
                "Peak RSS MB", "Peak GPU MB", "Trainable params", "Total params", "Device"]
     table = tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
@@ -78,7 +89,9 @@ def cost_page(dataset, records, command=None):
     """The text of ``cost.md``: the cost table under a paragraph saying what each column measures."""
     lines = [f"# {dataset}: cost", "",
              "Means over each row's seeds, from the run records' `cost` and `parameters`. Train samples/s is "
-             "over the training epochs; for the LLM rows, *Bare LM samples/s* is the frozen LM's own "
+             "over the training epochs. *Median train s/epoch* is each run's median epoch (its `history`): "
+             "unlike the mean, it is not moved by epochs slowed by a paused process or other work on the "
+             "machine; for the LLM rows, *Bare LM samples/s* is the frozen LM's own "
              "forward+backward on the same batches, timed in the same run after training, and *Adapter "
              "ratio* is the model's throughput over it on those batches. Valid/Test s: one full-ranking pass over all "
              "users and items. Peak RSS is per run (reset at its start). Total params count the frozen LM and "
