@@ -54,8 +54,8 @@ def provenance(sweep, commit, command):
     return (
         f"Dataset `{sweep.dataset}`; split {cfg['eval_args']['split']} ordered {cfg['eval_args']['order']}, full "
         f"ranking; seed {sweep.seed}; selection on validation {cfg['valid_metric']} only (each trial's best epoch); "
-        f"{s['search']} search, {n} trials; {sched}; RecBole's own early stopping after {cfg['stopping_step']} "
-        f"evaluations without gain, <= {cfg['epochs']} epochs; {sweep.cpus_per_trial:g} CPU and "
+        f"{s['search']} search, {n} trials; {sched}; RecBole's own early stopping after {int(cfg['stopping_step']) + 1} "
+        f"evaluations without a gain (stopping_step {cfg['stopping_step']}), <= {cfg['epochs']} epochs; {sweep.cpus_per_trial:g} CPU and "
         f"{sweep.gpus_per_trial:g} GPU per trial; sweep wall time {sweep.wall_time_s:.0f}s "
         f"({n / hours if hours > 0 else float('nan'):.1f} trials/hour); commit {_short(commit)}; "
         f"command `{command}`; Tune folder `{sweep.experiment_path}`."
