@@ -69,10 +69,19 @@ NOT_IN_KEY = frozenset({
 })
 
 
+# Options added after runs were made, each with the value that keeps the behaviour from before it
+# existed (its YAML default): left out of config_key at that value, so a run made before the
+# option existed keeps its key (it resumes, and a re-run finds its record). Any other value is in
+# the key like every option. Not a source of defaults: those live in properties/ only.
+OLD_BEHAVIOUR_VALUES = {"id_norm": "none"}
+
+
 def config_key(config_dict, exclude_prefixes=()):
     """Stable 12-hex-digit hash of the config values that affect a run's weights and metrics
-    (every key but :data:`NOT_IN_KEY` and those starting with ``exclude_prefixes``)."""
-    items = {k: v for k, v in config_dict.items() if k not in NOT_IN_KEY and not k.startswith(tuple(exclude_prefixes))}
+    (every key but :data:`NOT_IN_KEY`, those starting with ``exclude_prefixes``, and those of
+    :data:`OLD_BEHAVIOUR_VALUES` at that value)."""
+    items = {k: v for k, v in config_dict.items() if k not in NOT_IN_KEY and not k.startswith(tuple(exclude_prefixes))
+             and not (k in OLD_BEHAVIOUR_VALUES and v == OLD_BEHAVIOUR_VALUES[k])}
     blob = json.dumps(items, sort_keys=True, default=repr)
     return hashlib.sha1(blob.encode("utf-8")).hexdigest()[:12]
 

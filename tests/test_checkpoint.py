@@ -71,3 +71,14 @@ def test_damaged_checkpoint_says_what_it_is_not_pickled_objects(tmp_path, damage
             load_checkpoint(path, trust=trust)
         assert "pickled" not in str(err.value) and str(path) in str(err.value)
         assert len(str(err.value).splitlines()) == 1
+
+
+def test_an_option_added_later_keeps_old_run_keys_at_its_default():
+    """A key of OLD_BEHAVIOUR_VALUES at its default leaves the key as it was before the option existed
+    (runs made then resume and are found); any other value changes it."""
+    from recbole_llm.checkpoint import OLD_BEHAVIOUR_VALUES, config_key
+
+    old = {"model": "RARec", "seed": 2020, "learning_rate": 0.0005}
+    for option, default in OLD_BEHAVIOUR_VALUES.items():
+        assert config_key({**old, option: default}) == config_key(old)
+        assert config_key({**old, option: "something else"}) != config_key(old)

@@ -168,6 +168,40 @@ def test_bad_options_are_one_line_errors(built):
         built(prefix_len=1)
     with pytest.raises(UserError, match="temperature"):
         built(temperature=0)
+    with pytest.raises(UserError, match="id_norm must be one of none, layernorm"):
+        built(id_norm="l2")
+
+
+def test_id_norm_makes_the_prefix_independent_of_the_id_models_scale(built, monkeypatch):
+    """``id_norm: layernorm`` standardises u and e before Eq. 3-4: an ID model whose vectors are
+    100x larger gives the same towers' outputs (up to layer norm's eps); with the paper's ``none``
+    it does not."""
+    train, _, plain = built()
+    _, _, normed = built(id_norm="layernorm")
+    with torch.no_grad():  # projections large enough that the ID part of the prefix matters
+        for tower in (plain.user_tower, plain.item_tower):
+            for proj in tower.projection:
+                proj.weight.normal_(0.0, 0.5)
+    normed.load_state_dict(plain.state_dict())  # the same adapter weights
+    batch = next(iter(train))
+    items = batch[plain.POS_ITEM_ID][:4]
+    for model in (plain, normed):
+        model.eval()
+    with torch.no_grad():
+        before = {m: (m.encode_users(batch)[0], m.encode_items(items)[0]) for m in (plain, normed)}
+        for m in (plain, normed):  # scale the frozen ID model's vectors by 100
+            real = m.user_id_representation
+            monkeypatch.setattr(m, "user_id_representation", lambda inter, real=real: 100 * real(inter))
+            m.id_model.model.item_embedding.weight.mul_(100)
+        after = {m: (m.encode_users(batch)[0], m.encode_items(items)[0]) for m in (plain, normed)}
+    for side in (0, 1):  # users, items: relative change of the towers' outputs
+        change = [((after[m][side] - before[m][side]).norm() / before[m][side].norm()).item() for m in (plain, normed)]
+        assert change[0] > 1e-3 and change[1] < 0.05 * change[0], change
+    e = torch.randn(5, normed.id_dim) * 7 + 3
+    x = normed.id_input(e)
+    torch.testing.assert_close(x.mean(-1), torch.zeros(5), atol=1e-5, rtol=0)
+    torch.testing.assert_close(x.var(-1, unbiased=False), torch.ones(5), atol=1e-3, rtol=0)
+    assert torch.equal(plain.id_input(e), e)
 
 
 def test_end_to_end_run_record(toy_data_path, llm_overrides, tmp_path):
