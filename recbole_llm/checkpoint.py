@@ -76,12 +76,20 @@ NOT_IN_KEY = frozenset({
 OLD_BEHAVIOUR_VALUES = {"id_norm": "none"}
 
 
+def _old_behaviour(key, value):
+    """True when ``key`` is an option of :data:`OLD_BEHAVIOUR_VALUES` set to its old-behaviour value,
+    spelled as the models read it: ``None`` (``--id_norm=None``, which RecBole evaluates) and any
+    case count as that value, as ``str(value or "none").lower()`` does in the model."""
+    old = OLD_BEHAVIOUR_VALUES.get(key)
+    return old is not None and str(value if value is not None else old).strip().lower() == old
+
+
 def config_key(config_dict, exclude_prefixes=()):
     """Stable 12-hex-digit hash of the config values that affect a run's weights and metrics
     (every key but :data:`NOT_IN_KEY`, those starting with ``exclude_prefixes``, and those of
     :data:`OLD_BEHAVIOUR_VALUES` at that value)."""
     items = {k: v for k, v in config_dict.items() if k not in NOT_IN_KEY and not k.startswith(tuple(exclude_prefixes))
-             and not (k in OLD_BEHAVIOUR_VALUES and v == OLD_BEHAVIOUR_VALUES[k])}
+             and not _old_behaviour(k, v)}
     blob = json.dumps(items, sort_keys=True, default=repr)
     return hashlib.sha1(blob.encode("utf-8")).hexdigest()[:12]
 

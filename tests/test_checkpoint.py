@@ -80,5 +80,6 @@ def test_an_option_added_later_keeps_old_run_keys_at_its_default():
 
     old = {"model": "RARec", "seed": 2020, "learning_rate": 0.0005}
     for option, default in OLD_BEHAVIOUR_VALUES.items():
-        assert config_key({**old, option: default}) == config_key(old)
+        for spelled in (default, default.upper(), None, "None"):  # how a YAML or --option=... may spell it
+            assert config_key({**old, option: spelled}) == config_key(old), spelled
         assert config_key({**old, option: "something else"}) != config_key(old)

@@ -29,7 +29,7 @@ def median_epoch_s(record, key="train_time_s"):
     """Median over a record's epochs of ``history[].<key>`` (seconds), or None where the history
     lacks it. Unlike the record's mean, it is not moved by a few epochs slowed by a paused process
     or by other work on the machine, so it is the cost of an epoch a reader can plan with."""
-    times = [e[key] for e in record.get("history", []) if isinstance(e.get(key), (int, float))]
+    times = [e[key] for e in record.get("history") or [] if isinstance(e.get(key), (int, float)) and not isinstance(e.get(key), bool)]
     return statistics.median(times) if times else None
 
 
