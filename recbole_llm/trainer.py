@@ -11,8 +11,10 @@
   optimizer steps), for every model;
 * with ``resume_path`` set, saves after every validated epoch the whole state of the run
   (model, optimizer, scheduler, early-stopping state, history, every RNG the next epoch
-  draws from) and, when that file exists at ``fit``, continues from the epoch after it, so
-  an interrupted run ends with the record an uninterrupted one would have written.
+  draws from, and the model's ``resume_state()``: the LLM models' prompt-state cache, whose
+  rows carry the bits of the batches that computed them) and, when that file exists at
+  ``fit``, continues from the epoch after it, so an interrupted run ends with the record an
+  uninterrupted one would have written.
 
 Everything else (optimisation, early stopping, full-ranking evaluation) is RecBole's.
 """
@@ -127,6 +129,7 @@ class SafeCheckpointMixin:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "extra_cost": self.extra_cost,
+            "model_resume_state": self.model.resume_state() if hasattr(self.model, "resume_state") else None,
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -146,6 +149,12 @@ class SafeCheckpointMixin:
         self.model.load_state_dict(state["state_dict"])
         self.model.load_other_parameter(state.get("other_parameter"))
         self.optimizer.load_state_dict(state["optimizer"])
+        if hasattr(self.model, "load_resume_state"):
+            if state.get("model_resume_state") is None:
+                self.logger.warning(f"{self.resume_path} predates the saved prompt-state cache: the cache is "
+                                    "refilled from other batches, so this run may differ from an uninterrupted one "
+                                    "in the last bits")
+            self.model.load_resume_state(state.get("model_resume_state"))
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.start_epoch = state["epoch"] + 1

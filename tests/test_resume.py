@@ -104,3 +104,25 @@ def test_anomaly_detection_is_off_after_recbole_models_are_built(toy_data_path, 
         assert not torch.is_anomaly_enabled()  # every run switches it off before training
     finally:
         torch.autograd.set_detect_anomaly(False)
+
+
+@pytest.mark.parametrize("model", ["RARec", "IDLEAdapter"])
+def test_resume_keeps_the_prompt_state_cache(model, toy_data_path, llm_overrides, tmp_path, monkeypatch):
+    """A cached h~ row holds the bits of the batch that first computed it: MiniLM's bf16 states
+    of one prompt differ in 2 of 39 batch compositions measured on this CPU (alone against in a
+    batch, a whole row). A resumed run must read the rows the uninterrupted run cached, not
+    recompute them in other batches. The tiny LM is batch-invariant, so the dependence is made
+    explicit here: each row is offset by the size of the batch that computed it."""
+    from recbole_llm.model.llm_base import LLMSequentialRecommender
+
+    layer_states = LLMSequentialRecommender.layer_states
+    monkeypatch.setattr(LLMSequentialRecommender, "layer_states",
+                        lambda self, ids, mask: layer_states(self, ids, mask) + 0.01 * ids.shape[0])
+    overrides = {**llm_overrides, "epochs": 4, "stopping_step": 4, "lr_schedule": "linear"}
+    full = run(model, "toy", 2020, (), overrides, toy_data_path, tmp_path / "a")
+    saved = tmp_path / "b"
+    with pytest.raises(Interrupt):
+        run(model, "toy", 2020, (), overrides, toy_data_path, saved, callback_fn=_stop_after(1))
+    resumed = run(model, "toy", 2020, (), overrides, toy_data_path, saved)
+    assert [s["from_epoch"] for s in resumed["segments"]] == [0, 2]
+    _same_run(full, resumed)

@@ -141,6 +141,28 @@ class PromptStateCache:
         hit = (self.sorted_keys[pos] == first) & (self.check[rows] == second)
         return torch.where(hit, rows, torch.full_like(rows, -1))
 
+    def state_dict(self):
+        """The filled rows and their keys, for a resumable run's state (CPU tensors; ``{}`` when
+        empty). A row holds the bits of the batch that first computed it (the LM's kernels are
+        not batch-invariant: see :meth:`LLMSequentialRecommender.prompt_states`), so a resumed run
+        must read these rows, not recompute them in other batches. Size: rows x L x d' x 2 bytes
+        (amazon-scientific with MiniLM: at most 10,928 x 6 x 384 x 2 = 50 MB)."""
+        if self.size == 0:
+            return {}
+        return {"table": self.table[: self.size].cpu(), "check": self.check[: self.size].cpu(),
+                "sorted_keys": self.sorted_keys.cpu(), "sorted_rows": self.sorted_rows.cpu()}
+
+    def load_state_dict(self, state, device):
+        """Restore :meth:`state_dict`'s rows on ``device`` (the same row numbers, so lookups and
+        later inserts are those of the run that saved them)."""
+        if not state:
+            self.table = self.check = self.sorted_keys = self.sorted_rows = None
+            self.size = 0
+            return
+        self.table, self.check = state["table"].to(device), state["check"].to(device)
+        self.sorted_keys, self.sorted_rows = state["sorted_keys"].to(device), state["sorted_rows"].to(device)
+        self.size = int(self.table.shape[0])
+
     def insert(self, first, second, states):
         """Append rows (keys must be new and distinct); returns their row indices."""
         n = first.shape[0]
@@ -326,9 +348,12 @@ class LLMSequentialRecommender(SequentialRecommender):
         Element l is the pooled input of layer l (``hidden_states[l]``), the space layer l's
         prefix lives in. With ``state_cache`` the rows come from :class:`PromptStateCache` on
         the model's device; prompts not seen before are computed in one no-grad forward over
-        just those rows (cut to their longest prompt) and stored in bf16, so a row holds the
-        same bits whichever batch first met its prompt (the cache is keyed by the prompt's
-        tokens, and every copy of a prompt in that batch reads the same stored row).
+        just those rows (cut to their longest prompt) and stored in bf16; every copy of a prompt
+        in that batch, and every later batch, reads the same stored row (the cache is keyed by
+        the prompt's tokens). The stored bits depend on the batch that first met the prompt:
+        the LM's CPU kernels are not batch-invariant (MiniLM under bf16 autocast: a whole row
+        differed in 2 of 39 batch compositions measured here), which is why a resumable run
+        saves the cache with its state (:meth:`resume_state`).
         """
         if not self.state_cache:  # the uncached path, kept to measure what the cache saves
             return self.layer_states(ids, mask).float()
@@ -353,6 +378,19 @@ class LLMSequentialRecommender(SequentialRecommender):
         return cache.table[rows].float()
 
     # ------------------------------------------------------------- checkpoints
+    def resume_state(self):
+        """What a resumable run saves beside the trainable weights so that it continues exactly
+        as an uninterrupted run: the prompt-state cache (:meth:`PromptStateCache.state_dict`).
+        Not part of :meth:`state_dict`: ``best.pth`` and the ID-model cache stay small."""
+        return {"prompt_states": self._state_cache.state_dict()}
+
+    def load_resume_state(self, state):
+        """Restore :meth:`resume_state`'s output (``None``: a state file written before it was saved;
+        the cache then starts empty and is refilled from other batches, so the run may leave the
+        uninterrupted one's trajectory in the last bits)."""
+        if state is not None:
+            self._state_cache.load_state_dict(state.get("prompt_states"), self.device)
+
     def state_dict(self, *args, **kwargs):
         state = super().state_dict(*args, **kwargs)
         for key in [k for k in state if k.startswith(FROZEN_PREFIXES)]:
