@@ -150,10 +150,6 @@ class SafeCheckpointMixin:
         self.model.load_other_parameter(state.get("other_parameter"))
         self.optimizer.load_state_dict(state["optimizer"])
         if hasattr(self.model, "load_resume_state"):
-            if state.get("model_resume_state") is None:
-                self.logger.warning(f"{self.resume_path} predates the saved prompt-state cache: the cache is "
-                                    "refilled from other batches, so this run may differ from an uninterrupted one "
-                                    "in the last bits")
             self.model.load_resume_state(state.get("model_resume_state"))
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])

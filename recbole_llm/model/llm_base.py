@@ -387,9 +387,13 @@ class LLMSequentialRecommender(SequentialRecommender):
     def load_resume_state(self, state):
         """Restore :meth:`resume_state`'s output (``None``: a state file written before it was saved;
         the cache then starts empty and is refilled from other batches, so the run may leave the
-        uninterrupted one's trajectory in the last bits)."""
-        if state is not None:
-            self._state_cache.load_state_dict(state.get("prompt_states"), self.device)
+        uninterrupted one's trajectory in the last bits, which is logged)."""
+        if state is None:
+            logging.getLogger(__name__).warning(
+                "the resume state predates the saved prompt-state cache: the cache is refilled from other batches, "
+                "so this run may differ from an uninterrupted one in the last bits")
+            return
+        self._state_cache.load_state_dict(state.get("prompt_states"), self.device)
 
     def state_dict(self, *args, **kwargs):
         state = super().state_dict(*args, **kwargs)
