@@ -42,6 +42,23 @@ def git_commit(root=REPO_ROOT):
         return "unknown"
 
 
+_LOADED = {}
+
+
+def loaded_commit():
+    """The commit of the code this process runs: :func:`git_commit` as it was when the package was
+    first imported (``recbole_llm/__init__.py`` asks at import), not when a record is written.
+
+    A run lasts hours, and the checkout may move meanwhile (a ``git pull``, a worktree switched to a
+    newer commit for the next queued run); the code in memory is still what was imported, so run
+    records, resume states and sweep reports name this commit. Modules a process imports later
+    come from the checkout as it is then, which this cannot see.
+    """
+    if "commit" not in _LOADED:
+        _LOADED["commit"] = git_commit()
+    return _LOADED["commit"]
+
+
 def package_versions():
     """Installed versions of :data:`PACKAGES`; ``recbole-llm`` is the version of the code running
     (``recbole_llm.__version__``), which an installed distribution's metadata need not be (a

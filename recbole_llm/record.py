@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from recbole_llm.checkpoint import config_to_dict
-from recbole_llm.provenance import git_commit, hardware, package_versions
+from recbole_llm.provenance import git_commit, hardware, loaded_commit, package_versions
 
 # Version of the run record's layout. 1 (records without the key): ``dataset_stats.interactions``
 # and ``per_user.history_length`` were counted after RecBole's sequence augmentation, one short
@@ -38,7 +38,11 @@ def make_record(result):
     train_times = [e["train_time_s"] for e in history]
     valid_times = [e["valid_time_s"] for e in history if "valid_time_s" in e]
     n_train = len(result.train_data.dataset)
-    commit = git_commit()  # a git subprocess: asked once, for the record and its last segment
+    commit = loaded_commit()  # the code this process imported, whatever the checkout holds now
+    now = git_commit()
+    if now != commit:
+        print(f"[recbole-llm] the checkout moved from {commit[:12]} to {now[:12]} while this run trained; "
+              f"the record names {commit[:12]}, the code this process loaded", file=sys.stderr, flush=True)
     record = {
         "model": config["model"],
         "run_key": result.run_key,

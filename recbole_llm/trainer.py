@@ -110,7 +110,7 @@ class SafeCheckpointMixin:
     # --------------------------------------------------------------- resume
     def _save_state(self, epoch_idx, train_data):
         """Everything the next epoch depends on, after epoch ``epoch_idx`` was validated."""
-        from recbole_llm.provenance import git_commit
+        from recbole_llm.provenance import loaded_commit
 
         finished = self.cur_step > self.stopping_step or epoch_idx + 1 >= self.epochs
         np_state = np.random.get_state()
@@ -138,7 +138,7 @@ class SafeCheckpointMixin:
                 "python": [py_state[0], list(py_state[1]), py_state[2]],
                 "train_loader": train_data.generator.get_state() if hasattr(train_data, "generator") else None,
             },
-            "segments": self.resumed + [{"from_epoch": self.start_epoch, "commit": git_commit()}],
+            "segments": self.resumed + [{"from_epoch": self.start_epoch, "commit": loaded_commit()}],
             "wall_time_s": self.prior_wall_time_s + (time.perf_counter() - self._fit_started),
         }
         save_checkpoint(self.resume_path, config=self.config, **state)

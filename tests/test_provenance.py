@@ -69,3 +69,20 @@ def test_this_checkout_reports_its_commit_and_the_running_version():
     head = _git(REPO, "rev-parse", "HEAD")
     assert git_commit().removesuffix("-dirty") == head
     assert package_versions()["recbole-llm"] == __version__
+
+
+def test_the_commit_is_taken_when_the_package_is_imported(tmp_path):
+    """The package in its own checkout; a commit lands after the import (a ``git pull`` under a
+    running job): the process still reports the commit it imported."""
+    own = tmp_path / "own"
+    shutil.copytree(REPO / "recbole_llm", own / "recbole_llm", ignore=shutil.ignore_patterns("__pycache__"))
+    first = _repo(own, {"README": "x\n"})
+    code = ("import subprocess, sys, recbole_llm.provenance as p; "
+            "subprocess.run(['git', '-C', sys.argv[1], 'commit', '-q', '--allow-empty', '-m', 'two'], check=True); "
+            "print(p.loaded_commit(), p.git_commit())")
+    env = {**os.environ, "PYTHONPATH": str(own), "OMP_NUM_THREADS": "1", "GIT_AUTHOR_NAME": "t",
+           "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    loaded, now = subprocess.run([sys.executable, "-c", code, str(own)], capture_output=True, text=True,
+                                 env=env, cwd=own, check=True).stdout.split()
+    assert loaded == first
+    assert now == _git(own, "rev-parse", "HEAD") != first

@@ -126,3 +126,22 @@ def test_resume_keeps_the_prompt_state_cache(model, toy_data_path, llm_overrides
     resumed = run(model, "toy", 2020, (), overrides, toy_data_path, saved)
     assert [s["from_epoch"] for s in resumed["segments"]] == [0, 2]
     _same_run(full, resumed)
+
+
+def test_records_and_states_name_the_code_loaded_not_the_checkout_moved_since(
+        toy_data_path, tiny_overrides, tmp_path, monkeypatch, capsys):
+    """A queued run outlives a ``git pull`` of its checkout: the record, and every resume state's
+    segment, name the commit this process imported, and the record says that the checkout moved."""
+    import recbole_llm.provenance as provenance
+    import recbole_llm.record as record_module
+
+    loaded = provenance.loaded_commit()
+    monkeypatch.setattr(provenance, "git_commit", lambda *a, **k: "f" * 40)  # HEAD moved meanwhile
+    monkeypatch.setattr(record_module, "git_commit", lambda *a, **k: "f" * 40)
+    overrides = {**tiny_overrides, "epochs": 3, "stopping_step": 3, "topk": [5, 10]}
+    with pytest.raises(Interrupt):
+        run("GRU4Rec", "toy", 2020, (), overrides, toy_data_path, tmp_path, callback_fn=_stop_after(0))
+    record = run("GRU4Rec", "toy", 2020, (), overrides, toy_data_path, tmp_path)
+    assert [s["commit"] for s in record["segments"]] == [loaded, loaded]
+    assert record["commit"] == loaded
+    assert f"the checkout moved from {loaded[:12]} to ffffffffffff" in capsys.readouterr().err

@@ -87,9 +87,9 @@ def _space(model, space_file, keys):
 def tune_main(request):
     """Run each sweep of ``request`` (a :class:`TuneRequest`); write its results folder; train and
     test its best configuration on every seed."""
-    from recbole_llm.provenance import git_commit
+    from recbole_llm.provenance import loaded_commit
 
-    commit = git_commit()
+    commit = loaded_commit()
     for settings in request.sweeps:
         sweep = run_sweep(settings)
         done = int(sweep.trials["status"].isin(["completed", "stopped (ASHA)"]).sum()) if len(sweep.trials) else 0
