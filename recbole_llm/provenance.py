@@ -46,8 +46,9 @@ _LOADED = {}
 
 
 def loaded_commit():
-    """The commit of the code this process runs: :func:`git_commit` as it was when the package was
-    first imported (``recbole_llm/__init__.py`` asks at import), not when a record is written.
+    """The commit of the code this process runs: :func:`git_commit` as it was when this module was
+    first imported (it asks at import; ``record`` imports it, and the pipeline imports ``record``
+    before any run starts), not when a record is written.
 
     A run lasts hours, and the checkout may move meanwhile (a ``git pull``, a worktree switched to a
     newer commit for the next queued run); the code in memory is still what was imported, so run
@@ -91,3 +92,6 @@ def hardware():
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+loaded_commit()  # at import: the code being loaded now is what every record of this process names
