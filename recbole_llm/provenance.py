@@ -42,22 +42,17 @@ def git_commit(root=REPO_ROOT):
         return "unknown"
 
 
-_LOADED = {}
-
-
 def loaded_commit():
     """The commit of the code this process runs: :func:`git_commit` as it was when this module was
-    first imported (it asks at import; ``record`` imports it, and the pipeline imports ``record``
-    before any run starts), not when a record is written.
+    first imported (``record`` imports it, and the pipeline imports ``record`` before any run
+    starts), not when a record is written.
 
     A run lasts hours, and the checkout may move meanwhile (a ``git pull``, a worktree switched to a
     newer commit for the next queued run); the code in memory is still what was imported, so run
     records, resume states and sweep reports name this commit. Modules a process imports later
     come from the checkout as it is then, which this cannot see.
     """
-    if "commit" not in _LOADED:
-        _LOADED["commit"] = git_commit()
-    return _LOADED["commit"]
+    return LOADED_COMMIT
 
 
 def package_versions():
@@ -94,4 +89,5 @@ def hardware():
     return info
 
 
-loaded_commit()  # at import: the code being loaded now is what every record of this process names
+# Taken once, at import: the code being loaded now is what every record of this process names.
+LOADED_COMMIT = git_commit()
