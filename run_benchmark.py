@@ -143,7 +143,7 @@ def settings(args, overrides):
     if not budget_file.is_file():
         budgets = sorted(f.stem for f in (properties_dir() / "budget").glob("*.yaml"))
         raise UserError(f"unknown --budget '{args.budget}'; valid: {', '.join(budgets)}")
-    output = Path(args.output) if args.output else ROOT / "results" / ("" if args.budget == "full" else args.budget)
+    output = Path(args.output) if args.output else default_output(ROOT, args.budget)
     models = _split(args.model)
     if not models and not args.tables_only:
         raise UserError("--model is required (one name or a comma list), or pass --tables-only")
@@ -235,6 +235,26 @@ def run_all(args, models, seeds, budget_file, user_files, config_files, override
                   eta_s(run_times, [args.label or m for _, m, _ in todo[n + 1:]], earlier=earlier))
 
 
+def default_output(checkout, budget):
+    """The results folder a run writes to without ``--output``: ``<checkout>/results``, or
+    ``<checkout>/results/<budget>`` for a budget other than ``full``."""
+    return Path(checkout) / "results" / ("" if budget == "full" else budget)
+
+
+def output_option(output, budget):
+    """The ``--output`` part of a page's Regenerate command: empty when ``output`` is the default
+    results folder of a recbole-llm checkout (any checkout, not only this one: a run started from a
+    second worktree may write into the main checkout's ``results/``), since the command is meant to
+    be run from the root of the checkout that holds the page; `` --output=<as given>`` otherwise."""
+    if not output:
+        return ""
+    resolved = Path(output).resolve()
+    for checkout in resolved.parents[:2]:
+        if (checkout / "run_benchmark.py").is_file() and default_output(checkout, budget) == resolved:
+            return ""
+    return f" --output={shlex.quote(str(output))}"
+
+
 def tables(args, output, metrics):
     """Regenerate the dataset's results page from every record of the budget; print the table."""
     from recbole_llm.benchmark.page import page_target, write_results_page
@@ -250,8 +270,7 @@ def tables(args, output, metrics):
         if target is not None:
             print(f"[recbole-llm] the page keeps its --target={shlex.quote(target)} (pass --target to change it)")
     command = f"python run_benchmark.py --dataset={args.dataset} --budget={args.budget} --tables-only" + (
-        f" --output={shlex.quote(str(args.output))}" if args.output else "") + (
-        f" --target={shlex.quote(target)}" if target else "")
+        output_option(args.output, args.budget)) + (f" --target={shlex.quote(target)}" if target else "")
     text = write_results_page(output / args.dataset, args.dataset, records, metrics, target, command)
     print()
     print(text)

@@ -83,13 +83,17 @@ def test_malformed_yaml_names_the_line(toy_data_path, tmp_path):
     assert out.returncode == 2 and "bad.yaml" in out.stderr and "line" in out.stderr
 
 
-def _main():
+def _module():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("run_benchmark", REPO / "run_benchmark.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.main
+    return module
+
+
+def _main():
+    return _module().main
 
 
 def _in_process(args, data_path, tmp_path):
@@ -170,3 +174,20 @@ def test_llm_row_without_titles_stops_before_its_id_model_with_one_line(tmp_path
         "0.05): make its item_id values those of the .inter file and check for malformed lines (an unclosed quote "
         "merges lines), or raise missing_text_max_share")
     assert "[recbole-llm]" not in captured.stdout and not list(tmp_path.rglob("*.pth"))
+
+
+def test_regenerate_line_omits_output_only_for_a_checkouts_default_folder(tmp_path):
+    """A run started from a second worktree with ``--output=<main checkout>/results`` must not
+    write that absolute path into the main checkout's committed page."""
+    rb = _module()
+    other = tmp_path / "worktree"
+    other.mkdir()
+    (other / "run_benchmark.py").write_text("")
+    assert rb.output_option(None, "full") == ""
+    assert rb.output_option(str(other / "results"), "full") == ""
+    assert rb.output_option(str(other / "results" / "quick"), "quick") == ""
+    # the budget's own folder only: results/ under --budget=quick is not its default
+    assert rb.output_option(str(other / "results"), "quick") == f" --output={other / 'results'}"
+    # a folder in no checkout is kept as given
+    assert rb.output_option(str(tmp_path / "results"), "full") == f" --output={tmp_path / 'results'}"
+    assert rb.output_option("my results", "full") == " --output='my results'"
