@@ -73,7 +73,21 @@ def package_versions():
     return out
 
 
+def cpu_has_bf16():
+    """True when the CPU has native bf16 dot products (AVX512-BF16 or AMX), from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool({"avx512_bf16", "amx_bf16"} & flags)
+    except OSError:
+        pass
+    return False
+
+
 def hardware():
+    """CPU model, core count, native bf16 (AVX512-BF16 or AMX), torch threads and the GPU, if any."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -83,7 +97,9 @@ def hardware():
                     break
     except OSError:
         pass
-    info = {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    # cpu_bf16: whether lm_autocast: auto runs the LM under bf16 on this CPU (it does where this is True)
+    info = {"cpu": cpu, "cpu_count": os.cpu_count(), "cpu_bf16": cpu_has_bf16(),
+            "torch_threads": torch.get_num_threads()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

@@ -96,6 +96,8 @@ def make_record(result):
         record["parameters"].update(net.parameter_report())
         record["prompt_stats"] = net.prompt_stats(result.test_data._dataset)  # titles per hard prompt
         record["item_text"] = net.item_text_report()  # items without text (missing_text_max_share)
+        # the LM's compute dtype (lm_autocast resolved on this device): bf16 and fp32 runs differ in the last bits
+        record["lm_compute_dtype"] = str(net.autocast).replace("torch.", "") if net.autocast else "float32"
     if getattr(data, "tuning_summary", None) is not None:
         record["data_selection"] = data.tuning_summary
     per_user = getattr(trainer, "per_user", None) if result.test_result is not None else None

@@ -41,6 +41,8 @@ def test_the_record_stores_titles_per_prompt_and_the_data_alone_gives_the_same(t
 
     record = run("IDLEAdapter", "toy", 2020, (), llm_overrides, toy_data_path, tmp_path / "saved")
     stored = record["prompt_stats"]
+    assert record["lm_compute_dtype"] == "float32"  # the fixture's lm_autocast: none, on any CPU
+    assert record["hardware"]["cpu_bf16"] in (True, False)
     assert stored["max_tokens"] == 32 and stored["prompts"] == record["dataset_stats"]["users"]
     assert 1 <= stored["median_titles"] <= stored["mean_titles"] + 1 and stored["mean_titles"] <= 5
     rows = prompts.titles_per_prompt("toy", [32, 64], config_dict=llm_overrides, data_path=toy_data_path)

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from recbole_llm import __version__
+from recbole_llm import provenance
 from recbole_llm.provenance import git_commit, package_versions
 from conftest import REPO
 
@@ -86,3 +87,9 @@ def test_the_commit_is_taken_when_the_package_is_imported(tmp_path):
                                  env=env, cwd=own, check=True).stdout.split()
     assert loaded == first
     assert now == _git(own, "rev-parse", "HEAD") != first
+
+
+def test_hardware_says_whether_the_cpu_computes_bf16_natively(monkeypatch):
+    for native in (True, False):
+        monkeypatch.setattr(provenance, "cpu_has_bf16", lambda native=native: native)
+        assert provenance.hardware()["cpu_bf16"] is native  # read when a record is written

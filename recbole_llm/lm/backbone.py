@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from recbole_llm.errors import UserError
+from recbole_llm.provenance import cpu_has_bf16
 from recbole_llm.lm.resolve import resolve_lm
 
 
@@ -136,19 +137,6 @@ def autocast_dtype(device, setting="auto"):
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if cpu_has_bf16() else None
-
-
-def cpu_has_bf16():
-    """True when the CPU has native bf16 dot products (AVX512-BF16 or AMX), from /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool({"avx512_bf16", "amx_bf16"} & flags)
-    except OSError:
-        pass
-    return False
 
 
 class FrozenLM(nn.Module):
