@@ -54,3 +54,25 @@ def test_a_run_on_toy_data_writes_a_row_per_model(toy_data_path, tmp_path):
     assert row["model"] == "GRU4Rec" and row["train_samples_per_s"] > 0 and row["eval_users_per_s"] > 0
     assert row["anomaly_mode"] is False  # the package switches RecBole's anomaly mode off
     assert run["environment"]["threads"] == 1 and isinstance(run["environment"]["avx512_bf16"], bool)
+
+
+def test_key_value_options_set_the_config_of_every_model_and_are_recorded(toy_data_path, tmp_path):
+    code = speed.main(["--dataset=toy", f"--data-path={toy_data_path}", "--models=GRU4Rec", "--batches=1",
+                       "--threads=1", "--label=h16", f"--output={tmp_path / 'out'}", f"--saved-dir={tmp_path / 'saved'}",
+                       "--no-plain", "--hidden_size=16", "--train_batch_size=32"])
+    assert code == 0
+    (row,) = json.loads((tmp_path / "out" / "toy.json").read_text())["runs"][0]["rows"]
+    assert row["overrides"] == "hidden_size=16 train_batch_size=32"
+    assert row["train_batch_size"] == 32  # the value reached the model's config, converted from the string
+    assert "| h16 | GRU4Rec |  | hidden_size=16 train_batch_size=32 | 32 |" in (tmp_path / "out" / "toy.md").read_text()
+
+
+def test_a_key_no_model_reads_is_a_one_line_error_before_anything_is_timed(tmp_path, capsys):
+    from recbole_llm.errors import exit_status
+
+    status = exit_status(lambda: speed.main(["--dataset=toy", "--models=GRU4Rec", f"--output={tmp_path}",
+                                             "--prompt_max_tokns=128"]))
+    assert status == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "prompt_max_tokns" in err and "did you mean --prompt_max_tokens" in err
+    assert not list(tmp_path.iterdir())  # nothing written

@@ -25,6 +25,14 @@ it measures, with the model's own config (batch sizes included) and a fixed seed
   SASRec's training speed to it: what a user gains by running RecBole's model through this
   toolkit.
 
+Other ``--key=value`` options set that config key for every model of the run, as in
+``run_benchmark.py`` (checked the same way: a key no model reads is a one-line error), and each
+row records them in its ``overrides`` column; give such a run its own ``--label``, e.g. the cost of
+IDLE-Adapter's hard prompt at three lengths::
+
+    for T in 64 128 256; do python -m recbole_llm.benchmark.speed --models=IDLEAdapter --no-plain \
+        --prompt_max_tokens=$T --label="prompt_max_tokens=$T"; done
+
 Each row records whether anomaly mode was on while it was timed, and the run records the
 hardware (CPU, whether it has AVX512-BF16/AMX, GPU), threads, torch version and the commit
 of the package measured. Results go to ``<output>/<dataset>.{md,csv,json}``, written
@@ -59,7 +67,7 @@ HERE = Path(__file__).resolve().parents[2]  # the checkout this script belongs t
 DEFAULT_MODELS = ("SASRec", "GRU4Rec", "ComiRec", "BERT4Rec", "IDLEAdapter", "RARec", "IDLEAdapter@tiny",
                   "RARec@tiny")
 TINY = "@tiny"
-COLUMNS = ("label", "model", "lm", "train_batch_size", "train_samples_per_s", "eval_users_per_s",
+COLUMNS = ("label", "model", "lm", "overrides", "train_batch_size", "train_samples_per_s", "eval_users_per_s",
            "model_fwd_bwd_samples_per_s", "bare_lm_samples_per_s", "adapter_throughput_ratio",
            "ours_over_plain_recbole", "anomaly_mode", "batches", "eval_batches", "threads", "device", "commit")
 
@@ -190,6 +198,7 @@ def build(name, args, saved_dir, tiny_path):
         overrides["measure_overhead_batches"] = 0
         if name.endswith(TINY):
             overrides["lm_name"] = tiny_path
+    overrides.update(getattr(args, "config", None) or {})
     config = Config(model_name, args.dataset, [], overrides)
     if is_llm:
         try:
@@ -236,7 +245,8 @@ def measure(name, args, saved_dir, tiny_path):
     batches = first_batches(train_data, args.batches, device)
     row = {"model": name, "train_batch_size": int(config["train_batch_size"]),
            "lm": str(config["lm_name"]) if "lm_name" in config and hasattr(model, "lm") else "",
-           "batches": len(batches), "device": str(device)}
+           "batches": len(batches), "device": str(device),
+           "overrides": " ".join(f"{k}={v}" for k, v in (getattr(args, "config", None) or {}).items())}
     if name.endswith(TINY):
         row["lm"] = "tiny (2 layers, hidden 32)"
     model.train()
@@ -374,7 +384,8 @@ def write_tables(output, dataset):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                epilog="Other --key=value options set that config key for every model (see the docstring).")
     p.add_argument("--dataset", default="amazon-scientific")
     p.add_argument("--data-path", default=str(HERE / "dataset"))
     p.add_argument("--models", default=",".join(DEFAULT_MODELS),
@@ -389,7 +400,17 @@ def main(argv=None):
     p.add_argument("--no-plain", action="store_true", help="skip the plain-RecBole SASRec comparison")
     p.add_argument("--tables-only", action="store_true",
                    help="only rewrite the .csv and .md from the stored .json (every label), timing nothing")
-    args = p.parse_args(argv)
+    args, extra = p.parse_known_args(argv)
+    args.config = {}
+    if extra:  # imported only here: without overrides this file still runs against older checkouts
+        from recbole_llm.config import Config, check_keys, parse_overrides
+
+        strings = parse_overrides(extra, p.error)
+        if args.tables_only:
+            p.error("--tables-only times nothing: it takes no --key=value options")
+        check_keys(strings, [], [m.strip().removesuffix(TINY) for m in args.models.split(",") if m.strip()],
+                   args.dataset)
+        args.config = Config._convert_config_dict(None, strings)
     if args.tables_only:
         stored = Path(args.output) / f"{args.dataset}.json"
         if not stored.is_file():
@@ -432,4 +453,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:  # a bad option or config value: one line, not a traceback
+        from recbole_llm.errors import exit_status
+    except ImportError:  # an older checkout of the package
+        sys.exit(main())
+    sys.exit(exit_status(main))
