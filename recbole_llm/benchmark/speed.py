@@ -54,6 +54,7 @@ import io
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -425,7 +426,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     env = environment(args.threads)
     label = args.label or env["commit"]
-    command = "python -m recbole_llm.benchmark.speed " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m recbole_llm.benchmark.speed " + shlex.join(argv if argv is not None else sys.argv[1:])
     saved_dir = Path(args.saved_dir).resolve()
     rows, started = [], time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
