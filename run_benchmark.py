@@ -128,10 +128,11 @@ def _budget_in_force(budget_file, user_files, overrides):
 
 
 def settings(args, overrides):
-    """Every option checked before anything runs: ``(budget_file, output, models, seeds,
-    user_files, config_files, overrides, metrics)``; raises ``UserError`` naming the option."""
+    """Every option checked before anything runs, as a :class:`recbole_llm.benchmark.request.Request`
+    (output, models, seeds, user files, parsed overrides, metrics); raises ``UserError`` naming the option."""
+    from recbole_llm.benchmark.request import Request
     from recbole_llm.benchmark.tables import DEFAULT_METRICS
-    from recbole_llm.config import Config, check_keys, properties_dir
+    from recbole_llm.config import budget_files, check_keys, parse_overrides_values
     from recbole_llm.errors import UserError
     from recbole_llm.utils import get_model
 
@@ -139,10 +140,7 @@ def settings(args, overrides):
         raise UserError(f"--threads must be a positive integer, got {args.threads}")
     if args.jobs < 1:
         raise UserError(f"--jobs must be a positive integer, got {args.jobs}")
-    budget_file = properties_dir() / "budget" / f"{args.budget}.yaml"
-    if not budget_file.is_file():
-        budgets = sorted(f.stem for f in (properties_dir() / "budget").glob("*.yaml"))
-        raise UserError(f"unknown --budget '{args.budget}'; valid: {', '.join(budgets)}")
+    budget_file = budget_files(args.budget)[0]  # raises for an unknown --budget, naming the valid ones
     output = Path(args.output) if args.output else default_output(ROOT, args.budget)
     models = _split(args.model)
     if not models and not args.tables_only:
@@ -159,80 +157,79 @@ def settings(args, overrides):
     if bad:
         raise UserError(f"--seeds: {bad[0]} is out of range; seeds are integers in [0, {SEED_MAX}]")
     user_files = [Path(f) for f in _split_files(args.config_files)]
-    config_files = [budget_file] + user_files
     if args.trust_checkpoint:
         overrides["trust_checkpoint"] = True
-    overrides = Config._convert_config_dict(None, overrides) if overrides else {}
+    overrides = parse_overrides_values(overrides)  # YAML scalars, lists and mappings; nothing is evaluated
     if models:  # a key nothing reads would set nothing: stop before anything runs
         check_keys(overrides, user_files, models, args.dataset)
     metrics = tuple(m.lower() for m in _split(args.metrics)) if args.metrics else DEFAULT_METRICS
-    return budget_file, output, models, seeds, user_files, config_files, overrides, metrics
+    return Request(budget_file=budget_file, output=output, models=models, seeds=seeds, user_files=user_files,
+                   overrides=overrides, metrics=metrics)
 
 
-def run_all(args, models, seeds, budget_file, user_files, config_files, overrides, output):
+def run_all(args, request):
     """Train every (model, seed) of the command, ID models first, skipping those whose record of
-    the same config and code exists (unless ``--rerun``); one process, or ``--jobs`` processes."""
-    from recbole_llm.benchmark.records import earlier_run_times, eta_s, find_record, store_run
+    the same run key exists (unless ``--rerun``), through the one run loop
+    (:func:`recbole_llm.benchmark.jobs.run_jobs`: in this process with ``--jobs=1``, else in
+    ``--jobs`` worker processes). Each run's Config is built once, here, for its checks and its key."""
+    from recbole_llm.benchmark.jobs import RunnerOptions, run_jobs
+    from recbole_llm.benchmark.records import find_record
+    from recbole_llm.config import budget_files
     from recbole_llm.data.prepare import ensure_dataset
-    from recbole_llm.id_models import SUPPORTED
-    from recbole_llm.pipeline import run
-    from recbole_llm.quick_start import build_config, run_key
+    from recbole_llm.id_models import is_id_model
+    from recbole_llm.identity import run_key
+    from recbole_llm.model.llm_base import LLMSequentialRecommender
+    from recbole_llm.quick_start import build_config
+    from recbole_llm.spec import RunSpec
     from recbole_llm.utils import get_model
 
     ensure_dataset(args.dataset, Path(args.data_path))
     # ID models first: an LLM model asking for one of them under the same budget and seed
     # then reuses that run's checkpoint (its base is the table's row; recbole_llm.id_models).
-    ordered = [m for m in models if m in SUPPORTED] + [m for m in models if m not in SUPPORTED]
-    jobs = [(m, s) for m in ordered for s in seeds]
-    configs = {}  # (model, seed) -> its config, built once for the checks and the run_key
+    models = request.models
+    ordered = [m for m in models if is_id_model(m)] + [m for m in models if not is_id_model(m)]
+    overrides = dict(request.overrides)
+    if args.no_progress:
+        overrides["show_progress"] = False
+    if args.rerun:
+        overrides["resume_training"] = False  # from scratch: any saved state is discarded
 
-    def config_of(model, seed):
-        if (model, seed) not in configs:
-            configs[(model, seed)] = build_config(model, args.dataset, seed, config_files, overrides, args.data_path,
-                                                  args.saved_dir)
-        return configs[(model, seed)]
+    def spec_of(model, seed):
+        llm = issubclass(get_model(model), LLMSequentialRecommender)
+        files = [*budget_files(args.budget, llm=llm), *request.user_files]
+        return RunSpec(model, args.dataset, seed, files, overrides, args.data_path, args.saved_dir, args.label)
 
+    plan = [(i, spec_of(m, s)) for i, (m, s) in enumerate(((m, s) for m in ordered for s in request.seeds), 1)]
+    configs = {}  # (model, seed) -> its Config, built once for the checks, the run key and the run
+    for _, spec in plan:
+        configs[(spec.model_name, spec.seed)] = build_config(spec)
     epochs_max = {}  # label -> the epoch cap its runs train under (the ETA compares like with like)
     for name in models:  # every check that needs no training (values, LM, titles) before anything trains
-        config = config_of(name, seeds[0])
+        config = configs[(name, request.seeds[0])]
         epochs_max[args.label or name] = int(config["epochs"])
         model_class = get_model(name)
         if hasattr(model_class, "preflight"):
             model_class.preflight(config)
-    budget = _budget_in_force(budget_file, user_files, overrides)
-    print(f"[recbole-llm] {len(jobs)} run(s) on {args.dataset}; budget '{args.budget}': {budget} "
-          f"({budget_file.relative_to(ROOT) if budget_file.is_relative_to(ROOT) else budget_file}); "
-          f"records -> {output / args.dataset / 'runs'}", flush=True)
-    started = time.perf_counter()
-    if args.rerun:
-        overrides["resume_training"] = False  # from scratch: any saved state is discarded
-    todo = []  # (number, model, seed) of the runs to start, in order
-    for i, (model, seed) in enumerate(jobs, 1):
-        label = args.label or model
+    budget_file = budget_files(args.budget)[0]
+    budget = _budget_in_force(budget_file, request.user_files, overrides)
+    print(f"[recbole-llm] {len(plan)} run(s) on {args.dataset}; budget '{args.budget}': {budget} "
+          f"({budget_file.relative_to(ROOT) if budget_file.is_relative_to(ROOT) else budget_file}"
+          f"{'; ID models and baselines: properties/budget/id_models/' + args.budget + '.yaml' if len(budget_files(args.budget)) > 1 else ''}); "
+          f"records -> {request.output / args.dataset / 'runs'}", flush=True)
+    todo = []
+    for i, spec in plan:
         if not args.rerun:
-            key = run_key(config_of(model, seed))
-            existing = find_record(output, args.dataset, label, seed, key, args.budget)
+            key = run_key(configs[(spec.model_name, spec.seed)])
+            existing = find_record(request.output, args.dataset, spec.row, spec.seed, key, args.budget)
             if existing is not None:
-                print(f"[recbole-llm] run {i}/{len(jobs)}: {label} seed {seed} skipped: record {existing} "
-                      f"has the same config and code (run_key {key}); --rerun trains it again", flush=True)
+                print(f"[recbole-llm] run {i}/{len(plan)}: {spec.row} seed {spec.seed} skipped: record {existing} "
+                      f"has the same config, data and code (run_key {key}); --rerun trains it again", flush=True)
                 continue
-        todo.append((i, model, seed))
-    if args.jobs > 1 and todo:
-        from recbole_llm.benchmark.jobs import run_parallel
-
-        run_parallel(todo, len(jobs), args, config_files, overrides, output, epochs_max)
-        return
-    run_times = {}  # label -> seconds of this command's finished runs (the ETA)
-    earlier = earlier_run_times(output, args.dataset, args.budget, epochs_max)
-    for n, (i, model, seed) in enumerate(todo):
-        label = args.label or model
-        print(f"[recbole-llm] run {i}/{len(jobs)}: {label} seed {seed}", flush=True)
-        run_started = time.perf_counter()
-        record = run(model, args.dataset, seed, config_files, overrides, args.data_path, args.saved_dir,
-                     show_progress=False if args.no_progress else None, preflight=False)  # checked above
-        run_times.setdefault(label, []).append(time.perf_counter() - run_started)
-        store_run(output, record, label, args.budget, time.perf_counter() - started,
-                  eta_s(run_times, [args.label or m for _, m, _ in todo[n + 1:]], earlier=earlier))
+        todo.append((i, spec))
+    if todo:
+        options = RunnerOptions(jobs=args.jobs, threads=args.threads, output=request.output, budget=args.budget,
+                                total=len(plan), epochs_max=epochs_max)
+        run_jobs(todo, options, configs)
 
 
 def default_output(checkout, budget):
@@ -283,22 +280,22 @@ def main(argv=None):
     from recbole_llm.errors import UserError
 
     try:
-        budget_file, output, models, seeds, user_files, config_files, overrides, metrics = settings(args, overrides)
+        request = settings(args, overrides)
+        output, models, seeds, metrics = request.output, request.models, request.seeds, request.metrics
         import torch
 
         torch.set_num_threads(args.threads or os.cpu_count() or 1)
         if args.tune and not args.tables_only:
             from recbole_llm.tune.cli import TuneRequest, tune_main
 
-            tune_main(TuneRequest.from_args(args, models, seeds, budget_file, user_files, overrides, output, ROOT,
-                                            sys.argv[1:] if argv is None else argv))
+            tune_main(TuneRequest.from_args(args, request, ROOT, sys.argv[1:] if argv is None else argv))
         elif args.tune:
             from recbole_llm.tune.cli import tables_main
 
             tables_main(output, args.dataset, [args.tune_name] if args.tune_name else models)
             return 0  # the sweep folders only; the dataset's page has its own --tables-only
         elif not args.tables_only:
-            run_all(args, models, seeds, budget_file, user_files, config_files, overrides, output)
+            run_all(args, request)
         tables(args, output, metrics)
         return 0
     except UserError as err:

@@ -4,4 +4,4 @@ from recbole_llm import compat as _compat
 
 _compat.apply()
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

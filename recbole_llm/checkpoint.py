@@ -18,8 +18,6 @@ arbitrary pickled code, so this module
 """
 
 import enum
-import hashlib
-import json
 import logging
 import pickle
 import zipfile
@@ -57,41 +55,6 @@ def config_to_dict(config):
     """A RecBole ``Config`` as a dict of primitives (what checkpoints and run records store)."""
     source = getattr(config, "final_config_dict", config)
     return {str(k): to_primitive(v) for k, v in source.items()}
-
-
-# Config keys that do not change what a run trains or measures: left out of config_key.
-NOT_IN_KEY = frozenset({
-    "data_path", "data_root", "checkpoint_dir", "show_progress", "state", "gpu_id", "use_gpu", "device", "worker",
-    "eval_batch_size", "metrics", "topk", "metric_decimal_place", "loss_decimal_place", "log_wandb",
-    "wandb_project", "trust_checkpoint", "save_dataset", "dataset_save_path", "save_dataloaders",
-    "dataloaders_save_path", "local_rank", "single_spec", "world_size", "nproc", "offset", "ip", "port",
-    "shuffle", "valid_metric_bigger", "eval_type", "benchmark_filename", "config_files", "resume_training",
-})
-
-
-# Options added after runs were made, each with the value that keeps the behaviour from before it
-# existed (its YAML default): left out of config_key at that value, so a run made before the
-# option existed keeps its key (it resumes, and a re-run finds its record). Any other value is in
-# the key like every option. Not a source of defaults: those live in properties/ only.
-OLD_BEHAVIOUR_VALUES = {"id_norm": "none"}
-
-
-def _old_behaviour(key, value):
-    """True when ``key`` is an option of :data:`OLD_BEHAVIOUR_VALUES` set to its old-behaviour value,
-    spelled as the models read it: ``None`` (``--id_norm=None``, which RecBole evaluates) and any
-    case count as that value, as ``str(value or "none").lower()`` does in the model."""
-    old = OLD_BEHAVIOUR_VALUES.get(key)
-    return old is not None and str(value if value is not None else old).strip().lower() == old
-
-
-def config_key(config_dict, exclude_prefixes=()):
-    """Stable 12-hex-digit hash of the config values that affect a run's weights and metrics
-    (every key but :data:`NOT_IN_KEY`, those starting with ``exclude_prefixes``, and those of
-    :data:`OLD_BEHAVIOUR_VALUES` at that value)."""
-    items = {k: v for k, v in config_dict.items() if k not in NOT_IN_KEY and not k.startswith(tuple(exclude_prefixes))
-             and not _old_behaviour(k, v)}
-    blob = json.dumps(items, sort_keys=True, default=repr)
-    return hashlib.sha1(blob.encode("utf-8")).hexdigest()[:12]
 
 
 def save_checkpoint(path, **state):

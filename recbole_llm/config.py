@@ -85,6 +85,26 @@ def default_config_files(model_name, dataset, model_class=None):
     return [str(f) for f in files if f.is_file()]
 
 
+def budget_files(budget, llm=False):
+    """The YAML files of budget ``budget``, in the order they apply: ``properties/budget/<budget>.yaml``
+    (every model), then, unless ``llm`` (an LLM recommender's run), the part for the ID models and
+    baselines, ``properties/budget/id_models/<budget>.yaml``, when it exists. Raises
+    :class:`UserError` naming the valid budgets when the first is missing."""
+    root = properties_dir() / "budget"
+    main = root / f"{budget}.yaml"
+    if not main.is_file():
+        valid = sorted(f.stem for f in root.glob("*.yaml"))
+        raise UserError(f"unknown --budget '{budget}'; valid: {', '.join(valid)}")
+    extra = root / "id_models" / f"{budget}.yaml"
+    return [main] + ([extra] if extra.is_file() and not llm else [])
+
+
+def user_set_keys(config):
+    """The keys the user set for this run: ``--key=value`` overrides and the keys of its YAML files
+    (the budget's included), as opposed to the defaults under ``properties/`` and RecBole's."""
+    return set(config.variable_config_dict or {}) | {k for f in config.user_files for k in _yaml_mapping(f)}
+
+
 def _check_yaml(path):
     path = Path(path)
     if not path.is_file():
@@ -111,6 +131,27 @@ def parse_overrides(extra, error):
         key, value = item[2:].split("=", 1)
         overrides[key] = value
     return overrides
+
+
+def parse_value(text):
+    """One ``--key=value`` value as YAML reads it (RecBole's float rule: ``1e-4`` is a float):
+    numbers, ``True``/``False``, ``~``, lists ``[5,10]`` and mappings ``{LS: valid_and_test}``.
+    ``None`` (RecBole's command-line spelling) is ``None``; anything else stays the string it is.
+    Nothing is evaluated: RecBole's own command line runs ``eval`` on every value."""
+    if not isinstance(text, str):
+        return text
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = yaml.load(text, Loader=_RecBoleLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (bool, int, float, list, dict)) or value is None else text
+
+
+def parse_overrides_values(overrides):
+    """``{key: parse_value(value)}`` for the runner's ``--key=value`` strings."""
+    return {k: parse_value(v) for k, v in overrides.items()}
 
 
 class Config(RecBoleConfig):
@@ -146,6 +187,12 @@ class Config(RecBoleConfig):
 
     def _load_cmd_line(self):
         return {}
+
+    def _load_variable_config_dict(self, config_dict):
+        """The values as given: RecBole's runs ``eval`` on every string value (its command-line
+        parsing), so a string from a YAML mapping (``id_model_config``) or an option could run code.
+        Command-line strings are parsed by :func:`parse_value` before they get here."""
+        return dict(config_dict or {})
 
     def source_of(self, key):
         """Where ``key``'s value came from, for messages: ``--key``, a ``--config-files`` YAML, or
@@ -239,7 +286,7 @@ def check_values(config):
             fail(key, "must be ~ or intervals such as [5,inf) or (0,10] separated by ';' (RecBole skips an "
                       "illegal one without filtering)")
     defaults = _defaults(config)
-    user_keys = set(config.variable_config_dict or {}) | {k for f in config.user_files for k in _yaml_mapping(f)}
+    user_keys = user_set_keys(config)
     for key in sorted(user_keys):
         default, value = defaults.get(key), d.get(key)
         if key == "seed" or default is None or value is None:

@@ -3,8 +3,9 @@
 RecBole's ``quick_start.run_recbole`` is a straight line of calls; this is the same line with
 the step an LLM recommender adds (IDLE-Adapter and RA-Rec consume a frozen, pretrained ID model):
 
-1. the config (:func:`recbole_llm.quick_start.build_config`: YAML defaults, the dataset
-   checked against it);
+1. the config, built once from the run's :class:`~recbole_llm.spec.RunSpec`
+   (:func:`recbole_llm.quick_start.build_config`: YAML defaults, the dataset checked against it),
+   and the run's key (:func:`recbole_llm.identity.run_key`);
 2. every check that needs no training (:meth:`LLMSequentialRecommender.preflight`: prompts,
    the LM's tokenizer, items without text), before anything trains;
 3. the ID model (:func:`ensure_id_model`): reused from the cache or trained now, through this
@@ -14,73 +15,109 @@ the step an LLM recommender adds (IDLE-Adapter and RA-Rec consume a frozen, pret
 5. the run record (:func:`recbole_llm.record.make_record`), and, for an ID model,
    its checkpoint offered to the ID-model cache (:func:`recbole_llm.id_models.cache_run`).
 
-The runner (``run_benchmark.py``, ``--jobs``) and the sweeps call :func:`run`.
+The run's resume state is removed by :func:`discard_state` once whoever keeps the record has
+written it: a run whose record could not be written (a full disk, a kill) finishes on the next
+try from its saved state instead of training again.
+
+The runner (``run_benchmark.py``, any ``--jobs``) and the sweeps call :func:`run`.
 """
+
+from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Callable, Optional
 
-from recbole_llm.config import REPO_ROOT
 from recbole_llm.errors import UserError
-from recbole_llm.id_models import SUPPORTED, cache_path, cache_run, cached_checkpoint, id_model_request
+from recbole_llm.id_models import (
+    cache_path, cache_run, cached_checkpoint, id_model_request, is_id_model, weights_sha256,
+)
+from recbole_llm.identity import run_key
 from recbole_llm.model.llm_base import LLMSequentialRecommender
-from recbole_llm.quick_start import build_config, finish, run_key, train_and_evaluate
+from recbole_llm.paths import path_roots, portable
+from recbole_llm.quick_start import build_config, run_dir, train_and_evaluate
 from recbole_llm.record import make_record
+from recbole_llm.spec import RunSpec
 from recbole_llm.utils import get_model
 
 
-def ensure_id_model(config, saved_dir=None):
+def id_model_spec(config, spec: RunSpec) -> RunSpec:
+    """The :class:`RunSpec` of the frozen ID model of the LLM run ``config`` (made from ``spec``):
+    the ID model's YAML, the run's budget, seed and data/protocol settings, and ``id_model_config``
+    (:func:`recbole_llm.id_models.id_model_request`). Raises :class:`UserError` for a model that
+    is not a registered ID model."""
+    name, files, extra = id_model_request(config)
+    if not is_id_model(name):
+        from recbole_llm.id_models import registered
+
+        raise UserError(f"unsupported ID model '{name}' (id_model); supported: {', '.join(registered())}")
+    return RunSpec(name, spec.dataset, config["seed"], files, extra, spec.data_path, spec.saved_dir)
+
+
+def ensure_id_model(config, spec: RunSpec) -> Path:
     """Path of the frozen ID model's checkpoint for the LLM run ``config``.
 
     ``id_model_checkpoint`` when the config sets one; else the ID-model cache's entry for the ID
-    model's own config (:func:`recbole_llm.id_models.id_model_request`: its YAML, the run's budget,
-    seed and data keys), trained now by :func:`run` when missing or damaged. Raises
-    :class:`UserError` for an unsupported ``id_model``.
+    model's own run (:func:`id_model_spec`), trained now by :func:`run` when missing or damaged.
     """
     if config["id_model_checkpoint"]:
         return Path(config["id_model_checkpoint"])
-    name, files, extra = id_model_request(config)
-    if name not in SUPPORTED:
-        raise UserError(f"unsupported ID model '{name}' (id_model); supported: {', '.join(SUPPORTED)}")
-    saved_dir = Path(saved_dir or Path(config["checkpoint_dir"]).parent).resolve()
-    id_config = build_config(name, config["dataset"], config["seed"], files, extra, config["data_root"], saved_dir)
-    path = cached_checkpoint(id_config, saved_dir)
+    id_spec = id_model_spec(config, spec)
+    id_config = build_config(id_spec)
+    path = cached_checkpoint(id_config, spec.saved_dir)
     log = logging.getLogger(__name__)
     if path is not None:
         log.info("reusing ID model %s", path)
         return path
-    path, _ = cache_path(id_config, saved_dir)
-    log.info("training ID model %s on %s (cache miss: %s)", name, config["dataset"], path)
-    run(name, config["dataset"], config["seed"], files, extra, config["data_root"], saved_dir)
+    path = cache_path(id_config, spec.saved_dir)
+    log.info("training ID model %s on %s (cache miss: %s)", id_spec.model_name, spec.dataset, path)
+    record = run(id_spec, config=id_config)
+    discard_state(spec.saved_dir, record)  # the cache holds its weights; nobody stores this record
     if not path.is_file():
-        raise UserError(f"training ID model {name} did not produce {path}")
+        raise UserError(f"training ID model {id_spec.model_name} did not produce {path}")
     return path
 
 
-def run(model, dataset, seed=None, config_files=(), config_dict=None, data_path=None, saved_dir=None,
-        show_progress=None, callback_fn=None, evaluate_test=True, preflight=True):
-    """Train ``model`` (a name, or a model class of your own) on ``dataset`` with ``seed`` through
-    every stage; return the run record.
+def run(spec: RunSpec, *, config=None, callback_fn: Optional[Callable] = None, evaluate_test: bool = True,
+        preflight: bool = True) -> dict:
+    """Train ``spec``'s model on its dataset through every stage; return the run record.
 
-    ``callback_fn(epoch_idx, valid_score)`` is passed to RecBole's ``fit`` (sweeps report there);
-    ``evaluate_test=False`` skips the test split (a sweep selects on validation only; the
-    record's ``test`` is then ``None``). ``preflight=False`` skips stage 2, for a caller that has
-    just made those checks itself (the runner checks every model of a command before the first
-    run). An interrupted run of the same config and code continues from its last validated epoch
-    (``resume_training``).
+    ``config``: the Config of ``spec`` when the caller has built it already (the runner builds each
+    run's config once, for its checks and its key); else it is built here. ``callback_fn(epoch_idx,
+    valid_score)`` is passed to RecBole's ``fit`` (sweeps report there); ``evaluate_test=False``
+    skips the test split (a sweep selects on validation only; the record's ``test`` is then
+    ``None``). ``preflight=False`` skips stage 2, for a caller that has just made those checks
+    itself. An interrupted run of the same key continues from its last validated epoch
+    (``resume_training``); its state stays until :func:`discard_state`.
     """
-    saved_dir = Path(saved_dir or REPO_ROOT / "saved").resolve()
-    config = build_config(model, dataset, seed, config_files, config_dict, data_path, saved_dir)
-    if show_progress is not None:
-        config["show_progress"] = bool(show_progress)
-    key = run_key(config)  # what the runner checks for an existing record: before the ID-model path is added
-    model_class = model if isinstance(model, type) else get_model(config["model"])
+    config = config if config is not None else build_config(spec)
+    key = run_key(config)  # before the ID-model path is added: what the runner looks records up by
+    model_class = spec.model if isinstance(spec.model, type) else get_model(config["model"])
     if issubclass(model_class, LLMSequentialRecommender):
         if preflight:
             model_class.preflight(config)  # every check that needs no training, before the ID model trains
-        config["id_model_checkpoint"] = str(ensure_id_model(config, saved_dir))
-    result = train_and_evaluate(config, saved_dir, key, callback_fn, evaluate_test, model_class)
-    record = make_record(result)
-    finish(result)
-    cache_run(record, config, saved_dir)  # an ID model's run becomes the cached base of the LLM rows
+        config["id_model_checkpoint"] = str(ensure_id_model(config, spec))
+    result = train_and_evaluate(config, spec.saved_dir, key, callback_fn, evaluate_test, model_class)
+    record = make_record(result, spec.saved_dir)
+    cached = cache_run(record, config, spec.saved_dir)  # an ID model's run becomes the cached base of the LLM rows
+    if cached is not None:  # what an LLM record names its base by (its record's id_model.sha256)
+        record["id_cache"] = {"file": portable(str(cached), path_roots(config["data_root"], spec.saved_dir)),
+                              "sha256": weights_sha256(cached)}
     return record
+
+
+def state_file(saved_dir, record) -> Path:
+    """The resume state of the run that made ``record``."""
+    folder = Path(saved_dir) / "runs" / record["dataset"] / f"{record['model']}-seed{record['seed']}-{record['run_key']}"
+    return folder / "state.pth"
+
+
+def discard_state(saved_dir, record) -> None:
+    """Remove the resume state of ``record``'s run: call it once the record is safely written (a
+    re-run is then skipped by the runner, or with ``--rerun`` trains from scratch)."""
+    path = state_file(saved_dir, record)
+    if path.is_file():
+        path.unlink()
+
+
+__all__ = ["RunSpec", "discard_state", "ensure_id_model", "id_model_spec", "run", "run_dir", "state_file"]

@@ -20,12 +20,12 @@ import torch
 from recbole.data import data_preparation
 from recbole.utils import init_logger, init_seed
 
-from recbole_llm.checkpoint import config_key, config_to_dict
 from recbole_llm.compat import disable_anomaly_detection
-from recbole_llm.config import REPO_ROOT, Config
+from recbole_llm.config import Config
 from recbole_llm.data.dataset import create_dataset
 from recbole_llm.data.prepare import check_dataset, ensure_dataset
 from recbole_llm.errors import UserError
+from recbole_llm.identity import run_key
 from recbole_llm.utils import get_model, get_trainer
 
 
@@ -71,32 +71,22 @@ def _reset_logging():
         handler.close()
 
 
-def build_config(model, dataset, seed=None, config_files=(), config_dict=None, data_path=None, saved_dir=None):
-    """Config for one run with absolute data/checkpoint paths; materialises the dataset if needed
-    and validates it against the config (:func:`recbole_llm.data.prepare.check_dataset`)."""
-    data_path = Path(data_path or REPO_ROOT / "dataset").resolve()
-    saved_dir = Path(saved_dir or REPO_ROOT / "saved").resolve()
-    ensure_dataset(dataset, data_path)
+def build_config(spec):
+    """The Config of :class:`~recbole_llm.spec.RunSpec` ``spec``, with absolute data/checkpoint paths;
+    materialises the dataset if needed and validates it against the config
+    (:func:`recbole_llm.data.prepare.check_dataset`). The one place a run's Config is built."""
+    ensure_dataset(spec.dataset, spec.data_path)
     overrides = {
-        "data_path": str(data_path),
-        "data_root": str(data_path),  # RecBole turns data_path into <data_path>/<dataset>; nested runs need the root
-        "checkpoint_dir": str(saved_dir / "checkpoints"),
+        "data_path": str(spec.data_path),
+        "data_root": str(spec.data_path),  # RecBole turns data_path into <data_path>/<dataset>; nested runs need the root
+        "checkpoint_dir": str(spec.saved_dir / "checkpoints"),
     }
-    if seed is not None:
-        overrides["seed"] = int(seed)
-    overrides.update(config_dict or {})
-    config = Config(model, dataset, list(config_files), overrides)
+    if spec.seed is not None:
+        overrides["seed"] = int(spec.seed)
+    overrides.update(spec.overrides)
+    config = Config(spec.model, spec.dataset, list(spec.config_files), overrides)
     check_dataset(config)  # the whole files and the configured fields, before RecBole reads them
     return config
-
-
-def run_key(config):
-    """What identifies a run for resuming and skipping: a hash of every config value that affects
-    its weights or metrics (model, dataset, seed, budget, hyperparameters) and of the code version
-    (``recbole_llm.__version__``; a change that alters numbers bumps it)."""
-    from recbole_llm import __version__
-
-    return config_key({**config_to_dict(config), "recbole_llm_version": __version__})
 
 
 def run_dir(config, saved_dir, key=None):
@@ -195,14 +185,6 @@ def train_and_evaluate(config, saved_dir, key=None, callback_fn=None, evaluate_t
     test_time = time.perf_counter() - test_start if evaluate_test else None
     return RunResult(config, key, data, loaded, train_data, test_data, net, trainer, best_valid_score,
                      best_valid_result, test_result, start, fit_time, test_time, peak_rss())
-
-
-def finish(result):
-    """Drop the run's resume state once its record is made: a re-run is then skipped by the
-    runner (same record) or, with ``--rerun``, trains from scratch."""
-    state = result.trainer.resume_path
-    if state is not None and Path(state).is_file():
-        Path(state).unlink()
 
 
 def loaded_counts(data):

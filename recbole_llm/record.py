@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from recbole_llm.checkpoint import config_to_dict
+from recbole_llm.paths import path_roots, portable
 from recbole_llm.provenance import git_commit, hardware, loaded_commit, package_versions
 
 # Version of the run record's layout. 1 (records without the key): ``dataset_stats.interactions``
@@ -23,9 +24,11 @@ from recbole_llm.provenance import git_commit, hardware, loaded_commit, package_
 RECORD_VERSION = 2
 
 
-def make_record(result):
-    """The record of a :class:`~recbole_llm.quick_start.RunResult` (see the module docstring)."""
+def make_record(result, saved_dir):
+    """The record of a :class:`~recbole_llm.quick_start.RunResult` (see the module docstring), its
+    paths made portable (:func:`portable`: relative to ``saved_dir``, the data root or the checkout)."""
     from recbole_llm import __version__
+    from recbole_llm.identity import KEY_SCHEME, data_fingerprint
     from recbole_llm.model.llm_base import LLMSequentialRecommender
 
     config, trainer, net, data = result.config, result.trainer, result.model, result.dataset
@@ -46,6 +49,8 @@ def make_record(result):
     record = {
         "model": config["model"],
         "run_key": result.run_key,
+        "key_scheme": KEY_SCHEME,  # recbole_llm.identity: the key covers the data (data_fingerprint) and version
+        "data_fingerprint": data_fingerprint(config),
         "version": __version__,
         "dataset": config["dataset"],
         "seed": int(config["seed"]),
@@ -98,12 +103,14 @@ def make_record(result):
         record["item_text"] = net.item_text_report()  # items without text (missing_text_max_share)
         # the LM's compute dtype (lm_autocast resolved on this device): bf16 and fp32 runs differ in the last bits
         record["lm_compute_dtype"] = str(net.autocast).replace("torch.", "") if net.autocast else "float32"
+        # the frozen ID model by its weights: the ID run whose cache entry has this sha256 is the base
+        record["id_model"] = net.id_model_report()
     if getattr(data, "tuning_summary", None) is not None:
         record["data_selection"] = data.tuning_summary
     per_user = getattr(trainer, "per_user", None) if result.test_result is not None else None
     if per_user is not None:
         record["per_user"] = per_user_record(data, per_user, result.loaded["per_user"])
-    return record
+    return portable(record, path_roots(config["data_root"], saved_dir))
 
 
 def count_parameters(model):

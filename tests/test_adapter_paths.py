@@ -19,6 +19,7 @@ from recbole_llm.data.dataset import create_dataset
 from recbole_llm.model.llm_base import PromptStateCache
 from recbole_llm.pipeline import ensure_id_model
 from recbole_llm.quick_start import build_config
+from recbole_llm.spec import RunSpec
 
 
 # ----------------------------------------------------------------- d74d64c's code
@@ -174,7 +175,7 @@ def _pair(name, toy_data_path, llm_overrides, tmp_path, extra):
 
     model_class = get_model(name)
     legacy_class = _legacy_idle() if name == "IDLEAdapter" else _legacy_rarec()
-    config = build_config(name, "toy", 2020, (), {**llm_overrides, **extra}, toy_data_path, tmp_path / "saved")
+    config = build_config(RunSpec(name, "toy", 2020, (), {**llm_overrides, **extra}, toy_data_path, tmp_path / "saved"))
     config["id_model_checkpoint"] = str(ensure_id_model(config))
     init_seed(2020, True)
     train, _, _ = data_preparation(config, create_dataset(config))
@@ -256,6 +257,6 @@ def test_the_cache_is_keyed_by_real_tokens_on_the_device():
 def test_last_losses_stay_on_the_device_and_the_trainer_records_floats(toy_data_path, llm_overrides, tmp_path):
     from recbole_llm.pipeline import run
 
-    record = run("IDLEAdapter", "toy", 2020, (), {**llm_overrides, "epochs": 1}, toy_data_path, tmp_path / "saved")
+    record = run(RunSpec("IDLEAdapter", "toy", 2020, (), {**llm_overrides, "epochs": 1}, toy_data_path, tmp_path / "saved"))
     parts = record["history"][0]["last_batch_losses"]
     assert set(parts) == {"prediction", "alignment"} and all(type(v) is float for v in parts.values())

@@ -17,7 +17,7 @@ from recbole_llm.utils import get_model, get_trainer
 MODELS = sorted(p.stem for p in (REPO / "properties" / "tune").glob("*.yaml"))
 # Keys read from a config that no YAML sets, and why.
 # Modules whose code reads config keys only for the LLM models (a report on their prompts).
-LLM_ONLY = {"recbole_llm.benchmark.prompts", "recbole_llm.benchmark.speed", "recbole_llm.benchmark.jobs",
+LLM_ONLY = {"recbole_llm.data.tuning", "recbole_llm.benchmark.prompts", "recbole_llm.benchmark.speed", "recbole_llm.benchmark.jobs",
             "recbole_llm.id_models.pretrained", "recbole_llm.pipeline"}
 NO_DEFAULT = {
     "data_root": "set by quick_start.build_config: the absolute data folder, before RecBole appends the dataset",

@@ -6,6 +6,7 @@ from recbole.data.dataset import SequentialDataset
 
 from recbole_llm.data.dataset import ExactTimeDataset, ExactTimeSequentialDataset, create_dataset
 from recbole_llm.quick_start import build_config
+from recbole_llm.spec import RunSpec
 
 T0 = 1_700_000_000  # float32 spacing here is 128 s: 20 s steps collapse into two keys
 
@@ -42,7 +43,7 @@ def config(tmp_path):
     name = write_newest_first(tmp_path)
     overrides = {"load_col": {"inter": ["user_id", "item_id", "timestamp"]}, "MAX_ITEM_LIST_LENGTH": 10,
                  "user_inter_num_interval": None, "show_progress": False}
-    return build_config("SASRec", name, 1, (), overrides, tmp_path, tmp_path / "saved")
+    return build_config(RunSpec("SASRec", name, 1, (), overrides, tmp_path, tmp_path / "saved"))
 
 
 def test_sequential_histories_and_targets_follow_the_exact_times(config):
@@ -64,7 +65,7 @@ def test_general_model_split_follows_the_exact_times(tmp_path):
     name = write_newest_first(tmp_path)
     overrides = {"load_col": {"inter": ["user_id", "item_id", "timestamp"]}, "user_inter_num_interval": None,
                  "show_progress": False}
-    config = build_config("BPR", name, 1, (), overrides, tmp_path, tmp_path / "saved")
+    config = build_config(RunSpec("BPR", name, 1, (), overrides, tmp_path, tmp_path / "saved"))
     dataset = create_dataset(config)
     assert type(dataset) is ExactTimeDataset
     train, valid, test = dataset.build()

@@ -11,7 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from recbole_llm.model.llm_base import LLMSequentialRecommender
+from recbole_llm.identity import file_sha256
+from recbole_llm.paths import resolve_path
 from recbole_llm.pipeline import run
+from recbole_llm.spec import RunSpec
 
 
 class ProjectedPrefix(LLMSequentialRecommender):
@@ -46,7 +49,7 @@ def test_a_third_llm_model_trains_through_the_pipeline(toy_data_path, llm_overri
     own_yaml.write_text("prefix_scale: 0.5  # (float) Scale of the projected ID prefix.\n"
                         "loss_type: CE\ntrain_neg_sample_args: ~\n")
     overrides = {**llm_overrides, "epochs": 1}
-    record = run(ProjectedPrefix, "toy", 2020, [str(own_yaml)], overrides, toy_data_path, tmp_path / "saved")
+    record = run(RunSpec(ProjectedPrefix, "toy", 2020, [str(own_yaml)], overrides, toy_data_path, tmp_path / "saved"))
     assert record["model"] == "ProjectedPrefix" and record["epochs_run"] == 1
     assert 0.0 <= record["test"]["ndcg@10"] <= 1.0
     # inherited: the base class's defaults, the LM trainer (trainable parameters only, linear decay,
@@ -55,6 +58,8 @@ def test_a_third_llm_model_trains_through_the_pipeline(toy_data_path, llm_overri
     assert record["history"][0]["lr_end"] < record["config"]["learning_rate"]
     assert record["cost"]["adapter_throughput_ratio"] > 0
     assert record["parameters"]["id_model_name"] == "ComiRec"
-    assert record["parameters"]["id_model_checkpoint"].startswith(str((tmp_path / "saved" / "id_models").resolve()))
+    assert record["parameters"]["id_model_checkpoint"].startswith("{saved}/id_models/toy/ComiRec-")  # portable
+    cached = resolve_path(record["parameters"]["id_model_checkpoint"], {"saved": tmp_path / "saved"})
+    assert record["id_model"] == {"name": "ComiRec", "sha256": file_sha256(cached)}
     assert record["parameters"]["trainable"] < record["parameters"]["lm"]
     assert record["config"]["prefix_scale"] == 0.5

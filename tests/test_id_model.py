@@ -13,6 +13,7 @@ from recbole_llm.id_models import PretrainedIDModel, id_model_request, load_id_m
 from recbole_llm.pipeline import ensure_id_model
 from recbole_llm.quick_start import build_config
 from recbole_llm.utils import get_model
+from recbole_llm.spec import RunSpec
 
 SMALL = {
     "train_batch_size": 64, "eval_batch_size": 256, "show_progress": False, "MAX_ITEM_LIST_LENGTH": 10,
@@ -23,7 +24,7 @@ SMALL = {
 
 @pytest.mark.parametrize("name", ["SASRec", "GRU4Rec", "NARM", "BERT4Rec", "Caser", "ComiRec"])
 def test_accessors_reproduce_full_sort_scores(name, toy_data_path, tmp_path):
-    config = build_config(name, "toy", 1, (), dict(SMALL), toy_data_path, tmp_path)
+    config = build_config(RunSpec(name, "toy", 1, (), dict(SMALL), toy_data_path, tmp_path))
     dataset = create_dataset(config)
     _, _, test_data = data_preparation(config, dataset)
     torch.manual_seed(0)
@@ -47,13 +48,13 @@ def test_accessors_reproduce_full_sort_scores(name, toy_data_path, tmp_path):
 def _llm_config(toy_data_path, saved, **id_config):
     """An IDLEAdapter config whose ID model is a small ComiRec (what ensure_id_model reads)."""
     small = {**SMALL, **id_config}
-    return build_config("IDLEAdapter", "toy", 2020, (), {"MAX_ITEM_LIST_LENGTH": 10, "topk": [5, 10],
-                                                         "id_model_config": small}, toy_data_path, saved)
+    return build_config(RunSpec("IDLEAdapter", "toy", 2020, (), {"MAX_ITEM_LIST_LENGTH": 10, "topk": [5, 10],
+                                                         "id_model_config": small}, toy_data_path, saved))
 
 
 def _load(config, path, **kwargs):
     name, files, extra = id_model_request(config)
-    id_config = build_config(name, "toy", config["seed"], files, extra, config["data_root"])
+    id_config = build_config(RunSpec(name, "toy", config["seed"], files, extra, config["data_root"]))
     return load_id_model(path, id_config, create_dataset(id_config), **kwargs)
 
 
@@ -86,12 +87,12 @@ def test_trained_once_then_reused(toy_data_path, tmp_path, monkeypatch):
 
 
 def test_checkpoint_of_other_data_is_refused(toy_data_path, tmp_path):
-    config = build_config("ComiRec", "toy", 1, (), dict(SMALL), toy_data_path, tmp_path)
+    config = build_config(RunSpec("ComiRec", "toy", 1, (), dict(SMALL), toy_data_path, tmp_path))
     dataset = create_dataset(config)
     model = get_model("ComiRec")(config, dataset)
     path = save_checkpoint(tmp_path / "c.pth", config=config, state_dict=model.state_dict())
     write_toy(tmp_path / "d2", name="toy", n_items=45, seed=1)
-    config2 = build_config("ComiRec", "toy", 1, (), dict(SMALL), tmp_path / "d2", tmp_path)
+    config2 = build_config(RunSpec("ComiRec", "toy", 1, (), dict(SMALL), tmp_path / "d2", tmp_path))
     with pytest.raises(UserError, match="item rows"):
         load_id_model(path, config2, create_dataset(config2))
     renamed = save_checkpoint(tmp_path / "c2.pth", config=dict(config.final_config_dict, dataset="ml-100k"),

@@ -11,6 +11,7 @@ from recbole_llm.model.loss import gaussian_kernel, mmd
 from recbole_llm.pipeline import ensure_id_model
 from recbole_llm.pipeline import run
 from recbole_llm.quick_start import build_config
+from recbole_llm.spec import RunSpec
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def built(toy_data_path, llm_overrides, tmp_path):
 
     def make(**extra):
         overrides = {**llm_overrides, **extra}
-        config = build_config("IDLEAdapter", "toy", 2020, (), overrides, toy_data_path, saved)
+        config = build_config(RunSpec("IDLEAdapter", "toy", 2020, (), overrides, toy_data_path, saved))
         from recbole_llm.model.sequential_recommender.idleadapter import IDLEAdapter
 
         config["id_model_checkpoint"] = str(ensure_id_model(config))
@@ -181,12 +182,12 @@ def test_end_to_end_reuses_the_benchmark_id_model(toy_data_path, llm_overrides, 
     from recbole_llm.id_models import id_model_request
 
     saved = tmp_path / "saved"
-    config = build_config("IDLEAdapter", "toy", 2020, (), llm_overrides, toy_data_path, saved)
+    config = build_config(RunSpec("IDLEAdapter", "toy", 2020, (), llm_overrides, toy_data_path, saved))
     _, files, extra = id_model_request(config)
-    row = run("ComiRec", "toy", 2020, files, extra, toy_data_path, saved)
+    row = run(RunSpec("ComiRec", "toy", 2020, files, extra, toy_data_path, saved))
     cached = list((saved / "id_models" / "toy").glob("ComiRec-*.pth"))
     assert len(cached) == 1
-    record = run("IDLEAdapter", "toy", 2020, (), llm_overrides, toy_data_path, saved)
+    record = run(RunSpec("IDLEAdapter", "toy", 2020, (), llm_overrides, toy_data_path, saved))
     assert record["parameters"]["id_model_checkpoint"] == str(cached[0])
     assert list((saved / "id_models" / "toy").glob("*.pth")) == cached
     assert record["parameters"]["trainable"] < record["parameters"]["lm"]

@@ -89,11 +89,12 @@ def test_no_import_cycle():
 # earlier ones only. First the foundation every stage uses: errors, the compat workarounds, file
 # helpers, safe checkpoints, provenance, the trainers (generic: they know no model) and the
 # model/trainer registry (utils); then data -> config (checks values against data's options) ->
+# run identity and the run spec (config's stage: both derive from the built Config) ->
 # ID models, LM -> LLM models -> training (quick_start) -> the run record -> the pipeline ->
 # benchmark -> sweeps.
 STAGES = [
-    ("recbole_llm", "errors", "compat", "fsutil", "checkpoint", "provenance", "trainer", "utils"),
-    ("data",), ("config",), ("id_models", "lm"), ("model",), ("quick_start",), ("record",), ("pipeline",),
+    ("recbole_llm", "errors", "compat", "fsutil", "paths", "checkpoint", "provenance", "trainer", "utils"),
+    ("data",), ("config", "identity", "spec"), ("id_models", "lm"), ("model",), ("quick_start",), ("record",), ("pipeline",),
     ("benchmark",), ("tune",),
 ]
 

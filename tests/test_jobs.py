@@ -45,7 +45,9 @@ def test_two_jobs_write_every_record_and_start_the_llm_run_after_its_id_model(to
     cached = list((tmp_path / "saved" / "id_models" / "toy").glob("ComiRec-*.pth"))
     assert len(cached) == 1  # the ComiRec row is IDLEAdapter's base: not trained twice
     llm_record = next(r for r in records if r["label"] == "IDLEAdapter")
-    assert llm_record["parameters"]["id_model_checkpoint"] == str(cached[0])
+    assert llm_record["parameters"]["id_model_checkpoint"] == "{saved}/id_models/toy/" + cached[0].name  # portable
+    comirec = next(r for r in records if r["label"] == "ComiRec")  # the base, named by its weights
+    assert llm_record["id_model"]["sha256"] == comirec["id_cache"]["sha256"]
     assert {r["hardware"]["torch_threads"] for r in records} == {threads_per_job(2)}
     assert all((tmp_path / "saved" / "jobs" / f"{m}-seed2020.log").is_file() for m in ("ComiRec", "SASRec", "IDLEAdapter"))
     assert (tmp_path / "results" / "toy" / "comparison.md").is_file()

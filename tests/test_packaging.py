@@ -55,11 +55,12 @@ PROBE = textwrap.dedent("""
     from recbole_llm.pipeline import run
 
     data, saved = sys.argv[1], sys.argv[2]
+    from recbole_llm.spec import RunSpec
     sasrec = Config("SASRec", "toy", [], {"data_path": data})
     idle = Config("IDLEAdapter", "toy", [], {"data_path": data})
-    record = run("SASRec", "toy", 1, (), {"epochs": 1, "train_batch_size": 64, "embedding_size": 8,
+    record = run(RunSpec("SASRec", "toy", 1, (), {"epochs": 1, "train_batch_size": 64, "embedding_size": 8,
                  "hidden_size": 8, "inner_size": 16, "n_layers": 1, "n_heads": 1, "MAX_ITEM_LIST_LENGTH": 10,
-                 "topk": [10], "show_progress": False}, data, saved)
+                 "topk": [10], "show_progress": False}, data, saved))
     print(json.dumps({
         "package": recbole_llm.__file__, "properties": str(properties_dir()),
         "overall": sasrec["packaged_probe"], "dataset": sasrec["toy_probe"], "model": idle["model_probe"],

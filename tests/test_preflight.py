@@ -8,6 +8,7 @@ from conftest import write_toy
 from recbole_llm.errors import UserError
 from recbole_llm.pipeline import run
 from recbole_llm.quick_start import build_config
+from recbole_llm.spec import RunSpec
 
 
 def _nothing_trained(saved):
@@ -27,10 +28,10 @@ def _nothing_trained(saved):
 def test_bad_value_fails_in_well_under_a_second_and_trains_nothing(model, extra, message, toy_data_path,
                                                                   llm_overrides, tmp_path):
     saved = tmp_path / "saved"
-    build_config(model, "toy", 2020, (), llm_overrides, toy_data_path, saved)  # imports and YAML, not timed
+    build_config(RunSpec(model, "toy", 2020, (), llm_overrides, toy_data_path, saved))  # imports and YAML, not timed
     started = time.perf_counter()
     with pytest.raises(UserError) as err:
-        run(model, "toy", 2020, (), {**llm_overrides, **extra}, toy_data_path, saved)
+        run(RunSpec(model, "toy", 2020, (), {**llm_overrides, **extra}, toy_data_path, saved))
     elapsed = time.perf_counter() - started
     assert message in str(err.value) and len(str(err.value).splitlines()) == 1
     assert elapsed < 1.0, f"{elapsed:.2f}s"
@@ -52,10 +53,10 @@ def test_items_without_text_are_counted_against_missing_text_max_share(tmp_path,
     from recbole_llm.model.sequential_recommender.rarec import RARec
 
     data = _toy_with_titles(tmp_path, n_missing=1)
-    coverage = RARec.preflight(build_config("RARec", "toy", 2020, (), llm_overrides, data, tmp_path / "s"))
+    coverage = RARec.preflight(build_config(RunSpec("RARec", "toy", 2020, (), llm_overrides, data, tmp_path / "s")))
     assert coverage == {"field": "title", "items": 30, "missing": 1, "missing_share": pytest.approx(1 / 30)}
     data = _toy_with_titles(tmp_path / "two", n_missing=2)  # 2 of 30 = 6.7% > 5%
-    config = build_config("RARec", "toy", 2020, (), llm_overrides, data, tmp_path / "s")
+    config = build_config(RunSpec("RARec", "toy", 2020, (), llm_overrides, data, tmp_path / "s"))
     with pytest.raises(UserError, match=r"^2 of 30 items \(6.7%\) have no 'title' text in .*toy.item "
                                         r"\(missing_text_max_share: 0.05\)"):
         RARec.preflight(config)
@@ -67,13 +68,13 @@ def test_item_ids_that_do_not_match_stop_the_run_before_its_id_model(tmp_path, l
     data = _toy_with_titles(tmp_path, n_missing=0, shift_ids=True)
     saved = tmp_path / "saved"
     with pytest.raises(UserError, match=r"30 of 30 items \(100.0%\) have no 'title' text"):
-        run("IDLEAdapter", "toy", 2020, (), llm_overrides, data, saved)
+        run(RunSpec("IDLEAdapter", "toy", 2020, (), llm_overrides, data, saved))
     _nothing_trained(saved)
 
 
 def test_record_keeps_the_share_of_items_without_text(tmp_path, llm_overrides):
     data = _toy_with_titles(tmp_path, n_missing=1)
-    record = run("IDLEAdapter", "toy", 2020, (), {**llm_overrides, "epochs": 1}, data, tmp_path / "saved")
+    record = run(RunSpec("IDLEAdapter", "toy", 2020, (), {**llm_overrides, "epochs": 1}, data, tmp_path / "saved"))
     assert record["item_text"] == {"field": "title", "items": 30, "missing": 1, "missing_share": pytest.approx(1 / 30)}
 
 

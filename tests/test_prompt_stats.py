@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from recbole_llm.lm import HardPrompt
+from recbole_llm.spec import RunSpec
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def test_the_record_stores_titles_per_prompt_and_the_data_alone_gives_the_same(t
     from recbole_llm.benchmark import prompts
     from recbole_llm.pipeline import run
 
-    record = run("IDLEAdapter", "toy", 2020, (), llm_overrides, toy_data_path, tmp_path / "saved")
+    record = run(RunSpec("IDLEAdapter", "toy", 2020, (), llm_overrides, toy_data_path, tmp_path / "saved"))
     stored = record["prompt_stats"]
     assert record["lm_compute_dtype"] == "float32"  # the fixture's lm_autocast: none, on any CPU
     assert record["hardware"]["cpu_bf16"] in (True, False)

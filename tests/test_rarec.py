@@ -14,6 +14,7 @@ from recbole_llm.model.loss import info_nce
 from recbole_llm.pipeline import ensure_id_model
 from recbole_llm.pipeline import run
 from recbole_llm.quick_start import build_config
+from recbole_llm.spec import RunSpec
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def built(toy_data_path, llm_overrides, tmp_path):
     def make(**extra):
         from recbole_llm.model.sequential_recommender.rarec import RARec
 
-        config = build_config("RARec", "toy", 2020, (), {**llm_overrides, **extra}, toy_data_path, saved)
+        config = build_config(RunSpec("RARec", "toy", 2020, (), {**llm_overrides, **extra}, toy_data_path, saved))
         config["id_model_checkpoint"] = str(ensure_id_model(config))
         init_seed(2020, True)
         train, valid, test = data_preparation(config, create_dataset(config))
@@ -212,7 +213,7 @@ def test_id_norm_makes_the_prefix_independent_of_the_id_models_scale(built, monk
 
 
 def test_end_to_end_run_record(toy_data_path, llm_overrides, tmp_path):
-    record = run("RARec", "toy", 2020, (), llm_overrides, toy_data_path, tmp_path / "saved")
+    record = run(RunSpec("RARec", "toy", 2020, (), llm_overrides, toy_data_path, tmp_path / "saved"))
     assert set(record["test"]) >= {"hit@10", "ndcg@10"}
     assert record["parameters"]["trainable"] < record["parameters"]["lm"]
     assert record["cost"]["adapter_throughput_ratio"] > 0

@@ -8,6 +8,7 @@ from recbole_llm.benchmark.notes import provenance
 from recbole_llm.benchmark.records import dataset_stats, history_lengths
 from recbole_llm.record import RECORD_VERSION
 from recbole_llm.pipeline import run
+from recbole_llm.spec import RunSpec
 
 COUNTS = {"u1": 5, "u2": 7, "u3": 9}  # 21 interactions
 
@@ -28,7 +29,7 @@ def data_path(tmp_path):
 @pytest.mark.parametrize("model", ["SASRec", "BPR"])
 def test_record_counts_interactions_and_history_lengths_as_loaded(model, data_path, tiny_overrides, tmp_path):
     overrides = dict(tiny_overrides, epochs=1, topk=[5], user_inter_num_interval=None, valid_metric="NDCG@5")
-    record = run(model, "counts", 2020, (), overrides, data_path, tmp_path / "saved")
+    record = run(RunSpec(model, "counts", 2020, (), overrides, data_path, tmp_path / "saved"))
     assert record["record_version"] == RECORD_VERSION == 2
     assert record["dataset_stats"]["interactions"] == 21
     assert record["dataset_stats"]["users"] == 3

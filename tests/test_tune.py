@@ -14,6 +14,7 @@ import yaml
 from conftest import REPO
 from recbole_llm.errors import UserError
 from recbole_llm.tune.space import SearchSpace
+from recbole_llm.spec import RunSpec
 
 # Ray 2.6.3 imports pkg_resources (the reason for the setuptools<81 pin, recbole_llm/compat.py).
 pytestmark = pytest.mark.filterwarnings("ignore:pkg_resources is deprecated:UserWarning")
@@ -90,23 +91,28 @@ def test_bad_space_is_a_user_error_naming_file_and_key(tmp_path, text, message):
     assert "\n" not in str(err.value)
 
 
-# The size key each baseline's grid sweeps: the width of its item/user representation.
-BASELINE_SIZE_KEYS = {"BPR": "embedding_size", "FPMC": "embedding_size", "GRU4Rec": "embedding_size",
-                      "Caser": "embedding_size", "SASRec": "hidden_size", "BERT4Rec": "hidden_size",
-                      "NARM": "embedding_size", "ComiRec": "embedding_size"}
+# What each ID model's and baseline's grid sweeps besides learning_rate and train_batch_size: its
+# representation size and, where it has one, its dropout (the fairness issue: at least 8 points each).
+BASELINE_KEYS = {"BPR": ("embedding_size",), "FPMC": ("embedding_size",),
+                 "GRU4Rec": ("dropout_prob", "hidden_size"), "Caser": ("dropout_prob", "embedding_size"),
+                 "SASRec": ("hidden_dropout_prob", "hidden_size"), "BERT4Rec": ("hidden_dropout_prob", "hidden_size"),
+                 "NARM": ("dropout_probs", "hidden_size"), "ComiRec": ("hidden_dropout_prob", "embedding_size")}
 
 
 def test_baseline_grids_sweep_keys_the_models_read():
-    """Every baseline's grid is lr x size, and the size key is one its model's config has (a
-    misspelt key would be set in the config and silently ignored by the model): the check the
-    sweep itself makes, on the project's own Config, plus the default point being in the grid."""
+    """Every baseline's grid is lr x batch size x its dropout and size keys, at least 8 points, each
+    key one its model's config has (a misspelt key would be set in the config and silently ignored by
+    the model): the check the sweep itself makes, on the project's own Config."""
     from recbole_llm.config import Config
 
-    for model, size in BASELINE_SIZE_KEYS.items():
+    for model, keys in BASELINE_KEYS.items():
         config = Config(model=model, dataset="ml-100k")
         space = SearchSpace.load(REPO / "properties" / "tune" / f"{model}.yaml")
-        assert space.keys == ["learning_rate", size], model
-        assert size in config and config[size] in space[size].values, model
+        assert space.keys == ["learning_rate", "train_batch_size", *keys], model
+        assert space.grid_size() >= 8, model
+        for key in space.keys:
+            assert key in config, (model, key)
+        assert config["learning_rate"] in space["learning_rate"].values, model
 
 
 def test_shipped_spaces_are_the_papers_grids():
@@ -118,9 +124,8 @@ def test_shipped_spaces_are_the_papers_grids():
     assert rarec["temperature"].values == (0.1, 0.2, 0.5, 1.0) and rarec["align_weight"].values == (0.1, 0.2, 0.5, 1.0)
     assert {"prefix_len", "learning_rate"} <= set(rarec.keys)
     assert SearchSpace.load(folder / "examples" / "SASRec-dropout.yaml").grid_size() == 6
-    for model, size in BASELINE_SIZE_KEYS.items():
-        space = SearchSpace.load(folder / f"{model}.yaml")
-        assert space.keys == ["learning_rate", size] and space.grid_size() == 4, model
+    for model in BASELINE_KEYS:
+        assert SearchSpace.load(folder / f"{model}.yaml").grid_size() >= 8, model
 
 
 TUNE = REPO / "properties" / "tune"
@@ -160,8 +165,7 @@ def test_every_shipped_space_builds_its_model_at_every_corner_of_its_grid(path, 
     corners = list(itertools.product(*(ends(p) for p in space.params)))
     assert len(corners) == 2 ** len(space.keys)
     for corner in corners:
-        config = build_config(model, "toy", 2020, (), {**base, **dict(zip(space.keys, corner))}, toy_data_path,
-                              shared_saved)
+        config = build_config(RunSpec(model, "toy", 2020, (), {**base, **dict(zip(space.keys, corner))}, toy_data_path, shared_saved))
         if llm:
             model_class.preflight(config)
             config["id_model_checkpoint"] = str(ensure_id_model(config))
@@ -301,8 +305,7 @@ def test_sweep_writes_table_best_config_and_plot_and_best_reruns_same(local_ray,
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the trial (1 CPU)
     try:
-        again = run("SASRec", "toy", 7, [REPO / "properties" / "budget" / "quick.yaml", folder / "best.yaml"],
-                    TINY_SASREC, toy_data_path, tmp_path / "saved_again", evaluate_test=False)
+        again = run(RunSpec("SASRec", "toy", 7, [REPO / "properties" / "budget" / "quick.yaml", folder / "best.yaml"], TINY_SASREC, toy_data_path, tmp_path / "saved_again"), evaluate_test=False)
     finally:
         torch.set_num_threads(threads)
     assert again["config"]["learning_rate"] == best["learning_rate"]

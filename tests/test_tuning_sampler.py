@@ -30,6 +30,7 @@ from recbole_llm.data.tuning import (
 from recbole_llm.config import properties_dir
 from recbole_llm.errors import UserError
 from recbole_llm.quick_start import build_config
+from recbole_llm.spec import RunSpec
 
 
 def options(**keys):
@@ -277,8 +278,7 @@ def toy_splits(toy_data_path, tmp_path_factory):
     }
     out = {}
     for strategy, size in (("all", None), ("efficient", 100)):
-        config = build_config("SASRec", "toy", 5, (), dict(overrides, data_strategy=strategy, data_size=size),
-                              toy_data_path, saved)
+        config = build_config(RunSpec("SASRec", "toy", 5, (), dict(overrides, data_strategy=strategy, data_size=size), toy_data_path, saved))
         dataset = create_dataset(config)
         out[strategy] = dataset, data_preparation(config, dataset)
     return out
@@ -306,11 +306,10 @@ def test_end_to_end_on_toy_data(toy_splits):
 
 
 def test_non_sequential_model_or_dataloader_cache_is_refused(toy_data_path, tmp_path):
-    config = build_config("BPR", "toy", 1, (), {"data_strategy": "random", "data_size": 10}, toy_data_path, tmp_path)
+    config = build_config(RunSpec("BPR", "toy", 1, (), {"data_strategy": "random", "data_size": 10}, toy_data_path, tmp_path))
     with pytest.raises(UserError, match="BPR is not a sequential model"):
         create_dataset(config)
-    config = build_config("SASRec", "toy", 1, (), {"data_strategy": "random", "save_dataloaders": True},
-                          toy_data_path, tmp_path)
+    config = build_config(RunSpec("SASRec", "toy", 1, (), {"data_strategy": "random", "save_dataloaders": True}, toy_data_path, tmp_path))
     with pytest.raises(UserError, match="save_dataloaders"):
         create_dataset(config)
 

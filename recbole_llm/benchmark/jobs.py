@@ -1,4 +1,5 @@
-"""Several runs of one benchmark command at once (``run_benchmark.py --jobs=N``).
+"""The runner's one run loop: the runs of a benchmark command, one at a time (``--jobs=1``, in this
+process) or several at once (``run_benchmark.py --jobs=N``, worker processes).
 
 One LLM run uses a fraction of a large GPU (six at once kept an H200 busy, each at nearly its
 solo speed), and on a many-core CPU one run rarely scales to every core. ``--jobs=N`` runs the
@@ -17,13 +18,16 @@ writes the records. A failed run is reported with its log, the runs waiting for 
 started, and the others go on.
 """
 
+from __future__ import annotations
+
 import os
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from functools import partial
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Optional
 
 
 def threads_per_job(n_jobs, threads=None):
@@ -68,8 +72,8 @@ def log_file(saved_dir, label, seed):
     return Path(saved_dir) / "jobs" / f"{re.sub(r'[^A-Za-z0-9_.+=-]+', '_', label)}-seed{seed}.log"
 
 
-def _one_run(model, dataset, seed, config_files, overrides, data_path, saved_dir, show_progress, threads, log_path):
-    """Worker: one run with its own thread count and log file; returns the run record."""
+def _one_run(spec, threads, log_path):
+    """Worker process: one run of ``spec`` with its own thread count and log file; returns the record."""
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for the process's life)
     sys.stdout.flush(), sys.stderr.flush()
@@ -80,8 +84,41 @@ def _one_run(model, dataset, seed, config_files, overrides, data_path, saved_dir
     torch.set_num_threads(threads)
     from recbole_llm.pipeline import run
 
-    return run(model, dataset, seed, config_files, overrides, data_path, saved_dir, show_progress=show_progress,
-               preflight=False)  # the runner checked every model before the first job
+    return run(spec, preflight=False)  # the runner checked every model before the first job
+
+
+class _InProcess:
+    """``--jobs=1``: each run in this process, with the config the runner built for its checks
+    (the same interface as the process pool, so there is one loop)."""
+
+    def __init__(self, configs):
+        self.configs = configs
+
+    def submit(self, spec):
+        from recbole_llm.pipeline import run
+
+        from recbole_llm.errors import UserError
+
+        future = Future()
+        try:
+            future.set_result(run(spec, config=self.configs.pop((spec.model_name, spec.seed), None), preflight=False))
+        except UserError as err:  # handed to the loop like a worker's error; anything else is a bug: raised
+            future.set_exception(err)
+        return future
+
+
+@dataclass
+class RunnerOptions:
+    """How the runner runs a command's runs: ``jobs`` at once with ``threads`` each (default
+    cores // jobs when jobs > 1), records to ``output`` under ``budget``; ``total``: the command's
+    run count (for the ``run i/N`` lines); ``epochs_max``: label -> epoch cap (the ETA)."""
+
+    jobs: int = 1
+    threads: Optional[int] = None
+    output: Path = Path("results")
+    budget: str = "full"
+    total: int = 0
+    epochs_max: dict = field(default_factory=dict)
 
 
 class _Queue:
@@ -94,7 +131,7 @@ class _Queue:
     def __init__(self, jobs, numbers, total, waits_for, label_of, earlier):
         self.jobs, self.numbers, self.total, self.waits_for, self.label_of = jobs, numbers, total, waits_for, label_of
         self.pending = list(range(len(jobs)))
-        self.done, self.failed, self.failures = set(), set(), []
+        self.done, self.failed, self.failures, self.errors = set(), set(), [], []
         self.running = {}  # future -> (job index, start time)
         self.run_times = {}  # label -> seconds of each finished run (for the ETA)
         self.earlier = earlier
@@ -121,10 +158,12 @@ class _Queue:
             if dep is not None and dep not in self.done:
                 continue
             self.pending.remove(i)
+            started = time.perf_counter()
             future, log_path, threads = submit(*self.jobs[i])
-            self.running[future] = (i, time.perf_counter())
-            print(f"[recbole-llm] run {self.numbers[i]}/{self.total}: {self._name(i)} "
-                  f"(started: {threads} thread(s), log {log_path})", flush=True)
+            self.running[future] = (i, started)
+            if log_path is not None:  # a worker process (--jobs > 1); in-process runs print their own line
+                print(f"[recbole-llm] run {self.numbers[i]}/{self.total}: {self._name(i)} "
+                      f"(started: {threads} thread(s), log {log_path})", flush=True)
 
     def finish(self, future, n_jobs, log_path_of, store):
         """Take a finished ``future``: store its record (``store(record=, label=, elapsed=, eta=)``, the
@@ -137,9 +176,12 @@ class _Queue:
             record = future.result()
         except Exception as err:  # noqa: BLE001 (a worker's error of any kind ends that run only)
             self.failed.add(i)
+            self.errors.append(err)
             message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             self.failures.append(f"{self._name(i)}: {message}")
-            print(f"[recbole-llm] failed {self._name(i)}: {message} (log {log_path_of(model, seed)})", flush=True)
+            log_path = log_path_of(model, seed)
+            where = f" (log {log_path})" if log_path is not None else ""
+            print(f"[recbole-llm] failed {self._name(i)}: {message}{where}", flush=True)
             return
         self.done.add(i)
         label = self.label_of(model)
@@ -149,51 +191,77 @@ class _Queue:
               eta=eta_s(self.run_times, left, parallel=n_jobs, earlier=self.earlier))
 
 
-def run_parallel(todo, total, args, config_files, overrides, output, epochs_max=None):
-    """Run ``todo`` (``[(number, model, seed)]``, ID models first) for ``run_benchmark.py``'s
-    ``args`` on ``args.jobs`` processes; write each record and print the runner's progress lines
-    as runs end (the ETA from :func:`earlier_run_times` under ``epochs_max``). Raises
+def run_jobs(plan, options: RunnerOptions, configs=None):
+    """Run ``plan`` (``[(number, RunSpec)]``, ID models first); write each record and print the
+    runner's progress lines as runs end (the ETA from :func:`earlier_run_times`). ``configs``:
+    ``(model, seed) -> Config`` the runner built for its checks, reused by in-process runs and
+    for the dependencies. Each record is written before its run's resume state is removed. Raises
     :class:`UserError` naming the failed runs once the others are done."""
     from recbole_llm.benchmark.records import earlier_run_times, store_run
     from recbole_llm.errors import UserError
-    from recbole_llm.model.llm_base import LLMSequentialRecommender
-    from recbole_llm.quick_start import build_config
-    from recbole_llm.utils import get_model
+    from recbole_llm.pipeline import discard_state
 
-    jobs = [(model, seed) for _, model, seed in todo]
-    n_jobs = args.jobs
-    threads = threads_per_job(n_jobs, args.threads)
-    show_progress = False if args.no_progress else None
+    configs = dict(configs or {})
+    specs = [spec for _, spec in plan]
+    jobs = [(spec.model_name, spec.seed) for spec in specs]
+    label_by_model = {spec.model_name: spec.row for spec in specs}
+    n_jobs = options.jobs
+    threads = threads_per_job(n_jobs, options.threads) if n_jobs > 1 else None
+    saved_dir = specs[0].saved_dir if specs else Path("saved")
 
     def label_of(model):
-        return args.label or model
+        return label_by_model[model]
 
     def id_model_of(model):
-        if not issubclass(get_model(model), LLMSequentialRecommender):  # ID models and baselines reuse nothing
-            return None
-        config = build_config(model, args.dataset, jobs[0][1], config_files, overrides, args.data_path, args.saved_dir)
-        return None if config["id_model_checkpoint"] else config["id_model"]
+        config = next((c for (m, _), c in configs.items() if m == model), None)
+        if config is None or "id_model" not in config or config["id_model_checkpoint"]:
+            return None  # ID models and baselines reuse nothing
+        from recbole_llm.model.llm_base import LLMSequentialRecommender
+        from recbole_llm.utils import get_model
+
+        return config["id_model"] if issubclass(get_model(model), LLMSequentialRecommender) else None
 
     def log_path_of(model, seed):
-        return log_file(args.saved_dir, label_of(model), seed)
+        return log_file(saved_dir, label_of(model), seed)
 
-    store = partial(store_run, output, budget=args.budget)  # store_run(record=, label=, elapsed=, eta=)
-    queue = _Queue(jobs, [number for number, _, _ in todo], total, dependencies(jobs, id_model_of), label_of,
-                   earlier_run_times(output, args.dataset, args.budget, epochs_max))
-    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
+    def store(record, label, elapsed, eta):
+        store_run(options.output, record, label, options.budget, elapsed, eta)
+        discard_state(saved_dir, record)  # only now: a run whose record failed to write resumes, finished
+
+    queue = _Queue(jobs, [number for number, _ in plan], options.total, dependencies(jobs, id_model_of), label_of,
+                   earlier_run_times(options.output, specs[0].dataset if specs else "", options.budget,
+                                     options.epochs_max))
+    spec_of = {(spec.model_name, spec.seed): spec for spec in specs}
+    if n_jobs == 1:
+        executor = _InProcess(configs)
 
         def submit(model, seed):
-            log_path = log_path_of(model, seed)
-            return pool.submit(_one_run, model, args.dataset, seed, config_files, overrides, args.data_path,
-                               args.saved_dir, show_progress, threads, str(log_path)), log_path, threads
+            print(f"[recbole-llm] run {queue.numbers[jobs.index((model, seed))]}/{queue.total}: "
+                  f"{label_of(model)} seed {seed}", flush=True)
+            return executor.submit(spec_of[(model, seed)]), None, None
 
-        while queue.pending or queue.running:
-            queue.start_ready(n_jobs, submit)
-            if not queue.running:
-                break
-            finished, _ = wait(list(queue.running), return_when=FIRST_COMPLETED)
-            for future in finished:
-                queue.finish(future, n_jobs, log_path_of, store)
+        _drain(queue, 1, submit, lambda model, seed: None, store)
+    else:
+        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
+
+            def submit(model, seed):
+                log_path = log_path_of(model, seed)
+                return pool.submit(_one_run, spec_of[(model, seed)], threads, str(log_path)), log_path, threads
+
+            _drain(queue, n_jobs, submit, log_path_of, store)
     if queue.failures:
+        if n_jobs == 1 and len(queue.failures) == 1 and queue.errors and isinstance(queue.errors[0], UserError):
+            raise queue.errors[0]  # one run, one message: as it was raised
         raise UserError(f"{len(queue.failures)} of {len(jobs)} run(s) failed ({'; '.join(queue.failures)}); "
                         "the others' records are written")
+
+
+def _drain(queue, n_jobs, submit, log_path_of, store):
+    """Start ready runs and take finished ones until none is left."""
+    while queue.pending or queue.running:
+        queue.start_ready(n_jobs, submit)
+        if not queue.running:
+            break
+        finished, _ = wait(list(queue.running), return_when=FIRST_COMPLETED)
+        for future in finished:
+            queue.finish(future, n_jobs, log_path_of, store)

@@ -50,8 +50,9 @@ def titles_per_prompt(dataset, max_tokens=(64,), model="IDLEAdapter", data_path=
     from recbole_llm.data.item_text import ItemText
     from recbole_llm.lm import HardPrompt
     from recbole_llm.quick_start import build_config
+    from recbole_llm.spec import RunSpec
 
-    config = build_config(model, dataset, config_dict=dict(config_dict or {}), data_path=data_path)
+    config = build_config(RunSpec(model, dataset, overrides=dict(config_dict or {}), data_path=data_path))
     data = create_dataset(config)
     test = data.build()[2]
     item_seq = test.inter_feat[config["ITEM_ID_FIELD"] + config["LIST_SUFFIX"]]

@@ -207,7 +207,13 @@ def build(name, args, saved_dir, tiny_path):
         except ImportError:  # an older checkout (before the explicit pipeline): the model's own hook
             model_class.prepare(config)
         else:
-            config["id_model_checkpoint"] = str(ensure_id_model(config))
+            try:
+                from recbole_llm.spec import RunSpec
+            except ImportError:  # a checkout before the run spec
+                config["id_model_checkpoint"] = str(ensure_id_model(config))
+            else:
+                spec = RunSpec(model_name, args.dataset, args.seed, (), {}, args.data_path, saved_dir)
+                config["id_model_checkpoint"] = str(ensure_id_model(config, spec))
         from recbole_llm.data.tuning import create_dataset as create_tuning_dataset
 
         dataset = create_tuning_dataset(config)

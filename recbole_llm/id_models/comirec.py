@@ -163,6 +163,11 @@ class ComiRec(SequentialRecommender):
         interests, _ = self.interests(item_seq, item_seq_len)
         return interests.mean(dim=1)  # [B d]
 
+    def id_representation(self, item_seq, item_seq_len, user=None):
+        """``u = F'(S^u)`` when ComiRec is an LLM model's frozen ID model (what makes it one for
+        :mod:`recbole_llm.id_models.pretrained`): :meth:`user_embedding`, ``[B, d]``."""
+        return self.user_embedding(item_seq, item_seq_len)
+
     def select_interest(self, interests, target_emb):
         r"""The interest with the largest inner product with each target: ``[B, K, d], [B, d] -> [B, d]``."""
         scores = torch.einsum("bkd,bd->bk", interests, target_emb)  # [B K]

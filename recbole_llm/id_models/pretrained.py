@@ -25,49 +25,98 @@ from pathlib import Path
 import torch
 
 from recbole_llm.checkpoint import (
-    DamagedCheckpoint, check_checkpoint_file, checkpoint_config, config_key, config_to_dict, load_checkpoint,
-    save_checkpoint,
+    DamagedCheckpoint, check_checkpoint_file, checkpoint_config, load_checkpoint, save_checkpoint,
 )
 from recbole_llm.errors import UserError
+from recbole_llm.identity import file_sha256, id_cache_key
+from recbole_llm.paths import path_roots, resolve_path
 from recbole_llm.utils import get_model
 
-SUPPORTED = ("SASRec", "GRU4Rec", "BERT4Rec", "Caser", "NARM", "ComiRec")
 
-# Keys of the LLM models that reach the ID model's config but do not affect it.
-_LLM_PREFIXES = ("id_model", "lm_", "prompt_", "prefix_", "align_", "mmd_", "temperature", "layerwise", "refinement",
-                 "distribution", "ablation", "measure_")
-
-
-def cache_key(config_dict):
-    """Stable hash of the config values that affect an ID model's weights."""
-    return config_key(config_dict, exclude_prefixes=_LLM_PREFIXES)
+# ---------------------------------------------------------------------------------- registry
+# name -> representation(model, item_seq, item_seq_len, user) -> [B, d]: ``u = F'(S^u)`` of an ID
+# model whose class cannot carry the method itself (RecBole's own models). A model of this package
+# (or of yours) is an ID model by defining ``id_representation(item_seq, item_seq_len, user=None)``
+# in its class, one file in ``recbole_llm/id_models/`` plus its YAML (ComiRec does).
+_REPRESENTATIONS = {}
 
 
-# Keys that define the data and protocol: the ID model must see the same as the LLM model.
-SHARED_DATA_KEYS = (
-    "MAX_ITEM_LIST_LENGTH", "load_col", "user_inter_num_interval", "item_inter_num_interval", "rm_dup_inter",
-    "eval_args", "metrics", "topk", "valid_metric",
-)
+def register_id_model(name, representation):
+    """Make RecBole model ``name`` usable as a frozen ID model, with ``representation(model,
+    item_seq, item_seq_len, user)`` returning its ``[B, d]`` user vectors."""
+    _REPRESENTATIONS[name] = representation
+    return representation
+
+
+def _forward(model, item_seq, item_seq_len, user):
+    return model.forward(item_seq, item_seq_len)
+
+
+def _bert4rec(model, item_seq, item_seq_len, user):
+    seq = model.reconstruct_test_data(item_seq, item_seq_len)
+    return model.gather_indexes(model.forward(seq), item_seq_len - 1)
+
+
+def _caser(model, item_seq, item_seq_len, user):
+    if user is None:
+        raise UserError("Caser needs user ids for its representation: it is not a pure sequence model")
+    return model.forward(user, item_seq)
+
+
+for _name in ("SASRec", "GRU4Rec", "NARM"):
+    register_id_model(_name, _forward)
+register_id_model("BERT4Rec", _bert4rec)
+register_id_model("Caser", _caser)
+
+
+def representation_of(model_class):
+    """The representation function of an ID model class, or None when it is not one."""
+    if hasattr(model_class, "id_representation"):
+        return lambda model, item_seq, item_seq_len, user: model.id_representation(item_seq, item_seq_len, user)
+    return _REPRESENTATIONS.get(model_class.__name__)
+
+
+def is_id_model(name):
+    """True when model ``name`` (or class) can be the frozen ID model of an LLM run."""
+    if isinstance(name, type):
+        return representation_of(name) is not None
+    if name in _REPRESENTATIONS:
+        return True
+    try:
+        return representation_of(get_model(name)) is not None
+    except UserError:
+        return False
+
+
+def registered():
+    """Names of the ID models known now (RecBole's registered ones and this package's)."""
+    import importlib
+    import pkgutil
+
+    names = set(_REPRESENTATIONS)
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):  # this package's modules, by file
+        module = importlib.import_module(f"{__package__}.{info.name}")
+        names.update(n for n, obj in vars(module).items() if isinstance(obj, type) and hasattr(obj, "id_representation"))
+    return sorted(names)
+
 
 def id_model_request(config):
     """How the frozen ID model of an LLM run is built: ``(name, config_files, config_dict)``.
 
-    Like the benchmark's own row of that model: its YAML, the run's budget file, the run's
-    seed, the run's data and protocol keys (:data:`SHARED_DATA_KEYS`: the ID model must see
-    the same sequences), plus ``id_model_config``. The run's other overrides (``--key=value``,
-    ``--config-files``) are meant for the LLM model and are not passed on.
+    Like the benchmark's own row of that model: its YAML, the run's budget file(s), the run's
+    seed, the data and protocol settings the user changed for the run (RecBole's dataset and
+    evaluation arguments set by ``--key=value`` or a ``--config-files`` YAML: the ID model must see
+    the same sequences), plus ``id_model_config``. The run's other settings are meant for the LLM
+    model and are not passed on.
     """
-    from recbole_llm.config import properties_dir
+    from recbole.utils import argument_list
+
+    from recbole_llm.config import budget_files, user_set_keys
 
     name = config["id_model"]
-    files = []
-    budget = config["budget"]
-    if budget:
-        path = properties_dir() / "budget" / f"{budget}.yaml"
-        if not path.is_file():
-            raise UserError(f"budget '{budget}' has no file {path}")
-        files.append(str(path))
-    extra = {k: config[k] for k in SHARED_DATA_KEYS if k in config and config[k] is not None}
+    files = [str(f) for f in budget_files(config["budget"])] if config["budget"] else []  # an ID model: both parts
+    protocol = set(argument_list.dataset_arguments) | set(argument_list.evaluation_arguments)
+    extra = {k: config[k] for k in sorted(user_set_keys(config) & protocol) if config[k] is not None}
     extra.update(config["id_model_config"] or {})
     return name, files, extra
 
@@ -86,6 +135,10 @@ class PretrainedIDModel:
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.name = type(model).__name__
+        self._representation = representation_of(type(model))
+        if self._representation is None:
+            raise UserError(f"{self.name} is not an ID model (no id_representation, not registered); "
+                            f"supported: {', '.join(registered())}")
         self.dataset_name = dataset_name
         self.checkpoint_path = checkpoint_path
         self.n_items = model.n_items
@@ -93,18 +146,7 @@ class PretrainedIDModel:
 
     @torch.no_grad()
     def user_representation(self, item_seq, item_seq_len, user=None):
-        m = self.model
-        if self.name == "ComiRec":
-            out = m.user_embedding(item_seq, item_seq_len)
-        elif self.name == "BERT4Rec":
-            seq = m.reconstruct_test_data(item_seq, item_seq_len)
-            out = m.gather_indexes(m.forward(seq), item_seq_len - 1)
-        elif self.name == "Caser":
-            if user is None:
-                raise UserError("Caser needs user ids for its representation: it is not a pure sequence model")
-            out = m.forward(user, item_seq)
-        else:
-            out = m.forward(item_seq, item_seq_len)
+        out = self._representation(self.model, item_seq, item_seq_len, user)
         if out.dim() != 2 or out.shape[1] != self.dim:
             raise UserError(
                 f"{self.name} gave a representation of shape {tuple(out.shape)}, expected [B, {self.dim}]"
@@ -164,16 +206,16 @@ def load_id_model(path, config, dataset, trust=False, expected_dim=None):
 
 
 def cache_path(config, saved_dir):
-    """Where the ID-model cache keeps a model trained with ``config``."""
-    key = cache_key(config_to_dict(config))
-    return Path(saved_dir) / "id_models" / config["dataset"] / f"{config['model']}-{key}.pth", key
+    """Where the ID-model cache keeps the run of ID model ``config``:
+    ``<saved>/id_models/<dataset>/<Model>-<run_key>.pth`` (:func:`recbole_llm.identity.id_cache_key`)."""
+    return Path(saved_dir) / "id_models" / config["dataset"] / f"{config['model']}-{id_cache_key(config)}.pth"
 
 
 def cached_checkpoint(config, saved_dir):
     """The cache entry for an ID model trained with ``config``: its path when it exists and is
     intact, else None. A damaged entry (empty, truncated: a copy cut short) is deleted, so the
     pipeline trains the model again."""
-    path, _ = cache_path(config, saved_dir)
+    path = cache_path(config, saved_dir)
     if not path.is_file():
         return None
     try:
@@ -186,24 +228,29 @@ def cached_checkpoint(config, saved_dir):
 
 
 def cache_run(record, config, saved_dir):
-    """Offer a finished benchmark run of a supported ID model to the cache.
+    """Offer a finished benchmark run of an ID model to the cache.
 
-    The key is the run's own config, so an LLM model asking for this ID model under the same
-    budget and seed reuses exactly the weights of the table's row for it. Returns the path,
-    or None when the model is not an ID model or the entry exists.
+    The key is the run's own key, so an LLM model asking for this ID model under the same budget,
+    seed and data reuses exactly the weights of the table's row for it. Returns the path, or None
+    when the model is not an ID model, the run kept no checkpoint, or the entry exists.
     """
-    if config["model"] not in SUPPORTED or not record.get("checkpoint"):
+    if not is_id_model(config["model"]) or not record.get("checkpoint"):
         return None
-    path, key = cache_path(config, saved_dir)
+    path = cache_path(config, saved_dir)
     if path.is_file():
-        return None
-    best = load_checkpoint(record["checkpoint"], trust=False)
+        return path
+    best = load_checkpoint(resolve_path(record["checkpoint"], path_roots(config["data_root"], saved_dir)), trust=False)
     save_checkpoint(
         path,
         config=best["config"],
         epoch=best["epoch"],
         state_dict=best["state_dict"],
-        id_model={"key": key, "valid": record["valid"], "test": record["test"], "seed": record["seed"]},
+        id_model={"key": record["run_key"], "valid": record["valid"], "test": record["test"], "seed": record["seed"]},
     )
     logging.getLogger(__name__).info("ID model %s cached at %s", config["model"], path)
     return path
+
+
+def weights_sha256(path):
+    """sha256 of an ID-model checkpoint file: how an LLM record names its frozen ID model."""
+    return file_sha256(path)

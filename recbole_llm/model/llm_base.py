@@ -239,11 +239,11 @@ class LLMSequentialRecommender(SequentialRecommender):
     def check_config(cls, config):
         """The model's checks of its config values alone (no data, no LM); raise :class:`UserError`.
         Subclasses add their own (``prefix_len``, ...) and call this one."""
-        from recbole_llm.id_models import SUPPORTED
+        from recbole_llm.id_models import is_id_model, registered
 
         name = cls.__name__
-        if not config["id_model_checkpoint"] and config["id_model"] not in SUPPORTED:
-            raise UserError(f"id_model '{config['id_model']}' is not supported; use one of {', '.join(SUPPORTED)} "
+        if not config["id_model_checkpoint"] and not is_id_model(config["id_model"]):
+            raise UserError(f"id_model '{config['id_model']}' is not supported; use one of {', '.join(registered())} "
                             f"({name})")
         if config["id_model_checkpoint"] and not Path(config["id_model_checkpoint"]).is_file():
             raise UserError(f"id_model_checkpoint {config['id_model_checkpoint']} does not exist ({name})")
@@ -306,6 +306,13 @@ class LLMSequentialRecommender(SequentialRecommender):
                                                              "seed": config["seed"]})
         model = load_id_model(config["id_model_checkpoint"], id_config, dataset, trust=bool(config["trust_checkpoint"]))
         return model.to(self.device)
+
+    def id_model_report(self):
+        """The frozen ID model by name and by the sha256 of its checkpoint file (the run record's
+        ``id_model``: the ID run whose cache entry has this sha256 is this run's base)."""
+        from recbole_llm.id_models import weights_sha256
+
+        return {"name": self.id_model.name, "sha256": weights_sha256(self.id_model.checkpoint_path)}
 
     def user_id_representation(self, interaction):
         """``u = F'(S^u)`` from the frozen ID model (IDLE-Adapter Eq. 2), ``[B, d]``."""

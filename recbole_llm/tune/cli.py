@@ -49,10 +49,18 @@ class TuneRequest:
     show_progress: bool = None  # RecBole's per-epoch bars in the best runs (None: the config's show_progress)
 
     @classmethod
-    def from_args(cls, args, models, seeds, budget_file, user_files, overrides, output, root, argv):
-        """The request of ``run_benchmark.py``'s parsed options; every model's search space is read
-        and its settings checked here, before any sweep runs."""
+    def from_args(cls, args, request, root, argv):
+        """The request of ``run_benchmark.py``'s parsed options and checked ``request``
+        (:class:`recbole_llm.benchmark.request.Request`); every model's search space is read and its
+        settings checked here, before any sweep runs."""
         import torch
+
+        from recbole_llm.config import budget_files
+        from recbole_llm.model.llm_base import LLMSequentialRecommender
+        from recbole_llm.utils import get_model
+
+        models, seeds, user_files, overrides, output = (request.models, request.seeds, request.user_files,
+                                                        request.overrides, request.output)
 
         if args.tune_name and len(models) > 1:
             raise UserError("--tune-name names one sweep: pass one --model with it")
@@ -61,7 +69,8 @@ class TuneRequest:
         sweeps = [
             SweepSettings(
                 model, args.dataset, _space(model, args.tune_space, keys), seed=seeds[0],
-                config_files=[budget_file, *user_files], overrides=overrides, data_path=args.data_path,
+                config_files=[*budget_files(args.budget, issubclass(get_model(model), LLMSequentialRecommender)),
+                              *user_files], overrides=overrides, data_path=args.data_path,
                 saved_dir=args.saved_dir, search=args.search, num_samples=args.num_samples,
                 scheduler=args.scheduler, grace_period=args.grace_period, reduction_factor=args.reduction_factor,
                 cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus, max_concurrent=args.max_concurrent,

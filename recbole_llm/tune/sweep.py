@@ -31,7 +31,6 @@ path (a shared filesystem) and have this package installed: trials read the data
 prepared ID models from there.
 """
 
-import hashlib
 import json
 import logging
 import math
@@ -46,6 +45,7 @@ from pathlib import Path
 import pandas as pd
 
 from recbole_llm.errors import UserError
+from recbole_llm.identity import run_key, sweep_key
 from recbole_llm.tune.settings import SweepSettings
 from recbole_llm.tune.trainable import TRIAL_RECORD, metric_key, train_trial
 
@@ -176,15 +176,6 @@ def available_cpus():
         return os.cpu_count() or 1
 
 
-def _file_digest(path):
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:12]
-
-
-def sweep_key(settings):
-    blob = json.dumps(settings, sort_keys=True, default=str)
-    return hashlib.sha1(blob.encode("utf-8")).hexdigest()[:10]
-
-
 def init_ray(address=None):
     """Connect to ``address`` or start a quiet local Ray on this machine's CPUs; True if started here.
 
@@ -281,11 +272,12 @@ def _prepare(settings):
     keys against it, prepare an LLM model's ID model, and name the sweep by its key."""
     from recbole_llm.model.llm_base import LLMSequentialRecommender
     from recbole_llm.quick_start import build_config
+    from recbole_llm.spec import RunSpec
     from recbole_llm.utils import get_model
 
     s = settings.validate()
-    config = build_config(s.model, s.dataset, s.seed, s.config_files, s.overrides, s.data_path,
-                          s.saved_dir)  # + ensure_dataset
+    spec = RunSpec(s.model, s.dataset, s.seed, s.config_files, s.overrides, s.data_path, s.saved_dir)
+    config = build_config(spec)  # + ensure_dataset
     unknown = [k for k in s.space.keys if k not in config]
     if unknown:
         raise UserError(f"search space {s.space.source}: key '{unknown[0]}' is not a config key of {s.model} on "
@@ -296,29 +288,27 @@ def _prepare(settings):
     model_class = get_model(s.model)
     llm = issubclass(model_class, LLMSequentialRecommender)
     if llm:
-        _prepare_id_model(s.model, model_class, config)
-    hashed = {
-        "model": s.model, "dataset": s.dataset, "seed": int(config["seed"]), "space": s.space.as_dict(),
-        "search": s.search, "num_samples": s.num_samples, "scheduler": s.scheduler,
-        "grace_period": grace if s.asha else None,
-        "reduction_factor": s.reduction_factor if s.asha else None, "max_t": max_t,
-        "valid_metric": valid_metric, "overrides": s.overrides,
-        "config_files": [[Path(f).name, _file_digest(f)] for f in s.config_files],
-    }
-    name = f"{s.name or s.model}-{sweep_key(hashed)}"
+        _prepare_id_model(s.model, model_class, config, spec)
+    search = {"space": s.space.as_dict(), "search": s.search, "num_samples": s.num_samples, "scheduler": s.scheduler,
+              "grace_period": grace if s.asha else None,
+              "reduction_factor": s.reduction_factor if s.asha else None, "max_t": max_t}
+    # what names the sweep: the base config's run key (every fixed value, the data, the version) and the search
+    hashed = {"model": s.model, "dataset": s.dataset, "seed": int(config["seed"]), "valid_metric": valid_metric,
+              "run_key": run_key(config), **search}
+    name = f"{s.name or s.model}-{sweep_key(config, search)}"
     return _Prepared(config=config, valid_metric=valid_metric, bigger=bool(config["valid_metric_bigger"]),
                      key=metric_key(valid_metric), max_t=max_t, grace=grace, llm=llm, hashed=hashed, name=name,
                      path=s.saved_dir / "ray" / s.dataset / name, planned=s.space.n_trials(s.search, s.num_samples))
 
 
-def _prepare_id_model(model, model_class, config):
+def _prepare_id_model(model, model_class, config, spec):
     """The pipeline's ID-model step, once in the driver, after the base config's checks."""
     from recbole_llm.pipeline import ensure_id_model
 
     model_class.preflight(config)  # the base config's checks, before the ID model trains
     started = time.perf_counter()
     print(f"[recbole-llm] {model}: its ID model, once, before the trials ...", flush=True)
-    ensure_id_model(config)  # the trials find it in the cache (their id_models/ links to it)
+    ensure_id_model(config, spec)  # the trials find it in the cache (their id_models/ links to it)
     print(f"[recbole-llm] ID model ready in {time.perf_counter() - started:.0f}s", flush=True)
 
 
@@ -326,12 +316,14 @@ def _trainable(settings, prepared):
     """:func:`~recbole_llm.tune.trainable.train_trial` with the sweep's fixed arguments and resources."""
     from ray import tune
 
+    from recbole_llm.spec import RunSpec
+
     s = settings
     return tune.with_resources(
         tune.with_parameters(
-            train_trial, model=s.model, dataset=s.dataset, seed=int(prepared.config["seed"]),
-            config_files=s.config_files, overrides=s.overrides, data_path=str(s.data_path),
-            saved_dir=str(s.saved_dir), link_id_models=prepared.llm, cpus=s.cpus_per_trial,
+            train_trial, spec=RunSpec(s.model, s.dataset, int(prepared.config["seed"]), s.config_files, s.overrides,
+                                      s.data_path, s.saved_dir),
+            link_id_models=prepared.llm, cpus=s.cpus_per_trial,
             valid_metric=prepared.valid_metric, bigger=prepared.bigger,
         ),
         {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial},
@@ -486,7 +478,8 @@ def run_best(sweep, seeds, best_yaml, *, label, budget=None, output=None, show_p
     import torch
 
     from recbole_llm.benchmark.records import load_records, write_record
-    from recbole_llm.pipeline import run
+    from recbole_llm.pipeline import discard_state, run
+    from recbole_llm.spec import RunSpec
 
     best = sweep.best
     if best is None:
@@ -512,14 +505,17 @@ def run_best(sweep, seeds, best_yaml, *, label, budget=None, output=None, show_p
                 continue
             print(f"[recbole-llm] best configuration, seed {seed}: training and testing "
                   f"({', '.join(f'{k}={v}' for k, v in tag['params'].items())})", flush=True)
-            record = run(sweep.model, sweep.dataset, seed, [*sweep.config_files, str(best_yaml)], sweep.overrides,
-                         sweep.data_path, sweep.saved_dir, show_progress=show_progress, evaluate_test=True)
+            spec = RunSpec(sweep.model, sweep.dataset, seed, [*sweep.config_files, str(best_yaml)],
+                           {**sweep.overrides, **({} if show_progress is None else {"show_progress": show_progress})},
+                           sweep.data_path, sweep.saved_dir, label)
+            record = run(spec, evaluate_test=True)
             record["label"] = label
             if budget is not None:
                 record["budget"] = budget
             record["tune"] = tag
             if output is not None:
                 record["_path"] = str(write_record(output, record))
+            discard_state(sweep.saved_dir, record)  # once its record is written
             records.append(record)
     finally:
         torch.set_num_threads(threads)

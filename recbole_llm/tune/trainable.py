@@ -21,9 +21,9 @@ def metric_key(valid_metric):
     return "valid_" + valid_metric.lower().replace("@", "_")
 
 
-def train_trial(config, *, model, dataset, seed, config_files, overrides, data_path, saved_dir, link_id_models,
-                cpus, valid_metric, bigger):
-    """Ray Tune function trainable; ``config`` holds the swept keys only.
+def train_trial(config, *, spec, link_id_models, cpus, valid_metric, bigger):
+    """Ray Tune function trainable; ``config`` holds the swept keys only, ``spec`` the sweep's base
+    :class:`~recbole_llm.spec.RunSpec` (the trial runs it with the swept values and its own folder).
 
     The trial's RecBole log and checkpoints live in the trial folder (its ``saved_dir``): parallel
     trials would otherwise share checkpoint names, which RecBole stamps to the second. Checkpoints
@@ -42,7 +42,7 @@ def train_trial(config, *, model, dataset, seed, config_files, overrides, data_p
     torch.set_num_threads(max(1, int(cpus)))
     trial_dir = Path(session.get_trial_dir())
     if link_id_models:
-        shared = Path(saved_dir) / "id_models"
+        shared = Path(spec.saved_dir) / "id_models"
         shared.mkdir(parents=True, exist_ok=True)
         link = trial_dir / "id_models"
         if not link.is_symlink():
@@ -65,10 +65,10 @@ def train_trial(config, *, model, dataset, seed, config_files, overrides, data_p
 
     # RecBole's Config sets CUDA_VISIBLE_DEVICES to its gpu_id ("0" by default), which would put every
     # trial on GPU 0, those that reserved none included; the trial's gpu_id is what Ray assigned it.
-    config_dict = {**overrides, **config, "gpu_id": ",".join(str(i) for i in ray.get_gpu_ids())}
+    trial = spec.replace(saved_dir=trial_dir).with_overrides(
+        **config, gpu_id=",".join(str(i) for i in ray.get_gpu_ids()), show_progress=False)
     try:
-        record = run(model, dataset, seed, config_files, config_dict, data_path, trial_dir,
-                     show_progress=False, callback_fn=report, evaluate_test=False)
+        record = run(trial, callback_fn=report, evaluate_test=False)
         record.pop("checkpoint", None)
         from recbole_llm.fsutil import atomic_write_text
 
