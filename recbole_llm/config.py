@@ -34,6 +34,7 @@ import yaml
 from recbole.config import Config as RecBoleConfig
 
 from recbole_llm.data.tuning import STRATEGIES
+from recbole_llm.checks import check_config_values
 from recbole_llm.errors import UserError
 from recbole_llm.utils import get_model
 
@@ -90,6 +91,9 @@ def budget_files(budget, llm=False):
     (every model), then, unless ``llm`` (an LLM recommender's run), the part for the ID models and
     baselines, ``properties/budget/id_models/<budget>.yaml``, when it exists. Raises
     :class:`UserError` naming the valid budgets when the first is missing."""
+    from recbole_llm.utils import check_name
+
+    check_name(budget, "--budget", hint=" (a file name under properties/budget/)")
     root = properties_dir() / "budget"
     main = root / f"{budget}.yaml"
     if not main.is_file():
@@ -180,10 +184,30 @@ class Config(RecBoleConfig):
     def _load_internal_config_dict(self, model, model_class, dataset):
         super()._load_internal_config_dict(model, model_class, dataset)
         dataset_file = str(properties_dir() / "dataset" / f"{dataset}.yaml")
+        data_yaml_done = False
         for file in default_config_files(model, dataset, model_class):
+            if Path(file).parent.name == "model" and not data_yaml_done:  # the data folder's YAML: before models'
+                self._load_data_folder_yaml(dataset)
+                data_yaml_done = True
             loaded = self._update_internal_config_dict(file) or {}
             if file == dataset_file:  # as RecBole does for its own dataset files (__str__ groups them)
                 self.parameters["Dataset"] += [k for k in loaded if k not in self.parameters["Dataset"]]
+        if not data_yaml_done:
+            self._load_data_folder_yaml(dataset)
+
+    def _load_data_folder_yaml(self, dataset):
+        """``<data_path>/<dataset>/<dataset>.yaml``, the YAML a converter writes beside a dataset of your
+        own (``python -m recbole_llm.data csv``): the dataset's keys, after ``properties/dataset/``,
+        before the models' YAML and anything the user passes. Read with a safe loader."""
+        root = (self.external_config_dict or {}).get("data_root") or (self.external_config_dict or {}).get("data_path")
+        if not root or not isinstance(root, str):
+            return
+        path = Path(root) / dataset / f"{dataset}.yaml"
+        if path.is_file():
+            _check_yaml(path)  # a !!python/... tag: one line, not PyYAML's traceback (nothing is built either way)
+            loaded = _yaml_mapping(path)
+            self.internal_config_dict.update(loaded)
+            self.parameters["Dataset"] += [k for k in loaded if k not in self.parameters["Dataset"]]
 
     def _load_cmd_line(self):
         return {}
@@ -297,6 +321,9 @@ def check_values(config):
             fail(key, f"must be an integer (its default is {default})")
         if isinstance(default, float) and not (_is_int(value) or isinstance(value, float)):
             fail(key, f"must be a number (its default is {default})")
+
+    files = default_config_files(config["model"], config["dataset"], getattr(config, "model_class", None))
+    check_config_values(config, [*files, *config.user_files], config.source_of)  # the rules beside the keys
 
 
 def _defaults(config):

@@ -106,7 +106,7 @@ def _values(config) -> dict:
 
 
 @functools.lru_cache(maxsize=64)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+def _file_sha256(path: str, stamp: tuple) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -115,10 +115,13 @@ def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
 
 
 def file_sha256(path) -> str:
-    """sha256 of a file's bytes (cached per path, size and modification time within a process)."""
+    """sha256 of a file's bytes. Cached within a process per path and stat stamp, the change time
+    (``st_ctime_ns``) included: a rewrite that keeps the size and puts the modification time back
+    still changes it, and nothing but the kernel sets it."""
     path = Path(path)
     stat = path.stat()
-    return _file_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    stamp = (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    return _file_sha256(str(path.resolve()), stamp)
 
 
 def dataset_files(config) -> list[Path]:

@@ -7,6 +7,7 @@ relative to one of a few named roots instead, ``{saved}/runs/...``, ``{data}/ama
 the roots of the machine that reads it.
 """
 
+import re
 from pathlib import Path
 
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -45,3 +46,58 @@ def resolve_path(value, roots):
         if value == marker or value.startswith(marker + "/"):
             return Path(root) / value[len(marker):].lstrip("/")
     return Path(value)
+
+
+_ABSOLUTE = re.compile(r"(?<![A-Za-z0-9_.~{}:/])/(?:[^\s'\"=,;:|`)]+/)*[^\s'\"=,;:|`)/]+")
+
+
+def portable_text(text, roots):
+    """``text`` (a command line, a message) with every absolute path in it made portable: a path
+    under a root of ``roots`` as ``{name}/rest``, any other as ``{elsewhere}/<file name>``."""
+    ordered = sorted(roots.items(), key=lambda item: -len(str(item[1])))
+
+    def one(match):
+        path = match.group(0)
+        for name, root in ordered:
+            root = str(root).rstrip("/")
+            if path == root or path.startswith(root + "/"):
+                return f"{{{name}}}" + path[len(root):]
+        return "{elsewhere}/" + path.rstrip("/").rsplit("/", 1)[-1]
+
+    return _ABSOLUTE.sub(one, text)
+
+
+def record_roots(record):
+    """The roots of a record made before records were portable, from its own config: the data
+    root (``data_root``), the saved folder (the parent of ``checkpoint_dir``) and the checkout
+    (the folder above a ``properties/`` config file)."""
+    config = record.get("config") or {}
+    roots = {}
+    if isinstance(config.get("checkpoint_dir"), str) and config["checkpoint_dir"].startswith("/"):
+        roots["saved"] = Path(config["checkpoint_dir"]).parent
+    if isinstance(config.get("data_root"), str) and config["data_root"].startswith("/"):
+        roots["data"] = Path(config["data_root"])
+    for f in config.get("config_files") or config.get("config_file_list") or []:
+        if isinstance(f, str) and "/properties/" in f and f.startswith("/"):
+            roots["checkout"] = Path(f.split("/properties/")[0])
+            break
+    return roots
+
+
+def portable_record(record, roots=None):
+    """A record (or any JSON value) with no absolute path left: path values by :func:`portable`,
+    paths inside text (the command line) by :func:`portable_text`; ``roots`` default to
+    :func:`record_roots`. Only path strings change: no number, key or other text does."""
+    roots = dict(record_roots(record) if roots is None and isinstance(record, dict) else roots or {})
+
+    def walk(value):
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, str) and "/" in value:
+            value = portable(value, roots) if value.startswith("/") else value
+            return portable_text(value, roots) if "/" in value and not value.startswith("{") else value
+        return value
+
+    return walk(record)

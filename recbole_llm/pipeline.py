@@ -54,14 +54,18 @@ def id_model_spec(config, spec: RunSpec) -> RunSpec:
     return RunSpec(name, spec.dataset, config["seed"], files, extra, spec.data_path, spec.saved_dir)
 
 
-def ensure_id_model(config, spec: RunSpec) -> Path:
-    """Path of the frozen ID model's checkpoint for the LLM run ``config``.
+def ensure_id_model(config, spec: Optional[RunSpec] = None) -> Path:
+    """Path of the frozen ID model's checkpoint for the LLM run ``config`` (made from ``spec``;
+    default: the paths the config holds, its data root and the folder above its checkpoints).
 
     ``id_model_checkpoint`` when the config sets one; else the ID-model cache's entry for the ID
     model's own run (:func:`id_model_spec`), trained now by :func:`run` when missing or damaged.
     """
     if config["id_model_checkpoint"]:
         return Path(config["id_model_checkpoint"])
+    if spec is None:
+        spec = RunSpec(config["model"], config["dataset"], config["seed"], (), {}, config["data_root"],
+                       Path(config["checkpoint_dir"]).parent)
     id_spec = id_model_spec(config, spec)
     id_config = build_config(id_spec)
     path = cached_checkpoint(id_config, spec.saved_dir)

@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from recbole.data import data_preparation
 from recbole.utils import init_logger, init_seed
 
 from recbole_llm.compat import disable_anomaly_detection
 from recbole_llm.config import Config
-from recbole_llm.data.dataset import create_dataset
+from recbole_llm.data.dataset import create_dataset, data_preparation  # saved pickles only with trust_checkpoint
 from recbole_llm.data.prepare import check_dataset, ensure_dataset
 from recbole_llm.errors import UserError
 from recbole_llm.identity import run_key

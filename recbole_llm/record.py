@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from recbole_llm.checkpoint import config_to_dict
-from recbole_llm.paths import path_roots, portable
+from recbole_llm.paths import path_roots, portable_record
 from recbole_llm.provenance import git_commit, hardware, loaded_commit, package_versions
 
 # Version of the run record's layout. 1 (records without the key): ``dataset_stats.interactions``
@@ -110,7 +110,7 @@ def make_record(result, saved_dir):
     per_user = getattr(trainer, "per_user", None) if result.test_result is not None else None
     if per_user is not None:
         record["per_user"] = per_user_record(data, per_user, result.loaded["per_user"])
-    return portable(record, path_roots(config["data_root"], saved_dir))
+    return portable_record(record, path_roots(config["data_root"], saved_dir))  # values and text (the command)
 
 
 def count_parameters(model):

@@ -61,7 +61,7 @@ def _load(config, path, **kwargs):
 def _count_runs(monkeypatch):
     calls = []
     real_run = pipeline.run
-    monkeypatch.setattr(pipeline, "run", lambda *a, **k: calls.append(a[0]) or real_run(*a, **k))
+    monkeypatch.setattr(pipeline, "run", lambda *a, **k: calls.append(a[0].model_name) or real_run(*a, **k))
     return calls
 
 

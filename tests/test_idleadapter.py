@@ -188,7 +188,8 @@ def test_end_to_end_reuses_the_benchmark_id_model(toy_data_path, llm_overrides, 
     cached = list((saved / "id_models" / "toy").glob("ComiRec-*.pth"))
     assert len(cached) == 1
     record = run(RunSpec("IDLEAdapter", "toy", 2020, (), llm_overrides, toy_data_path, saved))
-    assert record["parameters"]["id_model_checkpoint"] == str(cached[0])
+    assert record["parameters"]["id_model_checkpoint"] == "{saved}/id_models/toy/" + cached[0].name
+    assert record["id_model"]["sha256"] == row["id_cache"]["sha256"]  # the base, named by its weights
     assert list((saved / "id_models" / "toy").glob("*.pth")) == cached
     assert record["parameters"]["trainable"] < record["parameters"]["lm"]
     assert set(record["test"]) >= {"hit@10", "ndcg@10"} and row["test"]

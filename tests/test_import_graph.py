@@ -94,8 +94,8 @@ def test_no_import_cycle():
 # benchmark -> sweeps.
 STAGES = [
     ("recbole_llm", "errors", "compat", "fsutil", "paths", "checkpoint", "provenance", "trainer", "utils"),
-    ("data",), ("config", "identity", "spec"), ("id_models", "lm"), ("model",), ("quick_start",), ("record",), ("pipeline",),
-    ("benchmark",), ("tune",),
+    ("data",), ("checks", "config", "identity", "spec"), ("id_models", "lm"), ("model",), ("quick_start",), ("record",),
+    ("pipeline", "inference"), ("benchmark",), ("tune",), ("runner", "cli"),
 ]
 
 

@@ -18,7 +18,13 @@ def _nothing_trained(saved):
 
 @pytest.mark.parametrize("model, extra, message", [
     ("RARec", {"prefix_len": 1}, "prefix_len=1 leaves no room for the contextual instruction"),
-    ("IDLEAdapter", {"prefix_len": 0}, "prefix_len must be an integer >= 1, not 0"),
+    ("IDLEAdapter", {"prefix_len": 0}, "config key prefix_len = 0 (from --prefix_len) must be >= 1"),
+    ("IDLEAdapter", {"align_weight": float("inf")}, "config key align_weight = inf (from --align_weight) must be a finite"),
+    ("IDLEAdapter", {"learning_rate": -1e-3}, "config key learning_rate = -0.001 (from --learning_rate) must be > 0"),
+    ("IDLEAdapter", {"hidden_size": 10**13}, "config key hidden_size = 10000000000000 (from --hidden_size) must be an "
+                                             "integer in [1, 1,048,576]"),
+    ("IDLEAdapter", {"epochs": 2**70}, "is beyond a 64-bit integer"),
+    ("IDLEAdapter", {"lm_pooling": "max"}, "config key lm_pooling = 'max' (from --lm_pooling) must be one of: auto, mean, last"),
     ("RARec", {"lm_name": "/no/such/lm"}, "cannot load language model '/no/such/lm' (lm_name)"),
     ("IDLEAdapter", {"prompt_max_tokens": 4},
      "prompt_template / prompt_max_tokens: prompt_max_tokens=4 leaves no room"),

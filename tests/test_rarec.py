@@ -176,8 +176,10 @@ def test_bad_options_are_one_line_errors(built):
         built(prefix_len=1)
     with pytest.raises(UserError, match="temperature"):
         built(temperature=0)
-    with pytest.raises(UserError, match="id_norm must be one of none, layernorm"):
+    with pytest.raises(UserError, match="id_norm = 'l2' .*must be one of: none, layernorm"):
         built(id_norm="l2")
+    with pytest.raises(UserError, match=r"temperature = -0.5 \(from --temperature\) must be > 0"):
+        built(temperature=-0.5)  # the rule declared beside the key in properties/model/RARec.yaml
 
 
 def test_id_norm_makes_the_prefix_independent_of_the_id_models_scale(built, monkeypatch):

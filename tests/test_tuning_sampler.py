@@ -16,6 +16,7 @@ from recbole.data.interaction import Interaction
 
 from recbole_llm.data.tuning import (
     ENGLISH_STOP_WORDS,
+    Selection,
     TuningSequentialDataset,
     create_dataset,
     item_word_matrix,
@@ -34,8 +35,8 @@ from recbole_llm.spec import RunSpec
 
 
 def options(**keys):
-    """``keys`` over the selection defaults of properties/overall.yaml (their only home)."""
-    with open(properties_dir() / "overall.yaml", encoding="utf-8") as f:
+    """``keys`` over the selection defaults of properties/model/LLMSequentialRecommender.yaml (their only home)."""
+    with open(properties_dir() / "model" / "LLMSequentialRecommender.yaml", encoding="utf-8") as f:
         defaults = yaml.safe_load(f)
     names = ("data_strategy", "data_size", "data_seed", "denoise_stop_words", "length_buckets", "popularity_buckets")
     return {**{k: defaults[k] for k in names}, "seed": None, **keys}
@@ -146,8 +147,8 @@ def test_efficient_size_and_subset_properties(n, size, length_buckets, popularit
     rng = np.random.default_rng(seed)
     keep = rng.random(n) < 0.7
     lengths, popularity = rng.integers(1, 20, n), rng.integers(1, 100, n)
-    indices, summary = select(n, "efficient", size, seed, keep, lengths, popularity, length_buckets,
-                              popularity_buckets)
+    indices, summary = select(n, Selection("efficient", size, seed, length_buckets, popularity_buckets), keep, lengths,
+                              popularity)
     assert len(indices) == min(size, keep.sum()) == summary["selected"]
     assert keep[indices].all() and (np.diff(indices) > 0).all()
     assert all(b["selected"] <= b["available"] for b in summary["buckets"])
@@ -155,7 +156,7 @@ def test_efficient_size_and_subset_properties(n, size, length_buckets, popularit
 
 def test_efficient_selection_is_uniform_over_buckets():
     lengths, popularity = synthetic()
-    indices, summary = select(len(lengths), "efficient", 800, seed=3, lengths=lengths, popularity=popularity)
+    indices, summary = select(len(lengths), Selection("efficient", 800, seed=3), lengths=lengths, popularity=popularity)
     assert len(indices) == 800 == summary["selected"] and len(np.unique(indices)) == 800
     # recount the selection per bucket from the raw values: no bucket is short of samples here
     lb, _ = quantile_buckets(lengths, 4)
@@ -171,7 +172,8 @@ def test_efficient_selection_is_uniform_over_buckets():
 def test_efficient_water_fills_to_exact_size():
     lengths, popularity = synthetic(3000, seed=1)
     keep = np.random.default_rng(2).random(3000) < 0.6
-    indices, summary = select(3000, "efficient", 1500, seed=0, keep=keep, lengths=lengths, popularity=popularity)
+    indices, summary = select(3000, Selection("efficient", 1500, seed=0), keep=keep, lengths=lengths,
+                              popularity=popularity)
     assert len(indices) == 1500 and keep[indices].all()
     assert summary["after_denoising"] == keep.sum()
     selected = np.array([b["selected"] for b in summary["buckets"]])
@@ -182,33 +184,33 @@ def test_efficient_water_fills_to_exact_size():
 
 def test_same_seed_same_sample_other_seed_other_sample():
     lengths, popularity = synthetic(5000)
-    run = lambda strategy, seed: select(5000, strategy, 200, seed, lengths=lengths, popularity=popularity)[0]
+    run = lambda strategy, seed: select(5000, Selection(strategy, 200, seed), lengths=lengths, popularity=popularity)[0]
     for strategy in ("efficient", "random"):
         assert np.array_equal(run(strategy, 7), run(strategy, 7))
         assert not np.array_equal(run(strategy, 7), run(strategy, 8))
 
 
 def test_all_and_random():
-    indices, summary = select(50, "all", 10, seed=0)
+    indices, summary = select(50, Selection("all", 10, seed=0))
     assert indices.tolist() == list(range(50)) and summary["selected"] == 50
-    indices, summary = select(1000, "random", 100, seed=0)
+    indices, summary = select(1000, Selection("random", 100, seed=0))
     assert len(indices) == len(set(indices.tolist())) == 100 and indices.max() < 1000
     assert "after_denoising" not in summary
 
 
 def test_data_size_counts_and_fractions(caplog):
-    assert len(select(1000, "random", 0.25, 0)[0]) == 250
-    assert len(select(1000, "random", 1.0, 0)[0]) == 1000
-    assert len(select(1000, "random", 1, 0)[0]) == 1
-    assert len(select(1000, "random", None, 0)[0]) == 1000
+    assert len(select(1000, Selection("random", 0.25, 0))[0]) == 250
+    assert len(select(1000, Selection("random", 1.0, 0))[0]) == 1000
+    assert len(select(1000, Selection("random", 1, 0))[0]) == 1
+    assert len(select(1000, Selection("random", None, 0))[0]) == 1000
     with caplog.at_level(logging.WARNING, logger="recbole_llm.data.tuning"):
-        assert len(select(1000, "random", 5000, 0)[0]) == 1000
+        assert len(select(1000, Selection("random", 5000, 0))[0]) == 1000
     assert "asks for 5000 samples but only 1000" in caplog.text
     # a fraction is of all training samples, before denoising: 0.5 of 1000 with 300 kept -> 300
     lengths, popularity = synthetic(1000)
     keep = np.zeros(1000, dtype=bool)
     keep[:300] = True
-    indices, summary = select(1000, "efficient", 0.5, 0, keep=keep, lengths=lengths, popularity=popularity)
+    indices, summary = select(1000, Selection("efficient", 0.5, 0), keep=keep, lengths=lengths, popularity=popularity)
     assert summary["requested"] == 500 and len(indices) == 300
 
 
@@ -278,7 +280,11 @@ def toy_splits(toy_data_path, tmp_path_factory):
     }
     out = {}
     for strategy, size in (("all", None), ("efficient", 100)):
-        config = build_config(RunSpec("SASRec", "toy", 5, (), dict(overrides, data_strategy=strategy, data_size=size), toy_data_path, saved))
+        # SASRec as the vehicle: the selection keys are the LLM models' (LLMSequentialRecommender.yaml), so
+        # a SASRec config holds only those given here
+        selection = options(data_strategy=strategy, data_size=size)
+        selection.pop("seed")
+        config = build_config(RunSpec("SASRec", "toy", 5, (), {**overrides, **selection}, toy_data_path, saved))
         dataset = create_dataset(config)
         out[strategy] = dataset, data_preparation(config, dataset)
     return out
@@ -306,10 +312,13 @@ def test_end_to_end_on_toy_data(toy_splits):
 
 
 def test_non_sequential_model_or_dataloader_cache_is_refused(toy_data_path, tmp_path):
-    config = build_config(RunSpec("BPR", "toy", 1, (), {"data_strategy": "random", "data_size": 10}, toy_data_path, tmp_path))
+    selection = options(data_strategy="random", data_size=10)
+    selection.pop("seed")  # the LLM models' keys, given to a baseline by hand here
+    config = build_config(RunSpec("BPR", "toy", 1, (), selection, toy_data_path, tmp_path))
     with pytest.raises(UserError, match="BPR is not a sequential model"):
         create_dataset(config)
-    config = build_config(RunSpec("SASRec", "toy", 1, (), {"data_strategy": "random", "save_dataloaders": True}, toy_data_path, tmp_path))
+    config = build_config(RunSpec("SASRec", "toy", 1, (), {**selection, "data_size": None, "save_dataloaders": True},
+                                  toy_data_path, tmp_path))
     with pytest.raises(UserError, match="save_dataloaders"):
         create_dataset(config)
 

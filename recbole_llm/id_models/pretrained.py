@@ -92,9 +92,11 @@ def registered():
     """Names of the ID models known now (RecBole's registered ones and this package's)."""
     import importlib
     import pkgutil
+    import sys
 
     names = set(_REPRESENTATIONS)
-    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):  # this package's modules, by file
+    folders = getattr(sys.modules.get(__package__), "__path__", [str(Path(__file__).parent)])
+    for info in pkgutil.iter_modules(folders):  # every module of the ID-model package
         module = importlib.import_module(f"{__package__}.{info.name}")
         names.update(n for n, obj in vars(module).items() if isinstance(obj, type) and hasattr(obj, "id_representation"))
     return sorted(names)
@@ -182,6 +184,10 @@ def _check_compatible(ckpt_config, state_dict, dataset, path):
 def load_id_model(path, config, dataset, trust=False, expected_dim=None):
     """Build ``config['model']`` on ``dataset`` and load the weights from checkpoint ``path``."""
     ckpt = load_checkpoint(path, map_location=config["device"], trust=trust)
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        found = ", ".join(map(str, list(ckpt)[:5])) if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise UserError(f"ID-model checkpoint {path} holds no model weights ({found}): pass a RecBole/recbole-llm "
+                        "checkpoint, a torch.save(model.state_dict()) file or a safetensors file")
     ckpt_config = checkpoint_config(ckpt)
     _check_compatible(ckpt_config, ckpt["state_dict"], dataset, path)
     model_name = ckpt_config.get("model", config["model"])
@@ -192,7 +198,9 @@ def load_id_model(path, config, dataset, trust=False, expected_dim=None):
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as err:
         first = str(err).strip().splitlines()
-        detail = next((line.strip() for line in first if "size mismatch" in line), first[0] if first else "")
+        detail = next((line.strip() for line in first
+                       if line.strip().startswith(("size mismatch", "Missing key", "Unexpected key"))),
+                      first[0] if first else "")
         raise UserError(
             f"ID-model checkpoint {path} does not fit {model_name} with this config ({detail}): "
             "use the hyperparameters it was trained with"

@@ -29,7 +29,8 @@ from torch import nn
 
 from recbole_llm.data.item_text import ItemText
 from recbole_llm.errors import UserError
-from recbole_llm.lm import FrozenLM, HardPrompt, autocast_dtype, load_tokenizer
+from recbole_llm.lm import FrozenLM, HardPrompt, autocast_dtype
+from recbole_llm.lm.backbone import check_prefix_window, inspect_lm
 
 # Frozen submodules whose weights are not written into checkpoints.
 FROZEN_PREFIXES = ("lm.",)
@@ -237,8 +238,10 @@ class LLMSequentialRecommender(SequentialRecommender):
 
     @classmethod
     def check_config(cls, config):
-        """The model's checks of its config values alone (no data, no LM); raise :class:`UserError`.
-        Subclasses add their own (``prefix_len``, ...) and call this one."""
+        """The model's checks of its config values across keys (no data, no LM); raise
+        :class:`UserError`. Each key's own range or choices are declared beside its default in
+        ``properties/model/*.yaml`` and checked when the Config is built (:mod:`recbole_llm.checks`).
+        Subclasses add their own and call this one."""
         from recbole_llm.id_models import is_id_model, registered
 
         name = cls.__name__
@@ -247,37 +250,44 @@ class LLMSequentialRecommender(SequentialRecommender):
                             f"({name})")
         if config["id_model_checkpoint"] and not Path(config["id_model_checkpoint"]).is_file():
             raise UserError(f"id_model_checkpoint {config['id_model_checkpoint']} does not exist ({name})")
-        if str(config["lm_pooling"]).lower() not in ("auto", "mean", "last"):
-            raise UserError(f"lm_pooling must be mean, last or auto, not '{config['lm_pooling']}' ({name})")
         autocast_dtype("cpu", config["lm_autocast"])  # raises for an unknown setting
-        for key in ("prompt_max_tokens", "prompt_max_items") + tuple(k for _, k in cls.PROMPTS):
-            value = config[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"{key} must be an integer >= 1, not {value!r} ({name})")
-        share = config["missing_text_max_share"]
-        if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float))
-                                  or not 0 <= share <= 1):
-            raise UserError(f"missing_text_max_share must be a number in [0, 1], not {share!r} ({name})")
         if not config["item_text_field"]:
             raise UserError(f"config key 'item_text_field' is not set for dataset '{config['dataset']}': set it to "
                             f"the title column of its .item file in properties/dataset/{config['dataset']}.yaml")
 
     @classmethod
+    def layer_prefix_len(cls, config):
+        """How many virtual tokens the model prepends to every layer's keys and values (``prefix_len``);
+        a model that feeds its prefix as input tokens instead returns 0. What the preflight holds
+        against a sliding-window LM (:func:`~recbole_llm.lm.backbone.check_prefix_window`)."""
+        return int(config["prefix_len"] or 0)
+
+    @classmethod
     def preflight(cls, config, dataset=None):
         """Everything that can fail before training, checked without training anything, so that a
-        mistake costs a second and not the ID model's training: :meth:`check_config`, the LM's
-        tokenizer and architecture (``lm_name``; no weights are loaded), every hard prompt's
-        template and token budget, and the share of items without text
-        (:func:`item_text_coverage`; builds the RecBole dataset unless ``dataset`` is given).
-        Returns the text coverage (``{"items", "missing", "missing_share", "field"}``)."""
+        mistake costs a second and not the ID model's training: :meth:`check_config`, the LM
+        (``lm_name``: its architecture, tokenizer and weight files, :func:`~recbole_llm.lm.backbone.inspect_lm`;
+        no weights are loaded), every hard prompt's template and token budget, that budget plus
+        the layer prefix within a sliding-window LM's window, the dataset's ``topk`` cut-offs
+        against its items, and the share of items without text (:func:`item_text_coverage`;
+        builds the RecBole dataset unless ``dataset`` is given). The dataset's splits are checked
+        when they are made (:meth:`recbole_llm.data.dataset.ExactTimeOrder.build`), before the ID
+        model trains. Returns the text coverage (``{"items", "missing", "missing_share", "field"}``)."""
+        from recbole_llm.data.dataset import check_topk
+
         cls.check_config(config)
-        tokenizer, _ = load_tokenizer(config["lm_name"])
+        lm = inspect_lm(config["lm_name"])
+        prefix_len = cls.layer_prefix_len(config)
         for template_key, max_tokens_key in cls.PROMPTS:
-            hard_prompt(tokenizer, config, [], template_key, max_tokens_key)
+            hard_prompt(lm.tokenizer, config, [], template_key, max_tokens_key)
+            check_prefix_window(config["lm_name"], lm.sliding_window, prefix_len, int(config[max_tokens_key]),
+                                fix=f"lower {max_tokens_key} ({config[max_tokens_key]}) or prefix_len ({prefix_len}) "
+                                    f"to fit {lm.sliding_window}")
         if dataset is None:
             from recbole_llm.data.dataset import create_dataset
 
             dataset = create_dataset(config)
+        check_topk(dataset)
         # ItemText warns about missing titles; here the coverage check reports them (one line).
         item_text_logger = logging.getLogger(ItemText.__module__)
         level = item_text_logger.level

@@ -51,21 +51,6 @@ from recbole_llm.model.loss import mmd
 class IDLEAdapter(LLMSequentialRecommender):
     """IDLE-Adapter on a frozen LM and a frozen ID model (see the module docstring)."""
 
-    @classmethod
-    def check_config(cls, config):
-        """IDLE-Adapter's own checks (``prefix_len``, ``align_weight``, ``mmd_bandwidth``,
-        ``mmd_kernels``) and the base class's; :class:`UserError` naming the key."""
-        super().check_config(config)
-        for key in ("prefix_len", "mmd_kernels"):
-            value = config[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"{key} must be an integer >= 1, not {value!r} (IDLEAdapter)")
-        for key, strict in (("align_weight", False), ("mmd_bandwidth", True)):
-            value = config[key]
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not number or not (value > 0 if strict else value >= 0):
-                raise UserError(f"{key} must be a number {'>' if strict else '>='} 0, not {value!r} (IDLEAdapter)")
-
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.prefix_len = int(config["prefix_len"])

@@ -141,27 +141,23 @@ class RARec(LLMSequentialRecommender):
     PROMPTS = LLMSequentialRecommender.PROMPTS + (("item_prompt_template", "item_prompt_max_tokens"),)
 
     @classmethod
+    def layer_prefix_len(cls, config):
+        """Inputs/ProjectInputs feed the prefix as input tokens: no layer prefix."""
+        ablation = str(config["ablation"] or "none").lower()
+        return 0 if ablation in ("inputs", "project_inputs") else super().layer_prefix_len(config)
+
+    @classmethod
     def check_config(cls, config):
-        """RA-Rec's own checks (``ablation``, ``prefix_len``, ``temperature``, ``loss_type``) and the
-        base class's; :class:`UserError` naming the key. Run before any training by ``preflight``."""
+        """RA-Rec's checks across keys (each key's own range is declared beside its default in
+        ``properties/model/RARec.yaml``: :mod:`recbole_llm.checks`) and the base class's;
+        :class:`UserError` naming the keys. Run before any training by ``preflight``."""
         super().check_config(config)
         ablation = str(config["ablation"] or "none").lower()
-        if ablation not in ABLATIONS:
-            raise UserError(f"ablation must be one of {', '.join(ABLATIONS)}, not '{ablation}' (RARec)")
-        prefix_len = config["prefix_len"]
-        if isinstance(prefix_len, bool) or not isinstance(prefix_len, int) or prefix_len < 1:
-            raise UserError(f"prefix_len must be an integer >= 2, not {prefix_len!r} (RARec)")
-        if prefix_len < 2 and ablation in ("none", "no_reparam"):
+        if config["prefix_len"] < 2 and ablation in ("none", "no_reparam"):
             raise UserError(
-                f"prefix_len={prefix_len} leaves no room for the contextual instruction: use >= 2 "
+                f"prefix_len={config['prefix_len']} leaves no room for the contextual instruction: use >= 2 "
                 "(or ablation: no_instruction) (RARec)"
             )
-        temperature = config["temperature"]
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise UserError(f"temperature must be a number > 0, not {temperature!r} (RARec)")
-        id_norm = str(config["id_norm"] or "none").lower()
-        if id_norm not in ID_NORMS:
-            raise UserError(f"id_norm must be one of {', '.join(ID_NORMS)}, not '{config['id_norm']}' (RARec)")
         if config["loss_type"] != "BPR":
             raise UserError("RARec trains with BPR (Eq. 13): set loss_type: BPR and a uniform train_neg_sample_args")
 
