@@ -9,6 +9,7 @@ from conftest import REPO
 from recbole_llm.data.atomic import check_atomic_file
 from recbole_llm.errors import UserError
 from recbole_llm.quick_start import build_config
+from recbole_llm.spec import RunSpec
 
 HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
 ROWS = "u1\ti1\t1\nu1\ti2\t2\nu1\ti3\t3\n"
@@ -35,8 +36,9 @@ def test_a_well_formed_file_passes_and_gives_its_header(tmp_path):
 def test_encoding_error_names_the_line_of_the_bad_byte(tmp_path):
     path = tmp_path / "d.inter"
     msg = error(path, HEADER.encode() + b"u1\ti1\t1\nu1\tcaf\xe9\t2\n")
-    assert msg == (f"{path}:3: byte 7 of the line (b'\\xe9') is not valid utf-8 (invalid continuation byte); save "
-                   "the file as utf-8, or set the config key 'encoding' to the file's encoding")
+    assert msg.startswith(f"{path}:3: byte 7 of the line (b'\\xe9') is not valid utf-8 (invalid continuation byte), "
+                          "the encoding tried; the file looks like ")
+    assert msg.endswith(" (config key 'encoding'), or save the file as utf-8") and " pass --encoding=" in msg
     path.write_bytes(HEADER.encode() + b"u1\ti1\t1\nu1\tcaf\xe9\t2\n")
     assert check_atomic_file(path, encoding="latin-1")[1] == ("item_id", "token")
 
@@ -68,14 +70,15 @@ def test_malformed_quoting(tmp_path, title):
 def test_numbers_in_float_fields_and_a_time_in_every_row(tmp_path):
     path = tmp_path / "d.inter"
     msg = error(path, HEADER + ROWS + "u1\ti4\tyesterday\n")
-    assert msg == (f"{path}:5: field 'timestamp' (float) holds 'yesterday', not a number; write a number there (or "
-                   "nothing) or declare the column ':token'")
+    assert msg == (f"{path}:5: field 'timestamp' (column 3, float) holds 'yesterday', not a number; write a number "
+                   "there (or nothing) or declare the column ':token'")
     msg = error(path, HEADER + "u1\ti4\t\n", required_numbers=("timestamp",))
-    assert msg == f"{path}:2: field 'timestamp' is empty; every row needs its time (it orders the interactions)"
+    assert msg == (f"{path}:2: field 'timestamp' (column 3) is empty; every row needs its time (it orders the "
+                   "interactions)")
     item = tmp_path / "d.item"
     msg = error(item, "item_id:token\tvec:float_seq\ni1\t1 2,5\n")
-    assert msg == (f"{item}:2: field 'vec' (float_seq) holds '2,5', not a number; write numbers separated by ' ' or "
-                   "declare the column ':token_seq'")
+    assert msg == (f"{item}:2: field 'vec' (column 2, float_seq) holds '2,5', not a number; write numbers separated "
+                   "by ' ' or declare the column ':token_seq'")
 
 
 def test_carriage_return_inside_a_line(tmp_path):
@@ -100,8 +103,7 @@ def dataset(tmp_path, header, rows=ROWS):
 def test_configured_time_field_missing(tmp_path):
     path = dataset(tmp_path, "user_id:token\titem_id:token\ttime:float\n")
     with pytest.raises(UserError) as err:
-        build_config("SASRec", "d", 1, (), {"load_col": {"inter": ["user_id", "item_id", "timestamp"]}},
-                     tmp_path / "data", tmp_path / "saved")
+        build_config(RunSpec("SASRec", "d", 1, (), {"load_col": {"inter": ["user_id", "item_id", "timestamp"]}}, tmp_path / "data", tmp_path / "saved"))
     assert str(err.value) == (f"{path}:1: TIME_FIELD 'timestamp' is not a column of the header (user_id:token, "
                               "item_id:token, time:float); rename the column 'time' to 'timestamp', or set "
                               "TIME_FIELD: time and list 'time' in load_col's inter list")
@@ -110,25 +112,22 @@ def test_configured_time_field_missing(tmp_path):
 def test_configured_fields_types_and_load_col(tmp_path):
     path = dataset(tmp_path, "user_id:token\titem_id:token\ttimestamp:token\n")
     with pytest.raises(UserError) as err:
-        build_config("SASRec", "d", 1, (), {}, tmp_path / "data", tmp_path / "saved")
+        build_config(RunSpec("SASRec", "d", 1, (), {}, tmp_path / "data", tmp_path / "saved"))
     assert str(err.value) == (f"{path}:1: TIME_FIELD 'timestamp' is declared 'timestamp:token'; RecBole needs "
                               "'timestamp:float' there: change the header")
     path.write_text(HEADER + ROWS)
     with pytest.raises(UserError) as err:
-        build_config("SASRec", "d", 1, (), {"load_col": {"inter": ["user_id", "item_id"]}}, tmp_path / "data",
-                     tmp_path / "saved")
+        build_config(RunSpec("SASRec", "d", 1, (), {"load_col": {"inter": ["user_id", "item_id"]}}, tmp_path / "data", tmp_path / "saved"))
     assert str(err.value) == ("load_col lists the .inter columns ['user_id', 'item_id'] without TIME_FIELD "
                               "'timestamp', so RecBole would not load it; add 'timestamp' to load_col's inter list")
     with pytest.raises(UserError) as err:
-        build_config("SASRec", "d", 1, (), {"load_col": {"inter": ["user_id", "item_id", "timestamp", "rating"]}},
-                     tmp_path / "data", tmp_path / "saved")
+        build_config(RunSpec("SASRec", "d", 1, (), {"load_col": {"inter": ["user_id", "item_id", "timestamp", "rating"]}}, tmp_path / "data", tmp_path / "saved"))
     assert str(err.value) == (f"{path}:1: load_col lists 'rating' for .inter, which the header does not have "
                               "(user_id:token, item_id:token, timestamp:float); remove it from load_col or add the "
                               "column")
     with pytest.raises(UserError, match=r"d.inter:1: USER_ID_FIELD 'uid' is not a column of the header .*; rename "
                                         "the column 'user_id' to 'uid', or set USER_ID_FIELD: user_id"):
-        build_config("SASRec", "d", 1, (), {"USER_ID_FIELD": "uid", "load_col": None}, tmp_path / "data",
-                     tmp_path / "saved")
+        build_config(RunSpec("SASRec", "d", 1, (), {"USER_ID_FIELD": "uid", "load_col": None}, tmp_path / "data", tmp_path / "saved"))
 
 
 def test_runner_stops_with_one_line_and_trains_nothing(tmp_path):

@@ -73,13 +73,3 @@ def test_damaged_checkpoint_says_what_it_is_not_pickled_objects(tmp_path, damage
         assert len(str(err.value).splitlines()) == 1
 
 
-def test_an_option_added_later_keeps_old_run_keys_at_its_default():
-    """A key of OLD_BEHAVIOUR_VALUES at its default leaves the key as it was before the option existed
-    (runs made then resume and are found); any other value changes it."""
-    from recbole_llm.checkpoint import OLD_BEHAVIOUR_VALUES, config_key
-
-    old = {"model": "RARec", "seed": 2020, "learning_rate": 0.0005}
-    for option, default in OLD_BEHAVIOUR_VALUES.items():
-        for spelled in (default, default.upper(), None, "None"):  # how a YAML or --option=... may spell it
-            assert config_key({**old, option: spelled}) == config_key(old), spelled
-        assert config_key({**old, option: "something else"}) != config_key(old)

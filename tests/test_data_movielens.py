@@ -6,8 +6,10 @@ import filecmp
 import functools
 import http.server
 import os
+import shutil
 import threading
 import zipfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -201,3 +203,52 @@ def test_cli_ml1m_raw_and_error_exit(tmp_path, capsys):
     assert cli_main(["ml-1m", "--raw-dir", str(tmp_path / "nowhere"), "--data-path", str(tmp_path / "data")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and "ratings.dat" in err[-1]
+
+
+# ----------------------------------------------------------------------------- GroupLens' real ml-1m files
+# shared/ lies beside the clone (as in tests/test_data_unisrec.py); RECBOLE_LLM_SHARED overrides.
+ML1M_META = Path(os.environ.get("RECBOLE_LLM_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "datasets" \
+    / "ml-1m-meta"
+
+
+@pytest.mark.skipif(not (ML1M_META / "movies.dat").is_file() or not (ML1M_META / "users.dat").is_file(),
+                    reason=f"GroupLens' ml-1m movies.dat and users.dat are not at {ML1M_META} (shared/ beside the "
+                           "checkout, or $RECBOLE_LLM_SHARED/datasets/ml-1m-meta)")
+def test_convert_ml1m_real_movies_and_users_with_synthetic_ratings(tmp_path):
+    """GroupLens' own movies.dat and users.dat (Latin-1) with a ratings.dat made here over their ids
+    (the real ratings.dat is not available: shared/datasets/ml-1m-meta/PROVENANCE.md)."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("movies.dat", "users.dat"):
+        shutil.copyfile(ML1M_META / name, raw / name)
+    movie_ids = [line.split(b"::", 1)[0].decode() for line in (raw / "movies.dat").read_bytes().splitlines()]
+    user_ids = [line.split(b"::", 1)[0].decode() for line in (raw / "users.dat").read_bytes().splitlines()]
+    assert (len(movie_ids), len(user_ids)) == (3883, 6040)
+    # three ratings per user, cycling through the movies so that every movie is rated
+    lines = [f"{u}::{movie_ids[(3 * k + j) % len(movie_ids)]}::{1 + (k + j) % 5}::{978300000 + 60 * (3 * k + j)}"
+             for k, u in enumerate(user_ids) for j in range(3)]
+    (raw / "ratings.dat").write_text("\n".join(lines) + "\n", encoding="latin-1")
+
+    counts = convert_ml1m(raw, tmp_path / "data")
+    assert counts == {"users": 6040, "items": 3883, "interactions": 18120}
+    out = tmp_path / "data" / "ml-1m"
+    item = read_atomic(out / "ml-1m.item").set_index("item_id")
+    user = read_atomic(out / "ml-1m.user").set_index("user_id")
+    assert (len(item), len(user)) == (3883, 6040)
+    # Article moved to the front, year kept in its own column (release_year), not in the title
+    assert item.loc["2571"].tolist() == ["The Matrix", "1999", "Action Sci-Fi Thriller"]    # "Matrix, The (1999)"
+    assert item.loc["1933", "movie_title"] == "The Life of \u00c9mile Zola"                 # "Life of Émile Zola, The"
+    assert item.loc["1406", "movie_title"] == "La C\u00e9r\u00e9monie"                      # "Cérémonie, La"
+    assert item.loc["73", "movie_title"] == "Les Mis\u00e9rables"
+    assert item.loc["2175"].tolist()[:2] == ["D\u00e9j\u00e0 Vu", "1997"]                    # Latin-1 0xE9, 0xE0
+    assert item.loc["1320", "movie_title"] == "Alien\u00b3"                                  # Latin-1 0xB3
+    assert item.loc["570", "movie_title"] == "The Slingshot"                 # "Slingshot, The (Kådisbellan ) (1993)"
+    assert item.loc["293", "movie_title"] == "The Professional"  # "Professional, The (a.k.a. Leon: ...) (1994)"
+    assert item.loc["1001"].tolist()[:2] == ["The Associate", "1982"]        # "Associate, The (L'Associe)(1982)"
+    text = (out / "ml-1m.item").read_text(encoding="utf-8")  # written as UTF-8
+    assert "D\u00e9j\u00e0 Vu" in text and "\ufffd" not in text
+    assert not [t for t in item["movie_title"] if t.endswith((", The", ", A", ", An"))]
+    assert all(len(y) == 4 and y.isdigit() for y in item["release_year"])
+    assert user.loc["1"].tolist() == ["1", "F", "10", "48067"] and user.loc["6040"].tolist()[1] == "M"
+    inter = read_atomic(out / "ml-1m.inter")
+    assert inter["user_id"].iloc[[0, -1]].tolist() == ["1", "6040"]  # numeric user order

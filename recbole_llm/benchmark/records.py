@@ -10,7 +10,8 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
-from recbole_llm.fsutil import atomic_write_text
+from recbole_llm.errors import UserError
+from recbole_llm.fsutil import atomic_write_text, folder_lock
 
 
 def _safe(name):
@@ -22,16 +23,21 @@ def runs_dir(output, dataset):
 
 
 def write_record(output, record):
-    """Store ``record`` (needs ``dataset``, ``seed`` and ``label`` or ``model``); return its path."""
+    """Store ``record`` (needs ``dataset``, ``seed`` and ``label`` or ``model``); return its path.
+
+    The name is chosen and written under the runs folder's lock, so two commands that store a
+    record of one label and seed in the same second keep both (``...-2.json``)."""
     label = record.get("label") or record["model"]
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    name = f"{_safe(label)}__seed{record['seed']}__{stamp}.json"
-    path = runs_dir(output, record["dataset"]) / name
-    n = 1
-    while path.exists():
-        n += 1
-        path = path.with_name(f"{_safe(label)}__seed{record['seed']}__{stamp}-{n}.json")
-    return atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
+    folder = runs_dir(output, record["dataset"])
+    text = json.dumps(record, indent=1, sort_keys=True) + "\n"
+    with folder_lock(folder):
+        path = folder / f"{_safe(label)}__seed{record['seed']}__{stamp}.json"
+        n = 1
+        while path.exists():
+            n += 1
+            path = path.with_name(f"{_safe(label)}__seed{record['seed']}__{stamp}-{n}.json")
+        return atomic_write_text(path, text)
 
 
 def eta_s(run_times, remaining, parallel=1, earlier=None):
@@ -96,8 +102,15 @@ def load_records(output, dataset):
     records = []
     folder = runs_dir(output, dataset)
     for path in sorted(folder.glob("*.json")):
-        with open(path, encoding="utf-8") as f:
-            rec = json.load(f)
+        try:
+            with open(path, encoding="utf-8") as f:
+                rec = json.load(f)
+        except (OSError, ValueError) as err:
+            raise UserError(f"run record {path} cannot be read ({' '.join(str(err).split())}); move it out of "
+                            f"{folder} (or delete it and run that model and seed again)") from None
+        if not isinstance(rec, dict):
+            raise UserError(f"run record {path} holds a JSON {type(rec).__name__}, not a run record; move it out of "
+                            f"{folder}")
         rec["_path"] = str(path)
         records.append(rec)
     records.sort(key=lambda r: (r.get("finished_at", ""), r["_path"]))

@@ -21,7 +21,9 @@ leaves either the old dataset or the new one, never half of one.
 import codecs
 import contextlib
 import csv
+import dataclasses
 import logging
+import math
 import os
 import shutil
 import socket
@@ -40,6 +42,23 @@ VALID_TYPES = ("token", "token_seq", "float", "float_seq")
 # Suffixes RecBole reads as atomic files of a dataset (``.inter`` plus the optional ones).
 ATOMIC_SUFFIXES = ("inter", "user", "item", "kg", "link", "net")
 _FORM = "tab-separated 'name:type' columns with type one of token, token_seq, float, float_seq"
+
+
+@dataclasses.dataclass(frozen=True)
+class AtomicFormat:
+    """How RecBole reads a dataset's atomic files: the config keys ``encoding``,
+    ``field_separator`` and ``seq_separator``, with RecBole's defaults. ``encoding`` None: not
+    known yet (:func:`validate_dataset` with ``headers_only``)."""
+
+    encoding: str | None = "utf-8"
+    field_separator: str = "\t"
+    seq_separator: str = " "
+
+    @classmethod
+    def of(cls, config) -> "AtomicFormat":
+        """The format a RecBole ``Config`` (or a dict with the three keys) makes RecBole read; an
+        unset key is RecBole's default."""
+        return cls(config["encoding"] or "utf-8", config["field_separator"] or "\t", config["seq_separator"] or " ")
 
 
 def normalize_text(text):
@@ -79,18 +98,80 @@ def parse_header(line, path="<header>"):
     return header
 
 
+def codec_name(encoding):
+    """The codec Python uses for ``encoding`` (the config key RecBole opens atomic files with);
+    :class:`UserError` when Python knows no such encoding."""
+    try:
+        return codecs.lookup(encoding).name
+    except (LookupError, TypeError):
+        raise UserError(f"encoding {encoding!r} (config key 'encoding', --encoding) is not an encoding Python knows; "
+                        "pass the atomic files' encoding, e.g. --encoding=utf-8, --encoding=gbk or "
+                        "--encoding=latin-1") from None
+
+
+def guess_encoding(data):
+    """An encoding that decodes ``data`` whole and that ``charset_normalizer`` (installed with
+    ``requests``) thinks likely, or None. Only to word a fix: the error names what was tried."""
+    try:
+        from charset_normalizer import from_bytes
+    except ImportError:
+        return None
+    best = from_bytes(data).best()
+    if best is None:
+        return None
+    try:
+        data.decode(best.encoding)
+    except (UnicodeDecodeError, LookupError):
+        return None
+    return best.encoding
+
+
+def decode_error(path, data, encoding, err):
+    """The one-line :class:`UserError` for bytes of ``path`` that do not decode as ``encoding``:
+    the line and byte of the first bad byte, the encoding tried, and the ``--encoding`` that fixes it."""
+    line = data.count(b"\n", 0, err.start) + 1
+    column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+    guess = guess_encoding(data)
+    if guess is not None and codec_name(guess) != codec_name(encoding):
+        fix = f"the file looks like {guess}: pass --encoding={guess} (config key 'encoding')"
+    else:
+        fix = "pass the file's encoding with --encoding=<encoding> (config key 'encoding'; e.g. gbk, latin-1)"
+    return UserError(f"{path}:{line}: byte {column} of the line ({data[err.start:err.start + 1]!r}) is not valid "
+                     f"{encoding} ({err.reason}), the encoding tried; {fix}, or save the file as "
+                     f"{encoding}")
+
+
 def read_header(path, encoding="utf-8"):
-    """The validated header ``[(name, type), ...]`` of the atomic file at ``path``."""
+    """The validated header ``[(name, type), ...]`` of the atomic file at ``path``.
+
+    Only the header line is decoded (with ``encoding``), so rows in another encoding are left to
+    :func:`check_atomic_file`; ``encoding=None`` (not known yet) reads a header that is UTF-8
+    (ASCII: every header RecBole's own datasets have) and returns None for one that is not.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"atomic file {path} does not exist; create it or fix the dataset name/data_path")
-    try:
-        with open(path, encoding=encoding, newline="") as f:
-            line = f.readline()
-    except UnicodeDecodeError as err:
-        raise UserError(f"{path}: the header is not valid {encoding} ({err.reason}); save the file as {encoding}") from None
-    if not line:
+    decoder = codecs.getincrementaldecoder(codec_name(encoding or "utf-8"))()
+    line, data = "", b""
+    with open(path, "rb") as f:
+        while "\n" not in line:
+            byte = f.read(1)  # byte by byte: the decoder must not see the second line
+            if not byte:
+                break
+            data += byte
+            try:
+                line += decoder.decode(byte)
+            except UnicodeDecodeError as err:
+                if encoding is None:
+                    return None
+                err.start += len(data) - len(err.object)  # the decoder saw the bytes it had buffered
+                raise decode_error(path, data, encoding, err) from None
+    if not data:
         raise UserError(f"{path} is empty; an atomic file starts with a header of {_FORM}")
+    if line.startswith("\ufeff") and codec_name(encoding or "utf-8") == "utf-8":
+        raise UserError(f"{path}:1: the file starts with a UTF-8 byte-order mark (BOM), which RecBole reads as part "
+                        "of the first field name; save it as UTF-8 without BOM (e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' "
+                        f"{path})")
     return parse_header(line[:-1] if line.endswith("\n") else line, path)
 
 
@@ -104,6 +185,39 @@ def _is_number(text):
     return True
 
 
+# RecBole stores float fields in float32 tensors: a larger magnitude becomes infinite there.
+_FLOAT32_MAX = 3.4028234663852886e38
+
+# What RecBole's ``read_csv`` (pandas' default ``na_values``) reads as missing in a token column.
+try:
+    from pandas._libs.parsers import STR_NA_VALUES as _NA_STRINGS
+except ImportError:  # pandas moved it: its documented list
+    _NA_STRINGS = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+                   "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+
+
+def _number_problem(text):
+    """None for a value RecBole reads as a finite number; else why it does not: ``"not a number"``,
+    ``"NaN"`` (pandas reads it as missing and RecBole fills in the column's mean), ``"infinite"``
+    (kept as infinity), ``"range"`` (finite, but infinite in RecBole's float32 tensors)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return "not a number"
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "infinite"
+    return "range" if abs(value) > _FLOAT32_MAX else None
+
+
+_NUMBER_PROBLEMS = {
+    "NaN": "NaN, which RecBole reads as a missing value and replaces with the column's mean",
+    "infinite": "an infinite value, which RecBole keeps as infinity",
+    "range": "a number beyond float32's range (+-3.4e38), which becomes infinite in RecBole's float32 tensors",
+}
+
+
 def _parse_quoted(line, separator):
     """Split one line that holds a double quote the way RecBole's ``read_csv`` does (CSV quoting,
     ``""`` inside a quoted value); None when the quoting is malformed or a quoted value does not
@@ -115,7 +229,8 @@ def _parse_quoted(line, separator):
     return rows[0] if len(rows) == 1 else None
 
 
-def check_atomic_file(path, encoding="utf-8", field_separator="\t", seq_separator=" ", required_numbers=()):
+def check_atomic_file(path, encoding="utf-8", field_separator="\t", seq_separator=" ", required_numbers=(),
+                      id_fields=()):
     """Validate a whole atomic file the way RecBole 1.2.1 will read it; return its header.
 
     Checked, each failure a :class:`UserError` naming ``path:line``, the field and the fix: the
@@ -125,46 +240,50 @@ def check_atomic_file(path, encoding="utf-8", field_separator="\t", seq_separato
     with NaN and reads a long one shifted by a column, silently); CSV quoting that closes on its
     own line (a value that holds ``"`` is quoted whole, the quote doubled); no carriage return
     inside a line (``read_csv`` splits the row there; a ``\r\n`` line end is fine); no NUL;
-    a number (or nothing) in every ``float`` value and every element of a ``float_seq`` value;
-    a number, never empty, in the fields of ``required_numbers`` (the time field). Blank lines
-    are skipped, as ``read_csv`` skips them.
+    a finite number within float32's range (or nothing) in every ``float`` value and every element
+    of a ``float_seq`` value (``nan`` would be filled with the column's mean, ``inf`` kept, ``1e39``
+    made infinite by RecBole's float32: a time among them moves the held-out items); a number,
+    never empty, in the fields of ``required_numbers`` (the time field); in the ``token`` fields
+    of ``id_fields`` (the user and item ids), no value that RecBole's reader takes for a missing
+    one (empty, ``NA``, ``null``, ... : RecBole drops such rows silently). Blank lines are skipped,
+    as ``read_csv`` skips them. The encoding is one Python knows (:func:`codec_name`).
     """
+    codec_name(encoding)
     path = Path(path)
     if not path.is_file():
         raise UserError(f"atomic file {path} does not exist; create it or fix the dataset name/data_path")
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, encoding, field_separator, seq_separator,
-           tuple(required_numbers))
+           tuple(required_numbers), tuple(id_fields))
     if key not in _CHECKED:  # a run checks its dataset once per model and ID model: read it once
-        _CHECKED[key] = _check_atomic_file(path, encoding, field_separator, seq_separator, required_numbers)
+        _CHECKED[key] = _check_atomic_file(path, encoding, field_separator, seq_separator, required_numbers,
+                                           id_fields)
     return list(_CHECKED[key])
 
 
 _CHECKED = {}  # (path, size, mtime, options) -> header of a file that passed check_atomic_file
 
 
-def _check_atomic_file(path, encoding, field_separator, seq_separator, required_numbers):
+def _check_atomic_file(path, encoding, field_separator, seq_separator, required_numbers, id_fields):
     data = path.read_bytes()
     if not data:
         raise UserError(f"{path} is empty; an atomic file starts with a header of {_FORM}")
-    if data.startswith(codecs.BOM_UTF8) and codecs.lookup(encoding).name == "utf-8":
+    if data.startswith(codecs.BOM_UTF8) and codec_name(encoding) == "utf-8":
         raise UserError(f"{path}:1: the file starts with a UTF-8 byte-order mark (BOM), which RecBole reads as part "
-                        "of the first field name; save it as UTF-8 without BOM (e.g. sed -i '1s/^\xEF\xBB\xBF//' "
+                        "of the first field name; save it as UTF-8 without BOM (e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' "
                         f"{path})")
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
-        raise UserError(f"{path}:{line}: byte {column} of the line ({data[err.start:err.start + 1]!r}) is not valid "
-                        f"{encoding} ({err.reason}); save the file as {encoding}, or set the config key 'encoding' to "
-                        "the file's encoding") from None
+        raise decode_error(path, data, encoding, err) from None
     lines = text.split("\n")
     header = parse_header(lines[0], path)
     names = [n for n, _ in header]
+    required = set(required_numbers)
     floats = [(i, n) for i, (n, t) in enumerate(header) if t == "float"]
     float_seqs = [(i, n) for i, (n, t) in enumerate(header) if t == "float_seq"]
-    needed = [(i, n) for i, n in enumerate(names) if n in set(required_numbers)]
+    needed = [(i, n) for i, n in enumerate(names) if n in required]
+    ids = [(i, n) for i, (n, t) in enumerate(header) if t == "token" and n in set(id_fields)]
     rows = 0
     for number, line in enumerate(lines[1:], 2):
         if line.endswith("\r"):
@@ -187,23 +306,60 @@ def _check_atomic_file(path, encoding, field_separator, seq_separator, required_
                             f"({', '.join(names)}); give every row one value per column, separated by "
                             f"{field_separator!r}")
         for i, name in floats:
-            if values[i] and not _is_number(values[i]):
-                raise UserError(f"{where}: field '{name}' (float) holds {values[i]!r}, not a number; write a number "
-                                "there (or nothing) or declare the column ':token'")
+            problem = values[i] and _number_problem(values[i])
+            if problem == "not a number":
+                raise UserError(f"{where}: field '{name}' (column {i + 1}, float) holds {values[i]!r}, not a number; "
+                                "write a number there (or nothing) or declare the column ':token'")
+            if problem:
+                raise _non_finite(_Cell(where, name, i + 1, "float"), values[i], problem, name in required)
         for i, name in float_seqs:
-            bad = next((v for v in values[i].split(seq_separator) if v and not _is_number(v)), None)
-            if bad is not None:
-                raise UserError(f"{where}: field '{name}' (float_seq) holds {bad!r}, not a number; write numbers "
-                                f"separated by {seq_separator!r} or declare the column ':token_seq'")
+            for element in values[i].split(seq_separator):
+                problem = element and _number_problem(element)
+                if problem == "not a number":
+                    raise UserError(f"{where}: field '{name}' (column {i + 1}, float_seq) holds {element!r}, not a "
+                                    f"number; write numbers separated by {seq_separator!r} or declare the column "
+                                    "':token_seq'")
+                if problem:
+                    raise _non_finite(_Cell(where, name, i + 1, "float_seq"), element, problem)
         for i, name in needed:
             if not values[i].strip():
-                raise UserError(f"{where}: field '{name}' is empty; every row needs its time (it orders the "
-                                "interactions)")
+                raise UserError(f"{where}: field '{name}' (column {i + 1}) is empty; every row needs its time (it "
+                                "orders the interactions)")
+        for i, name in ids:
+            value = values[i]
+            if value in _NA_STRINGS:
+                said = f"holds {value!r}, which RecBole's reader takes for a missing value" if value else "is empty"
+                rename = f" (rename the id {value!r}, e.g. to '{value}_')" if value else ""
+                raise UserError(f"{where}: field '{name}' (column {i + 1}, token) {said}, so RecBole would drop the "
+                                f"row without a word; give every row its {name}{rename}")
         rows += 1
     if rows == 0:
         raise UserError(f"{path}:2: the file has a header but no rows; add the data (or remove the file if it is "
                         "not needed)")
     return header
+
+
+@dataclasses.dataclass(frozen=True)
+class _Cell:
+    """Where a value lies, for a message: ``where`` (``path:line``), the field's name, its 1-based
+    column and its type."""
+
+    where: str
+    name: str
+    column: int
+    ftype: str
+
+
+def _non_finite(cell: _Cell, value: str, problem: str, required: bool = False) -> UserError:
+    """The :class:`UserError` for a float value that is not a finite float32 number (``required``:
+    the field needs a number in every row)."""
+    if required:
+        fix = "every row needs a finite time (it orders the interactions and picks the held-out items): write it"
+    else:
+        missing = "" if cell.ftype == "float_seq" else " (or nothing, for a missing value)"
+        fix = "write a finite number there" + missing
+    return UserError(f"{cell.where}: field '{cell.name}' (column {cell.column}, {cell.ftype}) holds {value!r}, "
+                     f"{_NUMBER_PROBLEMS[problem]}; {fix}")
 
 
 def format_header(header):
@@ -333,18 +489,22 @@ def write_dataset(out_dir, name, files, encoding="utf-8"):
                 header, rows = content
             header = [tuple(c) for c in header]
             _write_frame(tmp / f"{name}.{suffix}", header, _to_frame(header, rows), encoding)
-        validate_dataset(tmp, name, encoding)
+        validate_dataset(tmp, name, AtomicFormat(encoding))
         return install_dir(tmp, out_dir / name, name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def validate_dataset(folder, name, encoding="utf-8", field_separator="\t", seq_separator=" ", required_numbers=(),
-                     headers_only=False):
-    """Check every atomic file of ``name`` in ``folder`` whole (:func:`check_atomic_file`), or only
-    its header with ``headers_only``; return ``{filename: header}``. ``required_numbers`` applies
-    to the ``.inter`` file."""
+def validate_dataset(folder: str | Path, name: str, file_format: AtomicFormat = AtomicFormat(),
+                     required_numbers: tuple[str, ...] = (), headers_only: bool = False,
+                     id_fields: tuple[str, ...] = ()) -> dict[str, list[tuple[str, str]]]:
+    """Check every atomic file of ``name`` in ``folder`` whole (:func:`check_atomic_file`), read as
+    ``file_format`` says, or only its header with ``headers_only``; return ``{filename: header}``.
+    ``required_numbers`` applies to the ``.inter`` file, ``id_fields`` to every file. With
+    ``headers_only`` and ``file_format.encoding`` None (not known yet), a header that is not UTF-8
+    is left out (:func:`read_header`)."""
+    encoding = file_format.encoding
     folder = Path(folder)
     inter = folder / f"{name}.inter"
     if not inter.is_file():
@@ -353,10 +513,13 @@ def validate_dataset(folder, name, encoding="utf-8", field_separator="\t", seq_s
     for path in sorted(folder.iterdir()):
         if path.is_file() and _is_own_atomic_file(path.name, name):
             if headers_only:
-                headers[path.name] = read_header(path, encoding)
+                header = read_header(path, encoding)
+                if header is not None:
+                    headers[path.name] = header
             else:
-                headers[path.name] = check_atomic_file(path, encoding, field_separator, seq_separator,
-                                                       required_numbers if path == inter else ())
+                headers[path.name] = check_atomic_file(path, encoding, file_format.field_separator,
+                                                       file_format.seq_separator,
+                                                       required_numbers if path == inter else (), id_fields)
     return headers
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from recbole_llm.data.atomic import AtomicFormat, codec_name, decode_error
 from recbole_llm.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -65,24 +66,34 @@ class ItemText:
                             f"column of {path} in properties/dataset/{name}.yaml")
         iid_field = dataset.iid_field
         id_tokens = dataset.field2id_token[iid_field]
-        return cls.from_file(path, field, id_tokens, iid_field=iid_field,
-                             sep=config["field_separator"] or "\t", seq_sep=config["seq_separator"] or " ",
-                             encoding=config["encoding"] or "utf-8", dataset_name=name)
+        return cls.from_file(path, field, id_tokens, iid_field=iid_field, file_format=AtomicFormat.of(config),
+                             dataset_name=name)
 
     @classmethod
-    def from_file(cls, path, field, id_tokens, iid_field="item_id", sep="\t", seq_sep=" ", encoding="utf-8",
-                  dataset_name=None):
-        """Titles from the ``.item`` file at ``path`` for the internal-id order ``id_tokens``
-        (RecBole's ``field2id_token[ITEM_ID_FIELD]``: index 0 is ``[PAD]``)."""
+    def from_file(cls, path: str | Path, field: str, id_tokens, iid_field: str = "item_id",
+                  file_format: AtomicFormat = AtomicFormat(), dataset_name: str | None = None) -> "ItemText":
+        """Titles from the ``.item`` file at ``path``, read as ``file_format`` says, for the
+        internal-id order ``id_tokens`` (RecBole's ``field2id_token[ITEM_ID_FIELD]``: index 0 is
+        ``[PAD]``)."""
+        encoding = file_format.encoding
+        sep, seq_sep = file_format.field_separator, file_format.seq_separator
         path = Path(path)
         name = dataset_name or path.stem
         fix = f"set item_text_field in properties/dataset/{name}.yaml to one of its title columns"
         if not path.is_file():
             raise UserError(f"{path} does not exist, so item field '{field}' (item_text_field) has no source; "
                             f"create the .item file (python -m recbole_llm.data --help) or {fix}")
+        codec_name(encoding)
         try:
             df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding=encoding)
-        except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        except UnicodeDecodeError:
+            data = path.read_bytes()
+            try:
+                data.decode(encoding)
+            except UnicodeDecodeError as err:  # where in the file: pandas' error counts from its chunk
+                raise decode_error(path, data, encoding, err) from None
+            raise
+        except (ValueError, pd.errors.ParserError) as err:
             raise UserError(f"{path} cannot be parsed as a RecBole atomic file ({' '.join(str(err).split())}); "
                             "fix the file (tab-separated, header 'name:type')") from None
         columns = {str(c).split(":", 1)[0]: c for c in df.columns}

@@ -4,8 +4,15 @@ import difflib
 import logging
 from pathlib import Path
 
-from recbole_llm.data.atomic import _is_own_atomic_file, download_recbole_dataset, recbole_urls, validate_dataset
+from recbole_llm.data.atomic import (
+    AtomicFormat,
+    _is_own_atomic_file,
+    download_recbole_dataset,
+    recbole_urls,
+    validate_dataset,
+)
 from recbole_llm.errors import UserError
+from recbole_llm.utils import check_name
 
 logger = logging.getLogger(__name__)
 
@@ -15,27 +22,35 @@ CONVERSION_COMMANDS = {
                          "--prefix Scientific --name amazon-scientific --data-path {data_path}",
 }
 GENERIC_COMMANDS = (
-    "python -m recbole_llm.data amazon --reviews <reviews.json.gz> --meta <meta.json.gz> --name {name} "
+    "python -m recbole_llm.data csv --inter <interactions.csv> --user-col <col> --item-col <col> --time-col <col> "
+    "--name {name} --data-path {data_path} (your own data), "
+    "python -m recbole_llm.data amazon --reviews <reviews.jsonl.gz> --meta <meta.jsonl.gz> --name {name} "
     "--data-path {data_path}, or python -m recbole_llm.data unisrec --src <UniSRec folder> --prefix <X> "
     "--name {name} --data-path {data_path}"
 )
 
 
-def ensure_dataset(name, data_path):
+def ensure_dataset(name, data_path, encoding=None):
     """Return ``<data_path>/<name>``, creating the dataset first when it is missing.
 
-    * ``<data_path>/<name>/<name>.inter`` exists: check the header of every atomic file there
-      (:func:`check_dataset` checks the whole files once the config, and so the encoding, is known);
+    * ``<data_path>/<name>/<name>.inter`` exists: check the header of every atomic file there,
+      decoded with ``encoding`` (the config key; None: not known yet, and a header that is not
+      UTF-8 waits for :func:`check_dataset`, which checks the whole files once the config, and so
+      the encoding, is known);
     * ``ml-100k``: copy RecBole's bundled files (no network);
     * ``ml-1m`` and every other name in RecBole's ``url.yaml``: RecBole's download, without
       prompts (offline -> :class:`UserError` with the conversion command);
     * anything else (``amazon-scientific`` included): :class:`UserError` giving the path and the
       exact conversion command.
+    A ``name`` that is not one plain folder name (``a/b``, ``..``) is refused first
+    (:func:`recbole_llm.utils.check_name`): it becomes ``<data_path>/<name>/``,
+    ``<checkpoint_dir>/<name>-*.pth`` and ``<output>/<name>/``, and each must stay in its folder.
     """
+    check_name(name, "--dataset", hint=" (a folder name under --data-path: pass its parent as --data-path)")
     data_path = Path(data_path)
     folder = data_path / name
     if (folder / f"{name}.inter").is_file():
-        validate_dataset(folder, name, headers_only=True)  # whole files: check_dataset, with the config's encoding
+        validate_dataset(folder, name, AtomicFormat(encoding), headers_only=True)  # whole files: check_dataset
         return folder
     if name == "ml-100k":
         from recbole_llm.data.movielens import materialize_ml100k
@@ -69,6 +84,7 @@ def check_dataset(config):
     split is time-ordered (``eval_args.order: TO``, and always for sequential models), each of
     them listed in ``load_col`` when it lists the ``.inter`` columns, and every column ``load_col``
     lists exists. Each failure is a :class:`UserError` naming ``file:1`` (the header) and the fix.
+    Values are checked too: finite numbers in float fields, no id RecBole would read as missing.
     """
     from recbole.utils import ModelType
 
@@ -76,8 +92,9 @@ def check_dataset(config):
     order = (config["eval_args"] or {}).get("order")
     time_field = config["TIME_FIELD"]
     needs_time = bool(time_field) and (order == "TO" or config["MODEL_TYPE"] == ModelType.SEQUENTIAL)
-    headers = validate_dataset(folder, name, config["encoding"] or "utf-8", config["field_separator"] or "\t",
-                               config["seq_separator"] or " ", (time_field,) if needs_time else ())
+    ids = tuple(f for f in (config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]) if f)
+    headers = validate_dataset(folder, name, AtomicFormat.of(config), (time_field,) if needs_time else (),
+                               id_fields=ids)
     load_col = config["load_col"] if isinstance(config["load_col"], dict) else {}
     inter = folder / f"{name}.inter"
     header = dict(headers[inter.name])

@@ -19,12 +19,14 @@ subsampled; the validation and test splits stay RecBole's leave-one-out split, s
 trained on a selection is evaluated on exactly the cases of one trained on ``all``.
 
 The arithmetic lives in pure functions over numpy arrays (:func:`word_overlap`,
-:func:`quantile_buckets`, :func:`water_fill`, :func:`select`); :func:`select_training_samples`
-applies them to a built RecBole train dataset; :class:`TuningSequentialDataset` plugs them into
-RecBole's ``Dataset.build`` and :func:`create_dataset` picks that class when a selection is asked
-for, so RecBole's ``data_preparation`` works unchanged.
+:func:`quantile_buckets`, :func:`water_fill`, :func:`select` of a :class:`Selection`);
+:func:`select_training_samples` applies them to a built RecBole train dataset;
+:class:`TuningSequentialDataset` plugs them into RecBole's ``Dataset.build`` and
+:func:`create_dataset` picks that class when a selection is asked for, so RecBole's
+``data_preparation`` works unchanged.
 """
 
+import dataclasses
 import logging
 import os
 import re
@@ -36,6 +38,7 @@ from recbole.utils import ModelType
 
 from recbole_llm.data.dataset import ExactTimeSequentialDataset
 from recbole_llm.data.dataset import create_dataset as exact_time_create_dataset
+from recbole_llm.data.dataset import dataloaders_file, trusted
 from recbole_llm.data.item_text import ItemText
 from recbole_llm.errors import UserError
 
@@ -191,15 +194,35 @@ def resolve_size(data_size, n):
     return max(1, int(round(float(data_size) * n)))
 
 
-def select(n, strategy="all", data_size=None, seed=0, keep=None, lengths=None, popularity=None,
-           length_buckets=4, popularity_buckets=4):
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """How to build the training subset: the config keys ``data_strategy``, ``data_size``,
+    ``data_seed`` (or the run's ``seed``), ``length_buckets`` and ``popularity_buckets``, validated by
+    :func:`tuning_options`.
+
+    ``data_size``: a count (int), a fraction of all training samples (float) or ``None`` for all
+    (:func:`resolve_size`); ``seed`` seeds the draw; the buckets are the quantile buckets of history
+    length (user diversity) and target popularity (item diversity) of ``efficient``.
+    """
+
+    strategy: str = "all"
+    data_size: int | float | None = None
+    seed: int | None = 0
+    length_buckets: int = 4
+    popularity_buckets: int = 4
+
+
+def select(n: int, selection: Selection = Selection(), keep: np.ndarray | None = None,
+           lengths: np.ndarray | None = None, popularity: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Indices (ascending) of the training samples to keep, and a JSON-able summary.
 
-    ``n`` training samples; ``keep`` the denoising mask (``efficient`` only; ``None``: keep all);
-    ``lengths`` and ``popularity`` per sample (``efficient`` only): history length and the
-    training count of the target item. The draw is a numpy ``Generator`` seeded with ``seed``, so
-    the same inputs and seed give the same indices.
+    ``n`` training samples, drawn as ``selection`` says; ``keep`` the denoising mask (``efficient``
+    only; ``None``: keep all); ``lengths`` and ``popularity`` per sample (``efficient`` only):
+    history length and the training count of the target item. The draw is a numpy ``Generator``
+    seeded with ``selection.seed``, so the same inputs and seed give the same indices.
     """
+    strategy, data_size, seed = selection.strategy, selection.data_size, selection.seed
+    length_buckets, popularity_buckets = selection.length_buckets, selection.popularity_buckets
     n = int(n)
     check_strategy(strategy)
     check_data_size(data_size)
@@ -347,8 +370,9 @@ def select_training_samples(train_dataset, config, item_text=None):
         undecidable = int((overlap < 0).sum())
         counts = np.asarray(train_dataset.inter_matrix(form="csr").sum(axis=0)).ravel()
         popularity = counts[targets]
-    indices, summary = select(n, strategy, options["data_size"], options["seed"], keep, lengths, popularity,
-                              options["length_buckets"], options["popularity_buckets"])
+    selection = Selection(strategy, options["data_size"], options["seed"], options["length_buckets"],
+                          options["popularity_buckets"])
+    indices, summary = select(n, selection, keep, lengths, popularity)
     if undecidable is not None:
         summary["kept_without_text"] = undecidable
     _log(summary)
@@ -425,7 +449,9 @@ def create_dataset(config):
     A selection on a non-sequential model is refused rather than ignored: its training samples
     have no history to denoise, and a run labelled ``efficient`` must not silently train on all.
     RecBole's saved-dataloader cache is keyed without these options, so a cached file would skip
-    the selection (or serve it to a later ``all`` run); both are refused too.
+    the selection (or serve it to a later ``all`` run); saving one is refused too, and so is a file
+    there under ``trust_checkpoint`` (without it, :func:`recbole_llm.data.dataset.data_preparation`
+    never reads the file).
     """
     options = tuning_options(config)
     if options["strategy"] == "all":
@@ -438,9 +464,8 @@ def create_dataset(config):
     if hasattr(recbole_datasets, f"{config['model']}Dataset"):
         raise UserError(f"data_strategy '{options['strategy']}' does not support {config['model']}, which needs "
                         f"RecBole's {config['model']}Dataset; set data_strategy: all")
-    cache = config["dataloaders_save_path"] or os.path.join(
-        config["checkpoint_dir"], f"{config['dataset']}-for-{config['model']}-dataloader.pth")
-    if config["save_dataloaders"] or os.path.exists(cache):
+    cache = dataloaders_file(config)
+    if config["save_dataloaders"] or (os.path.exists(cache) and trusted(config)):
         raise UserError(f"data_strategy '{options['strategy']}' cannot be combined with RecBole's saved dataloaders "
                         f"({cache}): set save_dataloaders: False and remove the file")
     if config["save_dataset"] or config["dataset_save_path"]:
