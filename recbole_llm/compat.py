@@ -1,6 +1,6 @@
 """Workarounds that let RecBole 1.2.1 and Ray 2.6.3 run on today's numpy, pandas and torch.
 
-Applied once, on ``import recbole_llm``; each one is applied only on the stack that needs it,
+Each one is applied once (when: see the end of this docstring), only on the stack that needs it,
 is the smallest change that restores the library's intended behaviour, and is idempotent.
 
 Two stacks are tested (``.ci/run``; ``constraints/``): Python 3.11, torch 2.13.0 (CPU wheel),
@@ -33,13 +33,41 @@ recbole 1.2.1, ray[tune] 2.6.3, setuptools < 81, and either numpy 1.26 + pandas 
   every model in the process records a Python stack trace: measured here, 6 SASRec batches on
   one thread took 24-25 s with it and 15-16 s without; on an H200 the SASRec-based IDLEAdapter
   spent 21 of 25 s of training formatting tracebacks. :func:`disable_anomaly_detection` imports
-  RecBole's model packages once, then switches the mode back off; every run calls it again
-  before training (:mod:`recbole_llm.quick_start`), in case other code switched it on.
+  RecBole's model packages once, then switches the mode back off (:func:`apply_recbole`, and
+  :func:`apply` when RecBole's models were imported before this package); the model registry
+  calls it after every lookup (:func:`recbole_llm.utils.get_model`) and every run before training
+  (:mod:`recbole_llm.quick_start`), in case other code switched it on.
 * Under torch >= 2.6, ``torch.load`` defaults to ``weights_only=True``; RecBole checkpoints
   pickle the whole ``Config`` with ``pickle_protocol=4`` and fail to load. That is not patched
   here (a global ``weights_only=False`` would be unsafe): :mod:`recbole_llm.checkpoint` writes
   checkpoints of plain types that load with ``weights_only=True`` and every trainer this package
-  builds uses it (:mod:`recbole_llm.trainer`).
+  builds uses it (:mod:`recbole_llm.trainer`). RecBole's ``load_data_and_model`` then reads such a
+  checkpoint's config as the plain dict it is and fails inside ``init_logger`` with
+  ``AttributeError: 'dict' object has no attribute 'final_config_dict'``. Nothing stored in the
+  file can change that: ``weights_only=True`` unpickles only plain types, so a dict subclass
+  with a ``final_config_dict`` property would make ``torch.load`` itself refuse the file (and ours
+  would need a global ``torch.serialization.add_safe_globals``); and RecBole's function could not
+  use such a config anyway (it rebuilds the data with RecBole's own ``Dataset``, not the
+  exact-time one the run trained on, and knows no model of this package).
+  :func:`name_load_run_for_plain_configs` wraps RecBole's ``init_logger``, which RecBole calls
+  with a ``Config`` everywhere else, so that a plain-dict config fails with one line naming
+  :func:`recbole_llm.load_run` (which loads the run: config, model, dataset and dataloaders). It is
+  the function RecBole's own ``load_data_and_model`` looks up at call time, so the line appears
+  however that function was imported, once RecBole and this package are both imported (in either
+  order: on ``import recbole_llm`` when RecBole came first, else with :mod:`recbole_llm.utils`,
+  which every run and :func:`recbole_llm.load_run` import); every call with a ``Config`` goes
+  through unchanged. Without this package imported, RecBole's error stays as it is.
+* scipy's rewritten DOK format (1.17.1 here) has no private ``dok_matrix._update`` (an unchecked
+  ``dict.update``), which RecBole 1.2.1's graph models call to build their adjacency matrix
+  (LightGCN, NGCF, SpectralCF, GCMC, NCL; KGIN and MCCLK): ``AttributeError: 'dok_matrix' object
+  has no attribute '_update'`` before the first epoch. :func:`restore_dok_update` puts it back where it is missing, as the
+  update of the matrix's key -> value store (``_dict``) that it was.
+
+When: what needs no third-party package beyond numpy and pandas is applied on ``import
+recbole_llm`` (:func:`apply`), which therefore stays fast (no torch: ``recbole-llm --help``); what
+touches RecBole or scipy is applied once by :func:`apply_recbole`, which
+:mod:`recbole_llm.utils` (the model registry, where this package first needs RecBole's models)
+calls when it is imported.
 """
 
 import warnings
@@ -114,8 +142,86 @@ def disable_anomaly_detection():
     return was_on
 
 
+def restore_dok_update():
+    """Give scipy's ``dok_matrix`` back its ``_update`` where scipy has none, as the
+    unchecked update of its key -> value store that RecBole's graph models call; return whether
+    it was missing. Older scipy keeps its own."""
+    from scipy.sparse import _dok
+
+    base = getattr(_dok, "_dok_base", None)
+    if base is None or hasattr(base, "_update"):
+        return False
+
+    def _update(self, data):
+        """The older scipy's ``dok_matrix._update``: ``data`` ({(row, col): value}) into the matrix,
+        unchecked (restored by recbole_llm.compat for RecBole 1.2.1's graph models)."""
+        self._dict.update(data)
+
+    base._update = _update
+    return True
+
+
+LOAD_RUN_HINT = (
+    "RecBole got a plain-dict config where it needs a Config: this is a recbole-llm checkpoint (its config is "
+    "stored as plain values, so that it loads with torch.load(weights_only=True)), which RecBole's "
+    "load_data_and_model cannot rebuild; load it with recbole_llm.load_run(path), which returns the config, "
+    "model, dataset and dataloaders"
+)
+
+
+def name_load_run_for_plain_configs():
+    """Wrap RecBole's ``init_logger`` (``recbole.utils`` and every module that has already taken the
+    name) so that a plain-dict config raises :class:`~recbole_llm.errors.UserError` with
+    :data:`LOAD_RUN_HINT` instead of an ``AttributeError``; a ``Config`` goes through unchanged.
+    Returns the modules whose ``init_logger`` it replaced (none the second time)."""
+    import functools
+    import sys
+
+    import recbole.utils
+    import recbole.utils.logger
+
+    from recbole_llm.errors import UserError
+
+    original = recbole.utils.logger.init_logger
+    if getattr(original, "recbole_llm_wrapper", False):
+        return []
+
+    @functools.wraps(original)
+    def init_logger(config):
+        if isinstance(config, dict) and not hasattr(config, "final_config_dict"):
+            raise UserError(LOAD_RUN_HINT)
+        return original(config)
+
+    init_logger.recbole_llm_wrapper = True
+    replaced = []
+    for name in ("recbole.utils.logger", "recbole.utils", "recbole.quick_start.quick_start", "recbole.quick_start"):
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "init_logger", None) is original:
+            module.init_logger = init_logger
+            replaced.append(name)
+    return replaced
+
+
+_RECBOLE_APPLIED = False
+
+
+def apply_recbole():
+    """Apply, once, the workarounds that touch RecBole or scipy (the anomaly mode, ``dok_matrix._update``,
+    the line naming ``load_run``); :mod:`recbole_llm.utils` calls it when it is imported."""
+    global _RECBOLE_APPLIED
+    if _RECBOLE_APPLIED:
+        return
+    apply()
+    restore_dok_update()
+    disable_anomaly_detection()
+    name_load_run_for_plain_configs()
+    _RECBOLE_APPLIED = True
+
+
 def apply():
-    """Apply every workaround once."""
+    """Apply, once, every workaround that needs nothing beyond numpy and pandas (on ``import
+    recbole_llm``; see the module docstring for the others). If RecBole's models were imported
+    before this package, the anomaly mode they switched on is switched off here too."""
     global _APPLIED
     if _APPLIED:
         return
@@ -130,5 +236,12 @@ def apply():
             "ignore", message=r".*chained assignment using an inplace method.*", category=FutureWarning,
             module=r"recbole\..*",
         )
-    disable_anomaly_detection()
+    import sys
+
+    if "recbole.model.sequential_recommender.sine" in sys.modules:  # imported before us: switched on already
+        import torch
+
+        torch.autograd.set_detect_anomaly(False)
+    if "recbole.utils.logger" in sys.modules:  # RecBole came first (``from recbole.quick_start import ...``)
+        name_load_run_for_plain_configs()
     _APPLIED = True

@@ -33,7 +33,7 @@ def test_two_models_two_seeds_write_records_and_tables(toy_data_path, tmp_path):
     md = (tmp_path / "results" / "toy" / "comparison.md").read_text()
     assert "| SASRec" in md and "| BPR" in md and "| Improv.% (SASRec vs" in md
     csv = (tmp_path / "results" / "toy" / "comparison.csv").read_text().splitlines()
-    assert csv[0].startswith("model,n_seeds,seeds,hit@5_mean,hit@5_std")
+    assert csv[0].startswith("model,n_seeds,seeds,") and ",hit@5_mean,hit@5_std," in csv[0]
     assert {line.split(",")[1] for line in csv[1:]} == {"2"}
     # the record's test metric is the one RecBole reported for the best validation epoch
     assert 0.0 <= rec["test"]["ndcg@10"] <= 1.0
@@ -72,7 +72,8 @@ def test_bad_input_is_one_line_and_exit_2(toy_data_path, tmp_path, args, message
 
 
 def test_unknown_model_lists_valid_names(toy_data_path, tmp_path):
-    out = bench("--model=SASrec", "--dataset=toy", data_path=toy_data_path, tmp_path=tmp_path)
+    out = bench("--model=SASRecc", "--dataset=toy", data_path=toy_data_path, tmp_path=tmp_path)
+    assert out.returncode == 2 and "did you mean SASRec," in out.stderr
     assert "SASRec" in out.stderr and "ComiRec" in out.stderr and "GRU4Rec" in out.stderr
 
 
@@ -166,7 +167,7 @@ def test_llm_row_without_titles_stops_before_its_id_model_with_one_line(tmp_path
     folder = write_toy(tmp_path / "data")
     lines = ["item_id:token\ttitle:token_seq"] + [f"item_{i}\tThing number {i}" for i in range(1, 31)]
     (folder / "toy.item").write_text("\n".join(lines) + "\n")  # ids that are not .inter's i1..i30
-    captured = bench("--model=ComiRec,IDLEAdapter", "--dataset=toy", "--item_text_field=title",
+    captured = bench("--model=ComiRec,IDLEAdapter", "--dataset=toy", "--item_text_field=title", "--topk=[5,10]",
                      data_path=tmp_path / "data", tmp_path=tmp_path)
     assert captured.returncode == 2
     assert captured.stderr.strip() == (

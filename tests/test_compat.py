@@ -167,3 +167,80 @@ def test_recbole_load_feat_fails_on_an_empty_sequence_cell_under_copy_on_write(t
         warnings.simplefilter("ignore")
         with pytest.raises(AttributeError, match="split"):
             Dataset._load_feat(_bare_dataset(cls=Dataset), str(path), FeatureSource.ITEM)
+
+
+def test_dok_matrix_update_is_back_for_recboles_graph_models():
+    """RecBole 1.2.1's LightGCN, NGCF, SpectralCF, GCMC, NCL (and KGIN, MCCLK) fill their adjacency
+    matrix with dok_matrix._update, which scipy's rewritten DOK format (1.17 here) lacks."""
+    import scipy.sparse as sp
+
+    import recbole_llm.utils  # noqa: F401  (applies compat.apply_recbole)
+
+    matrix = sp.dok_matrix((3, 4), dtype=np.float32)
+    matrix._update({(0, 1): 1, (2, 3): 1})
+    assert matrix.nnz == 2 and matrix[0, 1] == 1 and matrix[2, 3] == 1 and matrix[1, 1] == 0
+    assert (matrix > 0).sum(axis=1).tolist() == [[1], [0], [1]]
+    assert compat.restore_dok_update() is False  # applied once; an older scipy keeps its own
+
+
+def test_recboles_init_logger_names_load_run_for_a_plain_dict_and_passes_a_config_through(tmp_path, monkeypatch):
+    import recbole.utils
+    import recbole.utils.logger
+
+    import recbole_llm.utils  # noqa: F401  (applies compat.apply_recbole)
+    from recbole_llm.errors import UserError
+
+    wrapper = recbole.utils.init_logger
+    assert getattr(wrapper, "recbole_llm_wrapper", False) and recbole.utils.logger.init_logger is wrapper
+    assert compat.name_load_run_for_plain_configs() == []  # applied once
+    with pytest.raises(UserError, match=r"recbole-llm checkpoint .* load it with recbole_llm\.load_run\(path\)"):
+        wrapper({"model": "SASRec", "dataset": "toy", "state": "INFO"})
+
+    class Reached(Exception):
+        pass
+
+    class ConfigLike:  # what RecBole's own init_logger is given everywhere else: it goes through
+        final_config_dict = {}
+
+        def __getitem__(self, key):
+            raise Reached(key)
+
+    monkeypatch.chdir(tmp_path)  # RecBole's init_logger makes ./log first
+    with pytest.raises(Reached, match="model"):
+        wrapper(ConfigLike())
+
+
+IMPORT_PROBE = """
+import sys, torch
+{first}
+import recbole_llm
+print("LIGHT", "recbole.config" in sys.modules, torch.is_anomaly_enabled())
+"""
+
+
+@pytest.mark.parametrize("first, expected", [
+    ("", "LIGHT False False"),
+    # RecBole's models imported first (sine.py switched anomaly detection on): import recbole_llm switches it off
+    ("import recbole.model.sequential_recommender", "LIGHT False False"),
+])
+def test_import_recbole_llm_is_light_and_undoes_an_earlier_recbole_import(first, expected):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    out = subprocess.run([sys.executable, "-c", IMPORT_PROBE.format(first=first)], capture_output=True, text=True,
+                         timeout=300, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == expected
+
+
+def test_import_recbole_llm_without_torch():
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    probe = "import sys, recbole_llm; print('torch' in sys.modules, 'recbole' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 0 and out.stdout.split() == ["False", "False"], out.stderr[-2000:]

@@ -8,6 +8,9 @@ from recbole_llm.benchmark.jobs import dependencies, threads_per_job
 from test_benchmark_cli import TINY, bench
 
 
+# The default label of these tests' IDLEAdapter rows: the keys of its own YAML they change (the tiny LM, ...).
+LLM_LABEL = "IDLEAdapter (lm=tiny_bert0, lm_autocast=None, prompt_max_tokens=32, prompt_max_items=5)"
+
 def test_llm_jobs_wait_for_the_id_model_they_reuse():
     jobs = [("ComiRec", 1), ("SASRec", 1), ("ComiRec", 2), ("IDLEAdapter", 1), ("IDLEAdapter", 2), ("RARec", 1),
             ("RARec", 3), ("IDLEAdapter", 3)]
@@ -29,30 +32,34 @@ def test_two_jobs_write_every_record_and_start_the_llm_run_after_its_id_model(to
     llm = [f"--lm_name={tiny_bert}", "--lm_autocast=none", "--prompt_max_tokens=32", "--prompt_max_items=5",
            "--item_text_field=title", "--measure_overhead_batches=0", "--epochs=1",
            "--id_model_config=" + json.dumps(shared).replace(" ", "")]
-    out = bench("--model=IDLEAdapter,SASRec,ComiRec", "--dataset=toy", "--jobs=2", "--budget=quick", *TINY, *llm,
+    tiny = [a for a in TINY if not a.startswith("--epochs=")]  # llm sets it: an option given twice is refused
+    out = bench("--model=IDLEAdapter,SASRec,ComiRec", "--dataset=toy", "--jobs=2", "--budget=quick", *tiny, *llm,
                 data_path=toy_data_path, tmp_path=tmp_path)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     lines = [line for line in out.stdout.splitlines() if line.startswith("[recbole-llm]")]
-    started = [re.search(r": (\w+) seed", line).group(1) for line in lines if "(started:" in line]
+    started = [re.search(r"run \d+/\d+: (\w+)", line).group(1) for line in lines if "(started:" in line]
     ended = [re.search(r"done (\w+) seed", line).group(1) for line in lines if " done " in line]
     assert started[:2] == ["SASRec", "ComiRec"] and started[2] == "IDLEAdapter"  # ID models first
     assert sorted(ended) == ["ComiRec", "IDLEAdapter", "SASRec"]
-    start_llm = next(k for k, line in enumerate(lines) if "IDLEAdapter seed" in line and "(started:" in line)
+    start_llm = next(k for k, line in enumerate(lines) if ": IDLEAdapter (" in line and "(started:" in line)
     done_id = next(k for k, line in enumerate(lines) if "done ComiRec" in line)
     assert done_id < start_llm
     records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "toy" / "runs").glob("*.json")]
-    assert sorted(r["label"] for r in records) == ["ComiRec", "IDLEAdapter", "SASRec"]
+    assert sorted(r["model"] for r in records) == ["ComiRec", "IDLEAdapter", "SASRec"]
+    # without --label an LLM row is named for what identifies it (its LM, ...); a baseline for its model
+    llm_label = LLM_LABEL
+    assert sorted(r["label"] for r in records) == ["ComiRec", llm_label, "SASRec"]
     cached = list((tmp_path / "saved" / "id_models" / "toy").glob("ComiRec-*.pth"))
     assert len(cached) == 1  # the ComiRec row is IDLEAdapter's base: not trained twice
-    llm_record = next(r for r in records if r["label"] == "IDLEAdapter")
+    llm_record = next(r for r in records if r["label"] == llm_label)
     assert llm_record["parameters"]["id_model_checkpoint"] == "{saved}/id_models/toy/" + cached[0].name  # portable
     comirec = next(r for r in records if r["label"] == "ComiRec")  # the base, named by its weights
     assert llm_record["id_model"]["sha256"] == comirec["id_cache"]["sha256"]
     assert {r["hardware"]["torch_threads"] for r in records} == {threads_per_job(2)}
-    assert all((tmp_path / "saved" / "jobs" / f"{m}-seed2020.log").is_file() for m in ("ComiRec", "SASRec", "IDLEAdapter"))
+    assert all(list((tmp_path / "saved" / "jobs").glob(f"{m}*-seed2020.log")) for m in ("ComiRec", "SASRec", "IDLEAdapter"))
     assert (tmp_path / "results" / "toy" / "comparison.md").is_file()
     # the same command again: every run is skipped, as with one job
-    again = bench("--model=IDLEAdapter,SASRec,ComiRec", "--dataset=toy", "--jobs=2", "--budget=quick", *TINY, *llm,
+    again = bench("--model=IDLEAdapter,SASRec,ComiRec", "--dataset=toy", "--jobs=2", "--budget=quick", *tiny, *llm,
                   data_path=toy_data_path, tmp_path=tmp_path)
     assert again.returncode == 0 and again.stdout.count("skipped: record") == 3, again.stdout[-2000:]
 
@@ -103,3 +110,97 @@ def test_earlier_run_times_leave_out_records_of_another_epoch_cap(tmp_path):
         "IDLEAdapter": [6000.0], "ComiRec": [80.0]}
     assert earlier_run_times(tmp_path, "toy", "full", {"IDLEAdapter": 3})["IDLEAdapter"] == [900.0, 1000.0]
     assert sorted(earlier_run_times(tmp_path, "toy", "full")["IDLEAdapter"]) == [900.0, 1000.0, 6000.0]
+
+
+def test_each_worker_gets_its_own_gpu_round_robin():
+    from recbole_llm.benchmark.jobs import pick_gpu, visible_gpus
+
+    assert visible_gpus({}, 3) == ("0", "1", "2")
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "2,3"}, 8) == ("2", "3")  # what the command may use, by its names
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "GPU-a1b2, GPU-c3d4"}, 0) == ("GPU-a1b2", "GPU-c3d4")
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": ""}, 4) == () and visible_gpus({}, 0) == ()
+    gpus, busy, order = ("2", "3"), {}, []
+    for _ in range(5):
+        gpu = pick_gpu(gpus, busy)
+        busy[gpu] = busy.get(gpu, 0) + 1
+        order.append(gpu)
+    assert order == ["2", "3", "2", "3", "2"]
+    busy["3"] -= 2  # two runs on GPU 3 ended: the next two go there
+    assert pick_gpu(gpus, busy) == "3"
+    busy["3"] += 1
+    assert pick_gpu(gpus, busy) == "3" and pick_gpu((), {}) is None
+
+
+def test_worker_processes_are_started_each_on_its_own_gpu(monkeypatch, tmp_path):
+    """run_jobs with --jobs=2 on two GPUs, its process pool replaced by one that runs the workers here:
+    each worker gets a GPU as CUDA_VISIBLE_DEVICES and as the run's gpu_id, and gives it back at the end."""
+    from concurrent.futures import Future
+
+    import recbole_llm.benchmark.jobs as jobs
+    import recbole_llm.benchmark.records as records
+    from recbole_llm.spec import RunSpec
+
+    started = []
+
+    class Pool:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, spec, threads, log_path, gpu):
+            started.append((spec.model_name, spec.seed, gpu, spec.overrides.get("gpu_id")))
+            future = Future()
+            future.set_result({"model": spec.model_name, "dataset": "toy", "seed": spec.seed, "run_key": "k",
+                               "test": {}, "epochs_run": 1, "cost": {"wall_time_s": 1.0}})
+            return future
+
+    stored = []
+    monkeypatch.setattr(jobs, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(records, "store_run", lambda output, record, label, *a: stored.append((label, record["seed"])))
+    plan = [(i, RunSpec(m, "toy", s, (), {"gpu_id": "7"} if m == "Pinned" else {}, tmp_path, tmp_path))
+            for i, (m, s) in enumerate([("SASRec", 1), ("SASRec", 2), ("BPR", 1), ("Pinned", 1)], 1)]
+    options = jobs.RunnerOptions(jobs=2, threads=1, output=tmp_path / "results", total=4, gpus=("0", "1"))
+    jobs.run_jobs(plan, options, configs={})
+    # two at once: GPUs 0 and 1; both end (the pool finishes them at once) and give their GPU back, so the next
+    # goes to GPU 0 again; a --gpu_id given on the command line is kept (no GPU is assigned)
+    assert started == [("SASRec", 1, "0", "0"), ("SASRec", 2, "1", "1"), ("BPR", 1, "0", "0"), ("Pinned", 1, None, "7")]
+    assert sorted(stored) == [("BPR", 1), ("Pinned", 1), ("SASRec", 1), ("SASRec", 2)]
+
+
+def test_an_llm_row_gets_its_id_base_in_the_table_once(toy_data_path, tiny_bert, tmp_path):
+    """--model=IDLEAdapter alone: its ComiRec (trained by the command, before it) gets a record of its
+    own, so the table has the base beside the LLM row; the same command again adds no record."""
+    shared = {"train_batch_size": 64, "embedding_size": 16, "hidden_size": 16, "inner_size": 32, "n_layers": 1,
+              "n_heads": 1, "epochs": 1, "item_text_field": "title"}
+    llm = [f"--lm_name={tiny_bert}", "--lm_autocast=none", "--prompt_max_tokens=32", "--prompt_max_items=5",
+           "--item_text_field=title", "--measure_overhead_batches=0", "--epochs=1", "--train_batch_size=64",
+           "--MAX_ITEM_LIST_LENGTH=10", "--topk=[5,10]", "--no-progress", "--threads=1",
+           "--id_model_config=" + json.dumps(shared).replace(" ", "")]
+    out = bench("--model=IDLE-Adapter", "--dataset=toy", "--budget=quick", *llm, data_path=toy_data_path,
+                tmp_path=tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "2 run(s) on toy (1 of them the ID base of an LLM row, for its own row: ComiRec (of IDLEAdapter))" in out.stdout
+    lines = [line for line in out.stdout.splitlines() if line.startswith("[recbole-llm] run ")]
+    assert lines[0].startswith("[recbole-llm] run 1/2: ComiRec seed 2020") and f"{LLM_LABEL} seed 2020" in lines[1]
+    records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "toy" / "runs").glob("*.json")]
+    assert sorted(r["label"] for r in records) == ["ComiRec", LLM_LABEL]
+    base = next(r for r in records if r["label"] == "ComiRec")
+    llm_record = next(r for r in records if r["label"] == LLM_LABEL)
+    assert llm_record["id_model"]["sha256"] == base["id_cache"]["sha256"]  # the row is the LLM row's own base
+    assert base["budget"] == "quick" and base["config"]["embedding_size"] == 16
+    assert len(list((tmp_path / "saved" / "id_models" / "toy").glob("ComiRec-*.pth"))) == 1
+    pages = "\n".join(p.read_text() for p in sorted((tmp_path / "results" / "toy").glob("comparison*.md")))
+    assert "| ComiRec" in (tmp_path / "results" / "toy" / "comparison.md").read_text()
+    (row,) = [line for line in pages.splitlines() if line.startswith("| IDLEAdapter")]
+    assert "ComiRec: " in row  # "vs own base": the base's row is there to be tested against
+    again = bench("--model=IDLEAdapter", "--dataset=toy", "--budget=quick", *llm, data_path=toy_data_path,
+                  tmp_path=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "the ID base of IDLEAdapter, ComiRec seed 2020, has its record" in again.stdout
+    assert "1 run(s) on toy" in again.stdout and again.stdout.count("skipped: record") == 1
+    assert len(list((tmp_path / "results" / "toy" / "runs").glob("*.json"))) == 2

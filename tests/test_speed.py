@@ -47,7 +47,7 @@ def test_tables_only_without_stored_rows_is_a_one_line_usage_error(tmp_path, cap
 def test_a_run_on_toy_data_writes_a_row_per_model(toy_data_path, tmp_path):
     code = speed.main(["--dataset=toy", f"--data-path={toy_data_path}", "--models=GRU4Rec", "--batches=1",
                        "--threads=1", "--label=t", f"--output={tmp_path / 'out'}", f"--saved-dir={tmp_path / 'saved'}",
-                       "--no-plain"])
+                       "--no-plain", "--topk=[5,10]"])  # the toy has 30 items: top-K cut-offs below that
     assert code == 0
     run = json.loads((tmp_path / "out" / "toy.json").read_text())["runs"][0]
     (row,) = run["rows"]
@@ -59,12 +59,12 @@ def test_a_run_on_toy_data_writes_a_row_per_model(toy_data_path, tmp_path):
 def test_key_value_options_set_the_config_of_every_model_and_are_recorded(toy_data_path, tmp_path):
     code = speed.main(["--dataset=toy", f"--data-path={toy_data_path}", "--models=GRU4Rec", "--batches=1",
                        "--threads=1", "--label=h16", f"--output={tmp_path / 'out'}", f"--saved-dir={tmp_path / 'saved'}",
-                       "--no-plain", "--hidden_size=16", "--train_batch_size=32"])
+                       "--no-plain", "--hidden_size=16", "--train_batch_size=32", "--topk=[5,10]"])
     assert code == 0
     (row,) = json.loads((tmp_path / "out" / "toy.json").read_text())["runs"][0]["rows"]
-    assert row["overrides"] == "hidden_size=16 train_batch_size=32"
+    assert row["overrides"] == "hidden_size=16 train_batch_size=32 topk=[5, 10]"
     assert row["train_batch_size"] == 32  # the value reached the model's config, converted from the string
-    assert "| h16 | GRU4Rec |  | hidden_size=16 train_batch_size=32 | 32 |" in (tmp_path / "out" / "toy.md").read_text()
+    assert "| h16 | GRU4Rec |  | hidden_size=16 train_batch_size=32 topk=[5, 10] | 32 |" in (tmp_path / "out" / "toy.md").read_text()
 
 
 def test_a_key_no_model_reads_is_a_one_line_error_before_anything_is_timed(tmp_path, capsys):

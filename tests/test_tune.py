@@ -160,7 +160,7 @@ def test_every_shipped_space_builds_its_model_at_every_corner_of_its_grid(path, 
 
     def ends(param):
         values = sorted(param.values) if all(isinstance(v, (int, float)) for v in param.values) else param.values
-        return dict.fromkeys([values[0], values[-1]])
+        return [values[0]] if values[0] == values[-1] else [values[0], values[-1]]  # values may be lists
 
     corners = list(itertools.product(*(ends(p) for p in space.params)))
     assert len(corners) == 2 ** len(space.keys)
@@ -213,23 +213,33 @@ def test_sweep_settings_normalise_paths_overrides_and_samples(tmp_path, monkeypa
         grid.seed = 1
 
 
-def test_a_sweeps_key_is_the_one_stored_sweeps_were_made_with(toy_data_path, tmp_path):
-    """The settings a sweep's folder name hashes: a change here starts every stored sweep afresh
-    instead of resuming it (this is the key recbole-llm gave this sweep before SweepSettings)."""
+def test_a_sweeps_key_is_its_base_run_key_and_its_search(toy_data_path, tmp_path):
+    """A sweep is named by the run key of its base config (every fixed value, the data, the version:
+    recbole_llm.identity) and its search settings: a fixed value or the data changes the key, the
+    folder the sweep resumes from follows it."""
+    from recbole_llm.identity import run_key
     from recbole_llm.tune import SweepSettings
     from recbole_llm.tune.sweep import _prepare
 
     space = SearchSpace.parse({"learning_rate": {"grid": [0.001, 0.01]},
                                "hidden_dropout_prob": {"uniform": [0.1, 0.5]}}, "s.yaml")
-    prepared = _prepare(SweepSettings("SASRec", "toy", space, seed=3, overrides={"epochs": 4}, data_path=toy_data_path,
-                                      saved_dir=tmp_path, search="random", num_samples=3, scheduler="none",
-                                      reduction_factor=3.0, grace_period=1, cpus_per_trial=0.5, name="x"))
+
+    def prepare(**overrides):
+        return _prepare(SweepSettings("SASRec", "toy", space, seed=3, overrides={"epochs": 4, **overrides},
+                                      data_path=toy_data_path, saved_dir=tmp_path, search="random", num_samples=3,
+                                      scheduler="none", reduction_factor=3.0, grace_period=1, cpus_per_trial=0.5,
+                                      name="x"))
+
+    prepared = prepare()
     assert prepared.hashed == {
         "model": "SASRec", "dataset": "toy", "seed": 3, "space": space.as_dict(), "search": "random",
         "num_samples": 3, "scheduler": "none", "grace_period": None, "reduction_factor": None, "max_t": 4,
-        "valid_metric": "NDCG@10", "overrides": {"epochs": 4}, "config_files": [],
+        "valid_metric": "NDCG@10", "run_key": run_key(prepared.config),
     }
-    assert prepared.name == "x-1e2e792ad5" and prepared.path == tmp_path / "ray" / "toy" / "x-1e2e792ad5"
+    assert prepared.name.startswith("x-") and prepared.path == tmp_path / "ray" / "toy" / prepared.name
+    assert prepare().name == prepared.name  # stable: a sweep resumes from its folder
+    assert prepare(hidden_size=32).name != prepared.name  # a fixed value is part of it
+    assert prepare(show_progress=True).name == prepared.name  # an excluded key is not
 
 
 # ----------------------------------------------------------------------------- sweeps (Ray)

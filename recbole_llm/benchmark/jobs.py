@@ -7,7 +7,13 @@ command's (model, seed) pairs as up to N worker processes, each started fresh (`
 run per process, so its peak memory and logging are its own) with
 ``torch.set_num_threads(threads)``: ``--threads`` or ``cores // N``. Two torch processes that
 each use every core are far slower than twice as slow (threads fight over cores), which is
-why the count is always set. On a GPU the N runs share it.
+why the count is always set. On one GPU the N runs share it; on a machine with several, each
+worker is given one (:func:`pick_gpu`: the visible GPU running the fewest of the command's runs,
+the lowest first, so round-robin while runs take alike), as ``CUDA_VISIBLE_DEVICES`` in the worker
+and as the run's ``gpu_id`` (RecBole's ``Config`` sets ``CUDA_VISIBLE_DEVICES`` to ``gpu_id``
+itself, so the variable alone would be undone); a ``--gpu_id`` given on the command line wins.
+The GPUs are read when the command starts (:func:`visible_gpus`), before any ``Config`` has
+narrowed ``CUDA_VISIBLE_DEVICES`` to its ``gpu_id``.
 
 Order: ID models first, as in the sequential runner, and an LLM run starts only when the ID
 model it reuses (its ``id_model`` under the same seed) has finished, so it loads that run's
@@ -30,15 +36,37 @@ from pathlib import Path
 from typing import Optional
 
 
+def available_cores():
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def threads_per_job(n_jobs, threads=None):
     """``threads`` if given, else this machine's cores split evenly over ``n_jobs`` (at least 1)."""
     if threads:
         return int(threads)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, n_jobs))
+    return max(1, available_cores() // max(1, n_jobs))
+
+
+def visible_gpus(environ, count):
+    """The GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` names them: its entries when it is
+    set (indices, ``GPU-<uuid>`` or MIG names, passed on as they are; empty: none), else ``0`` to
+    ``count - 1`` (``torch.cuda.device_count()``)."""
+    value = environ.get("CUDA_VISIBLE_DEVICES")
+    if value is not None:
+        return tuple(v.strip() for v in value.split(",") if v.strip() and v.strip() != "-1")
+    return tuple(str(i) for i in range(int(count or 0)))
+
+
+def pick_gpu(gpus, busy):
+    """The GPU of ``gpus`` for the next worker: the one running the fewest runs (``busy``: GPU ->
+    runs on it now), the first of ``gpus`` on a tie; None without GPUs."""
+    if not gpus:
+        return None
+    return min(gpus, key=lambda g: (busy.get(g, 0), gpus.index(g)))
 
 
 def dependencies(jobs, id_model_of):
@@ -65,6 +93,43 @@ def dependencies(jobs, id_model_of):
     return out
 
 
+def id_base_runs(specs, configs, output, budget):
+    """The frozen ID models the LLM runs of ``specs`` use that the command does not train itself, as
+    ``[(RunSpec, Config, LLM model name)]`` (``configs``: ``(model, seed) -> Config`` of ``specs``).
+    Each becomes a run of its own, before the LLM runs (:func:`dependencies` makes them wait for
+    it), so that its record puts it in the table under its own name, the LLM row's "vs own base"
+    beside it; the pipeline's ID-model step then reuses it. Its spec and key are the ones that
+    step would use (:func:`recbole_llm.pipeline.id_model_spec`). One recorded under ``output`` with
+    the same run key and ``budget`` is not run again (a reused cache entry makes no new record,
+    and it is said); one cached without a record is trained again for its record, under its key."""
+    from recbole_llm.benchmark.records import find_record
+    from recbole_llm.identity import run_key
+    from recbole_llm.model.llm_base import LLMSequentialRecommender
+    from recbole_llm.pipeline import id_model_spec
+    from recbole_llm.quick_start import build_config
+    from recbole_llm.utils import get_model
+
+    planned = {(spec.model_name, spec.seed) for spec in specs}
+    out = []
+    for spec in specs:
+        config = configs[(spec.model_name, spec.seed)]
+        if not issubclass(get_model(spec.model_name), LLMSequentialRecommender) or config["id_model_checkpoint"]:
+            continue  # an ID model or a baseline; or an LLM run given its ID model's checkpoint
+        id_spec = id_model_spec(config, spec)
+        if (id_spec.model_name, id_spec.seed) in planned:
+            continue  # the command's own row of that model is the base (dependencies)
+        planned.add((id_spec.model_name, id_spec.seed))
+        id_config = build_config(id_spec)
+        key = run_key(id_config)
+        existing = find_record(output, spec.dataset, id_spec.row, id_spec.seed, key, budget)
+        if existing is not None:
+            print(f"[recbole-llm] the ID base of {spec.model_name}, {id_spec.row} seed {id_spec.seed}, has its record "
+                  f"{existing} (run_key {key}): its row is in the table", flush=True)
+            continue
+        out.append((id_spec, id_config, spec.model_name))
+    return out
+
+
 def log_file(saved_dir, label, seed):
     """Where a worker's console output goes: ``<saved>/jobs/<label>-seed<seed>.log``."""
     import re
@@ -72,8 +137,11 @@ def log_file(saved_dir, label, seed):
     return Path(saved_dir) / "jobs" / f"{re.sub(r'[^A-Za-z0-9_.+=-]+', '_', label)}-seed{seed}.log"
 
 
-def _one_run(spec, threads, log_path):
-    """Worker process: one run of ``spec`` with its own thread count and log file; returns the record."""
+def _one_run(spec, threads, log_path, gpu=None):
+    """Worker process: one run of ``spec`` with its own thread count, log file and GPU (``gpu``: as
+    ``CUDA_VISIBLE_DEVICES`` names it; set before torch starts CUDA); returns the record."""
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for the process's life)
     sys.stdout.flush(), sys.stderr.flush()
@@ -119,6 +187,7 @@ class RunnerOptions:
     budget: str = "full"
     total: int = 0
     epochs_max: dict = field(default_factory=dict)
+    gpus: tuple = ()  # the visible GPUs (visible_gpus), one per worker process; () shares whatever there is
 
 
 class _Queue:
@@ -143,7 +212,8 @@ class _Queue:
 
     def start_ready(self, n_jobs, submit):
         """Start pending runs whose ID model is done, up to ``n_jobs`` running; ``submit(model, seed)``
-        returns ``(future, log_path, threads)``. A run whose ID model failed is failed without starting."""
+        returns ``(future, log_path, resources)``, the last said in the start line ("1 thread(s), GPU 0").
+        A run whose ID model failed is failed without starting."""
         for i in list(self.pending):
             if len(self.running) >= n_jobs:
                 break
@@ -159,11 +229,11 @@ class _Queue:
                 continue
             self.pending.remove(i)
             started = time.perf_counter()
-            future, log_path, threads = submit(*self.jobs[i])
+            future, log_path, resources = submit(*self.jobs[i])
             self.running[future] = (i, started)
             if log_path is not None:  # a worker process (--jobs > 1); in-process runs print their own line
                 print(f"[recbole-llm] run {self.numbers[i]}/{self.total}: {self._name(i)} "
-                      f"(started: {threads} thread(s), log {log_path})", flush=True)
+                      f"(started: {resources}, log {log_path})", flush=True)
 
     def finish(self, future, n_jobs, log_path_of, store):
         """Take a finished ``future``: store its record (``store(record=, label=, elapsed=, eta=)``, the
@@ -242,13 +312,28 @@ def run_jobs(plan, options: RunnerOptions, configs=None):
 
         _drain(queue, 1, submit, lambda model, seed: None, store)
     else:
+        gpus = tuple(options.gpus)
+        busy, gpu_of = {}, {}  # GPU -> runs on it now; future -> its GPU
+
+        def release(future):
+            gpu = gpu_of.pop(future, None)
+            if gpu is not None:
+                busy[gpu] -= 1
+
         with ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
 
             def submit(model, seed):
                 log_path = log_path_of(model, seed)
-                return pool.submit(_one_run, spec_of[(model, seed)], threads, str(log_path)), log_path, threads
+                spec = spec_of[(model, seed)]
+                gpu = None if "gpu_id" in spec.overrides else pick_gpu(gpus, busy)
+                if gpu is not None:
+                    spec = spec.with_overrides(gpu_id=gpu)  # RecBole's Config sets CUDA_VISIBLE_DEVICES from it
+                    busy[gpu] = busy.get(gpu, 0) + 1
+                future = pool.submit(_one_run, spec, threads, str(log_path), gpu)
+                gpu_of[future] = gpu
+                return future, log_path, f"{threads} thread(s)" + (f", GPU {gpu}" if gpu is not None else "")
 
-            _drain(queue, n_jobs, submit, log_path_of, store)
+            _drain(queue, n_jobs, submit, log_path_of, store, release)
     if queue.failures:
         if n_jobs == 1 and len(queue.failures) == 1 and queue.errors and isinstance(queue.errors[0], UserError):
             raise queue.errors[0]  # one run, one message: as it was raised
@@ -256,12 +341,15 @@ def run_jobs(plan, options: RunnerOptions, configs=None):
                         "the others' records are written")
 
 
-def _drain(queue, n_jobs, submit, log_path_of, store):
-    """Start ready runs and take finished ones until none is left."""
+def _drain(queue, n_jobs, submit, log_path_of, store, release=None):
+    """Start ready runs and take finished ones until none is left (``release(future)``: give back
+    what the run held, its GPU)."""
     while queue.pending or queue.running:
         queue.start_ready(n_jobs, submit)
         if not queue.running:
             break
         finished, _ = wait(list(queue.running), return_when=FIRST_COMPLETED)
         for future in finished:
+            if release is not None:
+                release(future)
             queue.finish(future, n_jobs, log_path_of, store)

@@ -181,7 +181,10 @@ def _default_lm_path():
 def build(name, args, saved_dir, tiny_path):
     """(config, train_data, valid_data, model) for one entry of ``--models``."""
     import torch
-    from recbole.data import data_preparation
+    try:  # saved dataloaders only under trust_checkpoint (recbole_llm.data.dataset)
+        from recbole_llm.data.dataset import data_preparation
+    except ImportError:  # an older checkout
+        from recbole.data import data_preparation
     from recbole.utils import init_seed
 
     from recbole_llm.config import Config
@@ -283,7 +286,7 @@ def plain_recbole(args, config):
         "dataset": args.dataset, "threads": args.threads, "batches": args.batches,
         "files": [str(f) for f in default_config_files("SASRec", args.dataset)],
         "config": {"data_path": str(Path(args.data_path).resolve()), "seed": args.seed, "show_progress": False,
-                   "checkpoint_dir": str(Path(tempfile.gettempdir()) / "recbole-llm-speed-plain")},
+                   "checkpoint_dir": tempfile.mkdtemp(prefix="recbole-llm-speed-plain-")},
     }
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     with tempfile.TemporaryDirectory() as cwd:  # RecBole writes ./log and ./saved
@@ -354,7 +357,14 @@ def write_results(output, dataset, label, rows, env, command):
     json_path = Path(output) / f"{dataset}.json"
     stored = json.loads(json_path.read_text(encoding="utf-8")) if json_path.is_file() else {"runs": []}
     runs = [r for r in stored["runs"] if r["label"] != label]
-    runs.append({"label": label, "environment": env, "rows": rows, "command": command})
+    entry = {"label": label, "environment": env, "rows": rows, "command": command}
+    try:  # no path of this machine in a committed file (a checkout before recbole_llm.paths keeps them)
+        from recbole_llm.paths import CHECKOUT, portable_record
+
+        entry = portable_record(entry, {"checkout": CHECKOUT})
+    except ImportError:
+        pass
+    runs.append(entry)
     _atomic_write(json_path, json.dumps({"dataset": dataset, "runs": runs}, indent=1, sort_keys=True) + "\n")
     return write_tables(output, dataset)
 

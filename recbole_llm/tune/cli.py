@@ -12,6 +12,7 @@ from recbole_llm.tune.report import (
     best_records,
     load_sweep_record,
     provenance,
+    tables_command,
     trials_table,
     write_readme,
     write_sweep,
@@ -20,7 +21,7 @@ from recbole_llm.tune.report import (
 )
 from recbole_llm.tune.settings import SweepSettings
 from recbole_llm.tune.space import SearchSpace
-from recbole_llm.tune.sweep import default_space_path, run_best, run_sweep
+from recbole_llm.tune.sweep import FINISHED, default_space_path, run_best, run_sweep
 
 
 def _value(v):
@@ -47,9 +48,10 @@ class TuneRequest:
     data_path: str  # --data-path as given (repeated in the command to reuse the best configuration)
     label: str = None  # the best runs' row label (default: <name>-tuned)
     show_progress: bool = None  # RecBole's per-epoch bars in the best runs (None: the config's show_progress)
+    output_option: str = ""  # " --output=..." where output is not the budget's default folder (the pages' commands)
 
     @classmethod
-    def from_args(cls, args, request, root, argv):
+    def from_args(cls, args, request, root, argv, output_option=""):
         """The request of ``run_benchmark.py``'s parsed options and checked ``request``
         (:class:`recbole_llm.benchmark.request.Request`); every model's search space is read and its
         settings checked here, before any sweep runs."""
@@ -81,7 +83,7 @@ class TuneRequest:
         return cls(sweeps=sweeps, seeds=list(seeds), user_files=list(user_files), budget=args.budget,
                    output=Path(output), root=root, data_path=args.data_path, label=args.label,
                    command="python run_benchmark.py " + " ".join(shlex.quote(a) for a in argv),
-                   show_progress=False if args.no_progress else None)
+                   show_progress=False if args.no_progress else None, output_option=output_option)
 
 
 def _space(model, space_file, keys):
@@ -101,7 +103,7 @@ def tune_main(request):
     commit = loaded_commit()
     for settings in request.sweeps:
         sweep = run_sweep(settings)
-        done = int(sweep.trials["status"].isin(["completed", "stopped (ASHA)"]).sum()) if len(sweep.trials) else 0
+        done = int(sweep.trials["status"].isin(FINISHED).sum()) if len(sweep.trials) else 0
         if sweep.interrupted:
             print(f"[recbole-llm] sweep interrupted with {done}/{sweep.planned} trials finished, kept in "
                   f"{sweep.experiment_path}; run the same command again to resume it", file=sys.stderr, flush=True)
@@ -122,23 +124,34 @@ def tune_main(request):
         label = request.label or f"{settings.name or settings.model}-tuned"
         records = run_best(sweep, request.seeds, best_yaml, label=label, budget=request.budget,
                            output=request.output, show_progress=request.show_progress)
-        write_readme(out_dir, sweep, records, commit=commit, command=request.command, use=use)
+        write_readme(out_dir, sweep, records, commit=commit, command=request.command, use=use,
+                     regenerate=tables_command(sweep, request.budget, request.output_option))
         print(f"[recbole-llm] sweep results in {out_dir}/ (README.md, trials.md/.csv, best.yaml, sensitivity.png)",
               flush=True)
 
 
-def tables_main(output, dataset, names):
+def tables_main(output, dataset, names, budget="full", output_option=""):
     """``run_benchmark.py --tune --tables-only``: rewrite the results folder of each sweep named
     in ``names`` (``--tune-name`` or ``--model``; empty: every folder under
     ``<output>/<dataset>/tune/``) from its ``sweep_record.json`` and the dataset's run records,
-    exactly as the sweep's own command wrote it (commit and command are the sweep's). A folder
-    without a record is a ``UserError`` when named, and is reported and skipped otherwise."""
+    exactly as the sweep's own command wrote it (commit and command are the sweep's; ``budget`` and
+    ``output_option``, this command's, go into the page's command for doing this again). A named
+    folder that does not exist, or has no record, is a ``UserError``; an unnamed one without a
+    record is reported and skipped."""
     from recbole_llm.benchmark.records import load_records
 
     root = Path(output) / dataset / "tune"
     folders = [root / n for n in names] if names else sorted(p for p in root.glob("*") if p.is_dir())
     if not folders:
-        raise UserError(f"no sweep folders under {root}: run a sweep first (--tune)")
+        raise UserError(f"no sweep folders under {root}: run a sweep first (--tune), or pass the --budget and "
+                        "--output it ran with (a --budget other than full writes under results/<budget>/)")
+    absent = [p for p in folders if not p.is_dir()]
+    if absent:
+        there = sorted(p.name for p in root.glob("*") if p.is_dir())
+        raise UserError(f"no sweep folder {absent[0]}: "
+                        + (f"the sweeps under {root} are {', '.join(there)}; " if there else f"{root} holds none; ")
+                        + "pass the --budget and --output the sweep ran with (a --budget other than full writes under "
+                          "results/<budget>/): its README's last line is the command")
     if not names:
         old = [p for p in folders if not (p / SWEEP_RECORD).is_file()]
         folders = [p for p in folders if p not in old]
@@ -157,7 +170,7 @@ def tables_main(output, dataset, names):
         else:
             write_sweep(out_dir, sweep, commit=rec["commit"], command=rec["command"], use=rec["use"])
             write_readme(out_dir, sweep, best_records(records, sweep), commit=rec["commit"], command=rec["command"],
-                         use=rec["use"])
+                         use=rec["use"], regenerate=tables_command(sweep, budget, output_option))
         done += 1
         print(f"[recbole-llm] sweep folder rewritten from its record: {out_dir}/", flush=True)
     return done

@@ -51,14 +51,18 @@ def provenance(sweep, commit, command):
     if s["scheduler"] == "asha":
         sched = (f"ASHA on the best validation score so far (grace {s['grace_period']} evaluations, reduction "
                  f"factor {s['reduction_factor']:g}, at most {s['max_t']})")
-    return (
+    from recbole_llm.paths import CHECKOUT, portable_text
+
+    # no path of this machine on a committed page; the same text whichever folders redraw it
+    roots = {"checkout": CHECKOUT}
+    return portable_text(
         f"Dataset `{sweep.dataset}`; split {cfg['eval_args']['split']} ordered {cfg['eval_args']['order']}, full "
         f"ranking; seed {sweep.seed}; selection on validation {cfg['valid_metric']} only (each trial's best epoch); "
         f"{s['search']} search, {n} trials; {sched}; RecBole's own early stopping after {int(cfg['stopping_step']) + 1} "
         f"evaluations without a gain (stopping_step {cfg['stopping_step']}), <= {cfg['epochs']} epochs; {sweep.cpus_per_trial:g} CPU and "
         f"{sweep.gpus_per_trial:g} GPU per trial; sweep wall time {sweep.wall_time_s:.0f}s "
         f"({n / hours if hours > 0 else float('nan'):.1f} trials/hour); commit {_short(commit)}; "
-        f"command `{command}`; Tune folder `{sweep.experiment_path}`."
+        f"command `{command}`; Tune folder `{{saved}}/ray/{sweep.dataset}/{sweep.experiment_path.name}`.", roots
     )
 
 
@@ -89,7 +93,7 @@ def write_trials(out_dir, sweep, note):
     columns = ["trial", *sweep.space.keys, "metric", "epochs", "wall_time_s", "node_id", "node_ip", "status", "error"]
     frame = sweep.trials[columns].rename(columns={"metric": f"valid_{sweep.valid_metric.lower()}"})
     buf = io.StringIO()
-    frame.to_csv(buf, index=False, float_format="%.6g")
+    frame.to_csv(buf, index=False)  # full precision: the table rounds, the CSV does not
     atomic_write_text(out_dir / "trials.csv", buf.getvalue())
 
 
@@ -177,8 +181,27 @@ def _test_table(records, metrics):
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def write_readme(out_dir, sweep, records, *, commit, command, use, metrics=("hit@10", "ndcg@10")):
-    """``README.md``: provenance, ranges, the best configuration and its test metrics."""
+def trials_note(sweep):
+    """How many trials the sweep ran and how a sweep's trials are capped (the sweep page says it:
+    the cap is a command-line option, ``--num-samples``)."""
+    s = sweep.settings
+    n = len(sweep.trials)
+    planned = sweep.planned or n
+    if s.search == "grid":
+        how = (f"grid search: every combination of the grid keys, {s.num_samples} draw(s) of the sampled keys per "
+               f"grid point (--num-samples={s.num_samples})")
+    else:
+        how = f"random search: --num-samples={s.num_samples} configurations drawn from the space"
+    return (f"Trials: {n} of the {planned} the settings make ({how}). To cap a sweep's trials, draw a fixed "
+            "number from the same space with `--search=random --num-samples=N`, or sweep fewer keys with "
+            "`--tune-params=a,b`; `--max-concurrent` caps the trials running at once, and ASHA (`--scheduler=asha`, "
+            "the default) stops weak trials early.")
+
+
+def write_readme(out_dir, sweep, records, *, commit, command, use, metrics=("hit@10", "ndcg@10"), regenerate=None):
+    """``README.md``: provenance, ranges, the best configuration and its test metrics. ``regenerate``:
+    the command that rewrites the folder without Ray (default :func:`tables_command` of the full
+    budget's results folder)."""
     note = provenance(sweep, commit, command)
     best = sweep.best
     reproduced = [r for r in records if r["seed"] == sweep.seed]
@@ -196,6 +219,7 @@ def write_readme(out_dir, sweep, records, *, commit, command, use, metrics=("hit
         tabulate(space_rows, headers=["key", "domain", "values"], tablefmt="github", disable_numparse=True), "",
         f"Status of the {len(sweep.trials)} trials: "
         + ", ".join(f"{n} {s}" for s, n in sweep.trials["status"].value_counts().items()) + ".", "",
+        trials_note(sweep), "",
         "## Best configuration (chosen on validation)", "",
         "```yaml", _yaml_lines(sweep.best_params()).strip(), "```", "",
         f"[best.yaml](best.yaml); use it with `{use}`.", "",
@@ -214,7 +238,7 @@ def write_readme(out_dir, sweep, records, *, commit, command, use, metrics=("hit
         "![validation metric against each swept key](sensitivity.png)", "",
         f"Regenerate (resumes the stored sweep; finished trials are not run again): `{command}`; or, "
         f"without Ray, from [{SWEEP_RECORD}]({SWEEP_RECORD}), the trials and the run records: "
-        f"`{tables_command(sweep)}`.", "",
+        f"`{regenerate or tables_command(sweep)}`.", "",
     ]
     atomic_write_text(out_dir / "README.md", "\n".join(lines))
 
@@ -229,11 +253,15 @@ def write_sweep(out_dir, sweep, *, commit, command, use):
     return write_best_yaml(out_dir, sweep, commit, command, use)
 
 
-def tables_command(sweep):
-    """The ``run_benchmark.py`` command that rewrites this folder from its records."""
+def tables_command(sweep, budget="full", output_option=""):
+    """The ``run_benchmark.py`` command that rewrites this folder from its records: the sweep's
+    ``--budget`` and ``--output`` included (``output_option``: `` --output=...`` or empty for the
+    budget's default folder), since a budget other than ``full`` keeps its results, and this
+    folder, under ``results/<budget>/``."""
     name = sweep.settings.name
-    return (f"python run_benchmark.py --model={sweep.model} --dataset={sweep.dataset} --tune --tables-only"
-            + (f" --tune-name={name}" if name else ""))
+    return (f"python run_benchmark.py --model={sweep.model} --dataset={sweep.dataset}"
+            + (f" --budget={budget}" if budget and budget != "full" else "") + (output_option or "")
+            + " --tune --tables-only" + (f" --tune-name={name}" if name else ""))
 
 
 def write_sweep_record(out_dir, sweep, *, commit, command, use):

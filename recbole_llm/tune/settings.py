@@ -68,6 +68,10 @@ class SweepSettings:
             raise UserError(f"--num-samples must be >= 1, got {self.num_samples}")
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
             raise UserError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+        if self.name is not None:  # a folder under <output>/<dataset>/tune/ and <saved>/ray/<dataset>/
+            from recbole_llm.utils import check_name
+
+            check_name(self.name, "--tune-name", hint=" (the sweep's folder under <output>/<dataset>/tune/)")
         fixed = sorted(set(self.space.keys) & set(self.overrides))
         if fixed:
             raise UserError(f"{', '.join('--' + k for k in fixed)} fixed on the command line but swept in "

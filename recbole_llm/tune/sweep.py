@@ -50,6 +50,9 @@ from recbole_llm.tune.settings import SweepSettings
 from recbole_llm.tune.trainable import TRIAL_RECORD, metric_key, train_trial
 
 SWEEP_STATE = "sweep.json"
+FINISHED = ("completed", "stopped (ASHA)")  # trial statuses with a validation score to select on
+REPORT_MIN_S = 30  # the progress table: at most this often, when a trial's state or score changed ...
+REPORT_MAX_S = 300  # ... and this often without a change (a sign of life)
 
 
 _GENERATOR = []  # [ResumableGenerator], made on first use
@@ -80,9 +83,56 @@ def _generator_class():
     return _GENERATOR[0]
 
 
+_REPORTER = []  # [QuietReporter], made on first use
+
+
+def _reporter_class():
+    """:class:`QuietReporter`, made on first use (a Ray class's subclass; see :func:`_generator_class`)."""
+    if not _REPORTER:
+        from ray.tune import CLIReporter
+
+        class QuietReporter(CLIReporter):
+            """Tune's progress table, printed when something changed (a trial started, ended or
+            reported a new score) at most every :data:`REPORT_MIN_S` seconds, and otherwise every
+            :data:`REPORT_MAX_S` seconds; Ray's prints the same table every 30 s whatever happened."""
+
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                self._shown = None  # the trials' state when the table was last printed
+                self._shown_at = -math.inf
+
+            def should_report(self, trials, done=False):
+                now = time.monotonic()
+                state = trials_state(trials)
+                due = done or (state != self._shown and now - self._shown_at >= REPORT_MIN_S) \
+                    or now - self._shown_at >= REPORT_MAX_S
+                if due:
+                    self._shown, self._shown_at = state, now
+                return due
+
+        QuietReporter.__module__ = __name__
+        QuietReporter.__qualname__ = "QuietReporter"
+        _REPORTER.append(QuietReporter)
+    return _REPORTER[0]
+
+
+def trials_state(trials):
+    """What the progress table shows of ``trials``: each trial's status and last reported result
+    (its iteration and scores), without the clock."""
+    state = []
+    for trial in trials:
+        result = getattr(trial, "last_result", None) or {}
+        state.append((str(getattr(trial, "trial_id", "")), str(getattr(trial, "status", "")),
+                      result.get("training_iteration"),
+                      tuple(sorted((k, v) for k, v in result.items() if k.startswith("valid_")))))
+    return tuple(state)
+
+
 def __getattr__(name):
     if name == "ResumableGenerator":
         return _generator_class()
+    if name == "QuietReporter":
+        return _reporter_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -150,7 +200,7 @@ class Sweep:
     @property
     def best(self):
         """The best finished trial's row (a Series), or None."""
-        ok = self.trials[self.trials["status"].isin(["completed", "stopped (ASHA)"]) & self.trials["metric"].notna()]
+        ok = self.trials[self.trials["status"].isin(FINISHED) & self.trials["metric"].notna()]
         return ok.iloc[0] if len(ok) else None
 
     def best_params(self):
@@ -202,12 +252,10 @@ def init_ray(address=None):
 
 
 def _reporter(space, key, metric_label):
-    from ray.tune import CLIReporter
-
-    return CLIReporter(
+    return _reporter_class()(
         parameter_columns=space.keys,
         metric_columns={key: f"valid {metric_label}", "epoch": "epochs"},
-        sort_by_metric=True, max_report_frequency=30, max_progress_rows=30,  # metric, mode: TuneConfig's
+        sort_by_metric=True, max_report_frequency=REPORT_MIN_S, max_progress_rows=30,  # metric, mode: TuneConfig's
     )
 
 
@@ -378,7 +426,7 @@ def _tuner(settings, prepared, trainable, callbacks, verbose):
 def _collect(settings, prepared, grid, wall, resumed, max_concurrent):
     """The :class:`Sweep` of Tune's results; this session is added to ``sweep.json``."""
     s, p = settings, prepared
-    trials = trials_frame(grid, s.space, p.key, p.bigger)
+    trials = trials_frame(grid, s.space, p.key, p.bigger, p.max_t)
     # Not grid.num_terminated: after a Ctrl+C, Tune's cleanup marks the running trials TERMINATED
     # in memory (the saved state, which a resume reads, still has them unfinished); and trials the
     # generator had not created yet are not in the grid at all.
@@ -426,19 +474,27 @@ def _update_state(path, settings, wall, resumed, n_trials, interrupted, max_conc
     return state
 
 
-def _status(result, record):
+def _status(result, record, max_t=None):
+    """A trial's status: ``completed`` when it ran to its end (its record was written: the last epoch
+    or RecBole's own early stopping; or it reported its last evaluation, ``max_t``, before ASHA's
+    decision on that result ended it: nothing was left to stop), ``stopped (ASHA)`` when ASHA ended
+    it earlier, ``error``, or ``unfinished`` (interrupted)."""
     if result.error is not None:
         return "error"
     if record is not None:
         return "completed"  # ran to its last epoch or RecBole's own early stopping
-    if result.metrics.get("done"):
+    metrics = result.metrics or {}
+    if metrics.get("done"):
+        if max_t is not None and int(metrics.get("training_iteration") or 0) >= int(max_t):
+            return "completed"
         return "stopped (ASHA)"
     return "unfinished"
 
 
-def trials_frame(grid, space, key, bigger):
+def trials_frame(grid, space, key, bigger, max_t=None):
     """One row per trial: the swept values, the best validation score, epochs, wall time, the Ray
-    node that ran it (id and IP; empty for a trial that never reported), status."""
+    node that ran it (id and IP; empty for a trial that never reported), status (``max_t``: the
+    evaluations a trial makes at most, :func:`_status`)."""
     rows = []
     for result in grid:
         trial_dir = Path(result.path)
@@ -454,7 +510,7 @@ def trials_frame(grid, space, key, bigger):
         row["wall_time_s"] = float(metrics.get("time_total_s", math.nan) or math.nan)
         row["node_id"] = metrics.get("node_id") or ""
         row["node_ip"] = metrics.get("node_ip") or ""
-        row["status"] = _status(result, record)
+        row["status"] = _status(result, record, max_t)
         row["error"] = str(result.error).strip().splitlines()[-1][:200] if result.error is not None else ""
         row["trial_dir"] = str(trial_dir)
         rows.append(row)
