@@ -104,20 +104,27 @@ def test_tables_mark_unconverged_rows_and_compare_converged_rows_only(tmp_path):
     text = write_results_page(tmp_path, "d", recs, metrics=("ndcg@10", "hit@10"), target="L")
     lines = text.splitlines()
     first_cell = {line.split("|")[1].strip() for line in lines if line.startswith("| ")}
-    assert {"A", "B †", "C †", "L", "M †"} <= first_cell
-    assert "p (NDCG@10 vs A)" in text  # the paired tests' best baseline is the converged A
+    assert {"A", "B †", "C †", "L"} <= first_cell and "M †" not in first_cell
+    # M ran under --epochs=3 below the full budget's 50: a short run, on the history page
+    history = (tmp_path / "comparison-history.md").read_text().splitlines()
+    assert "M †" in {line.split("|")[1].strip() for line in history if line.startswith("| ")}
+    assert "Not in this table: [comparison-history.md](comparison-history.md) (1 row:" in text
+    assert "Δ, p (NDCG@10 vs A)" in text  # the paired tests' best baseline is the converged A
     gain = next(line for line in lines if line.startswith("| Improv."))
     cells = [c.strip() for c in gain.split("|")[1:-1]]
     # L (0.25, 0.40) against the converged baseline A (0.21, 0.32): not against B's NDCG@10 or C's HR@10
-    assert cells[:4] == ["Improv.% (L vs best converged baseline)", "", "+19.05%", "+25.00%"]
+    assert cells[:4] == ["Improv.% (L vs A, the converged baseline with the best validation NDCG@10)", "",
+                         "+19.05%", "+25.00%"]
     assert convergence.footnote({}) == ""
     note = next(line for line in lines if line.startswith("† not converged"))
+    assert note.endswith("): B: epoch cap reached, best epoch = last epoch; C: epoch cap reached.")
+    note = next(line for line in history if line.startswith("† not converged"))
     assert note.endswith(
-        "): B: epoch cap reached, best epoch = last epoch; C: epoch cap reached; "
-        "M: epoch cap reached (2 of 2 seeds), --epochs=3 below the full budget's 50 (2 of 2 seeds), "
+        "): M: epoch cap reached (2 of 2 seeds), --epochs=3 below the full budget's 50 (2 of 2 seeds), "
         "learning rate annealed to 0 while validation still rose (2 of 2 seeds), "
         "best epoch = last epoch (2 of 2 seeds).")
-    assert "Titles per hard prompt" in text and "L: 1.25 (median 1; 64 tokens); M: n/a." in text
+    assert "Titles per hard prompt" in text and "L: 1.25 (median 1; 64 tokens)." in text
+    assert "M: n/a." in "\n".join(history)
     csv = pd.read_csv(tmp_path / "comparison.csv", index_col="model")
     assert csv["converged"].to_dict() == {"A": True, "B": False, "C": False, "L": True, "M": False}
     assert csv.loc["C", "not_converged_because"] == "epoch cap reached"
@@ -131,7 +138,9 @@ def test_tables_mark_unconverged_rows_and_compare_converged_rows_only(tmp_path):
 def test_an_unconverged_target_gets_no_improvement_and_no_converged_baseline_no_best_baseline(tmp_path):
     recs = _with_lr_end(records())
     text = write_results_page(tmp_path, "d", recs, metrics=("ndcg@10", "hit@10"), target="M")
-    gain = next(line for line in text.splitlines() if line.startswith("| Improv."))
+    assert "| Improv." not in text  # M, a short run, is on the history page, and its Improv.% row with it
+    history = (tmp_path / "comparison-history.md").read_text()
+    gain = next(line for line in history.splitlines() if line.startswith("| Improv."))
     cells = [c.strip() for c in gain.split("|")[1:-1]]
     assert cells[:4] == ["Improv.% (M vs best converged baseline; n/a: M not converged)", "", "n/a", "n/a"]
     without_a = [r for r in recs if r["label"] != "A"]
@@ -140,8 +149,8 @@ def test_an_unconverged_target_gets_no_improvement_and_no_converged_baseline_no_
             r["parameters"]["id_model_name"] = "B"  # the own-ID-base test needs no converged baseline
     assert stats.best_baseline(without_a) is None
     pvalues, _, note = stats.significance_columns(without_a)
-    assert [header for header, _ in pvalues] == ["p (NDCG@10 vs own ID base)"]
-    assert note.startswith("p: no baseline row is converged")
+    assert [header for header, _ in pvalues] == ["Δ, p (NDCG@10 vs own ID base)"]
+    assert note.startswith("Δ, p: no baseline row is converged")
 
 
 def test_variant_tables_mark_rows_and_show_titles_per_prompt(tmp_path):
@@ -157,7 +166,7 @@ def test_variant_tables_mark_rows_and_show_titles_per_prompt(tmp_path):
         rec["epochs_run"], rec["best_epoch"] = 50, 49
     for i, rec in enumerate(_with_lr_end(recs)):
         (runs / f"r{i}.json").write_text(json.dumps(rec))
-    text = variants.write_variants(tmp_path, "d", "t", "T", "L", ["M"], "cmd")
+    text = variants.write_variants(tmp_path, "d", variants.VariantPage("t", "T", "L", ("M",), "cmd"))
     row_l = next(line for line in text.splitlines() if line.startswith("| L (reference)"))
     row_m = next(line for line in text.splitlines() if line.startswith("| M † "))
     assert row_l.rstrip(" |").endswith("1.25 (median 1; 64 tokens)") and row_m.rstrip(" |").endswith("n/a")

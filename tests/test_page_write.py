@@ -5,6 +5,7 @@ import errno
 import pytest
 
 from recbole_llm import fsutil
+from recbole_llm.benchmark import page
 from recbole_llm.benchmark.page import page_target, write_results_page
 from recbole_llm.errors import UserError
 
@@ -50,7 +51,7 @@ def test_full_disk_on_the_third_file_leaves_the_old_page_whole(tmp_path, monkeyp
 
     monkeypatch.setattr(fsutil, "_write_file", real)
     text = write_results_page(out, "d", [rec("A", 1, 0.3), rec("B", 1, 0.4)], ("ndcg@10", "hit@10"))
-    assert "**0.4000**" in text and (out / "comparison.md").read_text() == text
+    assert "0.4000" in text and (out / "comparison.md").read_text() == text  # the new values
 
 
 def test_a_rename_failing_part_way_puts_the_replaced_files_back(tmp_path, monkeypatch):
@@ -81,3 +82,48 @@ def test_page_target_is_read_back_from_the_regenerate_line(tmp_path):
     assert page_target(out) is None
     (out / "comparison.md").write_text("Regenerate: `python run_benchmark.py --target='unclosed`\n")
     assert page_target(out) is None
+
+
+def llm(label, seed, ndcg, epochs_max=50, **config):
+    out = rec("IDLEAdapter", seed, ndcg)
+    out.update(label=label, best_epoch=1, stop_reason="early_stopping",
+               parameters={"lm": 100, "id_model_name": "A", "total": 110, "trainable": 10},
+               config={"model": "IDLEAdapter", "dataset": "d", "budget": "full", "id_model": "A",
+                       "lm_name": "sentence-transformers/all-MiniLM-L6-v2", **config})
+    out["protocol"] = dict(out["protocol"], epochs_max=epochs_max)
+    return out
+
+
+def test_variants_and_short_runs_have_pages_of_their_own(tmp_path):
+    """The headline holds the baselines and the LLM rows at their defaults (with their LM and ID
+    base); a row that differs by an ablation goes to comparison-variants.md, linked to the variant
+    page that shows it; a run under a lower epoch cap goes to comparison-history.md; the CSV holds
+    every row with its page."""
+    import pandas as pd
+
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "t4.md").write_text("# d: T4\n\nRegenerate: `python -m recbole_llm.benchmark.variants --dataset=d "
+                               "--name=t4 --title=T4 --reference=L '--row=L w/o Distribution'`\n")
+    base = [dict(rec("A", seed, 0.1), best_epoch=1, stop_reason="early_stopping") for seed in (1, 2, 3)]
+    records = base + [llm("L", s, 0.2) for s in (1, 2, 3)] + [llm("L w/o Distribution", 1, 0.15, distribution=False),
+                                                             llm("L (--epochs=3)", 1, 0.05, epochs_max=3)]
+    assert page.row_sections(records, out) == {"A": "headline", "L": "headline", "L w/o Distribution": "variants",
+                                               "L (--epochs=3)": "history"}
+    text = write_results_page(out, "d", records, ("ndcg@10", "hit@10"), target="L")
+    first = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")]
+    assert first[:3] == ["Model", "A", "L"] and first[-1].startswith("Improv.% (L vs A")
+    row = next(line for line in text.splitlines() if line.startswith("| L "))
+    assert [c.strip() for c in row.split("|")[2:5]] == ["all-MiniLM-L6-v2", "A", "3"]  # LM, ID base, seeds
+    variants = (out / "comparison-variants.md").read_text()
+    assert "| L w/o Distribution |" in variants and "[t4](t4.md)" in variants and "| L (--epochs=3)" not in variants
+    history = (out / "comparison-history.md").read_text()
+    assert "| L (--epochs=3) †" in history and "w/o Distribution" not in history
+    assert "[comparison-variants.md](comparison-variants.md) (1 row:" in text
+    csv = pd.read_csv(out / "comparison.csv", index_col="model")
+    assert csv["page"].to_dict() == {"A": "headline", "L": "headline", "L w/o Distribution": "variants",
+                                     "L (--epochs=3)": "history"}
+    assert csv.loc["L", "lm"] == "all-MiniLM-L6-v2" and csv.loc["L", "id_base"] == "A"
+    # a page of short runs only (a smoke benchmark) keeps them in its table
+    short = [dict(r, protocol=dict(r["protocol"], epochs_max=2)) for r in records[:4]]
+    assert set(page.row_sections(short).values()) == {"headline"}

@@ -11,6 +11,7 @@ from recbole_llm.benchmark import per_user, plots
 from recbole_llm.benchmark.page import write_results_page
 from recbole_llm.benchmark.records import group_rows
 from recbole_llm.pipeline import run
+from recbole_llm.spec import RunSpec
 
 
 def test_metric_values_from_ranks():
@@ -24,7 +25,7 @@ def test_metric_values_from_ranks():
 
 
 def test_per_user_ranks_reproduce_the_reported_test_metrics(toy_data_path, tiny_overrides, tmp_path):
-    record = run("SASRec", "toy", 2020, (), dict(tiny_overrides, topk=[5, 10]), toy_data_path, tmp_path / "saved")
+    record = run(RunSpec("SASRec", "toy", 2020, (), dict(tiny_overrides, topk=[5, 10]), toy_data_path, tmp_path / "saved"))
     pu = record["per_user"]
     assert pu["split"] == "test" and pu["max_k"] == 10 and set(pu["targets"]) == {1}
     assert len(pu["users"]) == len(set(pu["users"])) == record["dataset_stats"]["users"]
@@ -78,21 +79,27 @@ def test_tables_show_p_values_and_the_report_writes_cost_and_plots(tmp_path):
     good = rng.integers(1, 4, 200)  # the LLM row ranks the target near the top
     weak = rng.integers(5, 30, 200)
     records = []
-    for seed in (1, 2):
+    for seed in (1, 2, 3):
         records.append(_record("ComiRec", "ComiRec", seed, weak, users, lengths))
-        records.append(_record("BPR", "BPR", seed, weak + 20, users, lengths))
+        # BPR: the best test numbers of the baselines, but the worse validation: not the best baseline
+        records.append(_record("BPR", "BPR", seed, np.maximum(1, weak - 3), users, lengths, valid=(0.1, 0.15, 0.12)))
         records.append(_record("IDLEAdapter", "IDLEAdapter", seed, good, users, lengths))
     records.append(_record("RARec", "RARec", 1, good - 1 + (good == 1), users, lengths))  # better than IDLE
     text = write_results_page(tmp_path, "toy", records, metrics=("hit@10", "ndcg@10"), target="IDLEAdapter")
-    assert "p (NDCG@10 vs ComiRec)" in text and "p (NDCG@10 vs own ID base)" in text
-    assert "<1e-4 (ComiRec)" in text  # IDLEAdapter's ID base is the ComiRec row
+    assert "Δ, p (NDCG@10 vs ComiRec)" in text and "Δ, p (NDCG@10 vs own ID base)" in text
     gain = next(line for line in text.splitlines() if "Improv." in line)
-    assert "IDLEAdapter vs best converged baseline" in gain and "+" in gain  # against ComiRec, not the better RARec row
+    # against ComiRec (best validation), not BPR (best test) nor the better RARec row
+    assert "IDLEAdapter vs ComiRec, the converged baseline with the best validation NDCG@10" in gain and "+" in gain
     llm_row = next(line for line in text.splitlines() if line.startswith("| IDLEAdapter"))
-    assert llm_row.rstrip(" |").endswith("<1e-4 (ComiRec)")
+    diff = 100 * (per_user.metric_values(good, "ndcg@10").mean() / per_user.metric_values(weak, "ndcg@10").mean() - 1)
+    assert llm_row.rstrip(" |").endswith(f"ComiRec: +{diff:.1f}%, p<1e-4 (Holm <1e-4)")
+    assert f"| +{diff:.1f}%, p<1e-4 (Holm <1e-4) " in llm_row
     assert next(line for line in text.splitlines() if line.startswith("| BPR")).rstrip(" |").endswith("-")
+    assert "Claims (comparisons over 2 or more seeds): IDLEAdapter vs the best baseline and its own ID base ComiRec: +" in text
     csv = (tmp_path / "comparison.csv").read_text()
-    assert "p_ttest_vs_best_baseline" in csv and "p_wilcoxon_vs_best_baseline" in csv
+    for column in ("p_ttest_vs_best_baseline", "p_wilcoxon_vs_best_baseline", "p_holm_vs_best_baseline",
+                   "p_bh_vs_id_base", "p_seed_bootstrap_vs_best_baseline", "p_holm_hit@5_vs_id_base"):
+        assert column in csv
     cost = (tmp_path / "cost.md").read_text()
     assert "| IDLEAdapter" in cost and "0.80" in cost and "6,300" in cost  # ratio; LM + adapter + ID model
     for name in ("metrics.png", "valid_curves.png", "long_history.png"):
@@ -182,6 +189,15 @@ def test_variant_table_tests_each_row_against_the_reference(tmp_path, capsys):
         stats.ttest_rel(x, per_user.metric_values(full, "ndcg@10")).pvalue)
     assert csv.loc["RARec w/o X", "p_ttest"] < 1e-4 and csv.loc["RARec w/o Y", "p_ttest"] == 1.0
     assert csv.loc["RARec w/o X", "paired_users"] == 300
+    assert csv.loc["RARec w/o X", "p_holm"] == pytest.approx(min(1.0, 2 * csv.loc["RARec w/o X", "p_ttest"]))  # 2 tests
+    row_x = next(line for line in md.splitlines() if line.startswith("| RARec w/o X"))
+    assert f"({100 * (x.mean() / ref - 1):+.1f}%) | <1e-4 (Holm <1e-4) | n/a (1 seed) |" in row_x
+    assert "Claims: RARec w/o X vs the reference RARec: -" in md and "one seed, so not tested across seeds" in md
+    # without --seeds the reference's two seeds stand beside the rows' one: the test takes the seed both have
+    assert variants.main(argv[:-1]) == 0
+    csv = pd.read_csv(tmp_path / "toy" / "t4.csv", index_col="row")
+    assert csv.loc["RARec", "ndcg@10"] != pytest.approx(ref)  # the row's mean: both seeds
+    assert csv.loc["RARec w/o X", "diff"] == pytest.approx(x.mean() - ref) and csv.loc["RARec w/o X", "common_seeds"] == 1
     with pytest.raises(UserError, match="'RARec w/o Z'"):
         variants.main([*argv[:5], "--row=RARec w/o Z"])
     with pytest.raises(UserError, match="no run records"):
@@ -214,7 +230,7 @@ def test_variant_table_refuses_rows_of_different_epoch_caps(tmp_path):
 def test_own_id_base_is_paired_on_the_llm_rows_seeds(tmp_path):
     """An LLM row of seeds 1 and 2 is tested against its base's seed-1 and seed-2 runs (its frozen
     models), not against a base row that also averages in seed 3."""
-    from recbole_llm.benchmark.stats import id_base_records, id_base_significance
+    from recbole_llm.benchmark.stats import comparison_tests, id_base_records
 
     rng = np.random.default_rng(2)
     users = [str(i) for i in range(300)]
@@ -223,7 +239,34 @@ def test_own_id_base_is_paired_on_the_llm_rows_seeds(tmp_path):
     records = [_record("ComiRec", "ComiRec", seed, same, users, lengths) for seed in (1, 2)]
     records.append(_record("ComiRec", "ComiRec", 3, np.full(300, 1), users, lengths))  # a far better seed 3
     records += [_record("IDLEAdapter", "IDLEAdapter", seed, same, users, lengths) for seed in (1, 2)]
-    base, test = id_base_significance(records)["IDLEAdapter"]
-    assert base == "ComiRec" and test["mean_diff"] == 0.0 and test["p_ttest"] == 1.0  # equal to its own bases
+    _, tests, _ = comparison_tests(records)
+    test = next(t for t in tests if t.relation == "own ID base" and t.metric == "ndcg@10")
+    assert test.versus == "ComiRec" and test.seeds_b == (1, 2)
+    assert test.diff == 0.0 and test.p_ttest == 1.0  # equal to its own bases
     assert [r["seed"] for r in id_base_records(records[3:], records[:3])] == [1, 2]
     assert [r["seed"] for r in id_base_records(records[3:], records[2:3])] == [3]  # its seeds missing: all
+    unpaired = comparison_tests(records[2:])[1]  # the base has seed 3 only: its run stands for both
+    test = next(t for t in unpaired if t.relation == "own ID base" and t.metric == "ndcg@10")
+    assert not test.paired_seeds and test.seeds_a == (1, 2) and test.seeds_b == (3,) and test.diff < 0
+
+
+def test_own_id_base_is_the_run_whose_weights_the_llm_row_names():
+    """A record of key scheme 2 names its frozen ID model by sha256: its base is that run, whatever its
+    label (here the tuned row, not the default one); an older record's base is the run of its era."""
+    from recbole_llm.benchmark.stats import own_base
+
+    rng = np.random.default_rng(3)
+    users, lengths = [str(i) for i in range(50)], [5] * 50
+    ranks = rng.integers(1, 20, 50)
+    default = [_record("ComiRec", "ComiRec", s, ranks, users, lengths) for s in (1, 2)]
+    tuned = [_record("ComiRec", "ComiRec-tuned", s, ranks, users, lengths) for s in (1, 2)]
+    for r in default + tuned:
+        r.update(key_scheme=2, id_cache={"sha256": f"{r['label']}-{r['seed']}"})
+    llm = [_record("IDLEAdapter", "IDLEAdapter", s, ranks, users, lengths) for s in (1, 2)]
+    for r in llm:
+        r.update(key_scheme=2, id_model={"name": "ComiRec", "sha256": f"ComiRec-tuned-{r['seed']}"})
+    label, base = own_base(llm, default + tuned + llm)
+    assert label == "ComiRec-tuned" and [r["seed"] for r in base] == [1, 2]
+    old = [_record("ComiRec", "ComiRec (--epochs=50)", 1, ranks, users, lengths)]  # key scheme 1, cap 50
+    old_llm = [_record("IDLEAdapter", "IDLEAdapter", 1, ranks, users, lengths)]
+    assert own_base(old_llm, default + tuned + old)[0] == "ComiRec (--epochs=50)"

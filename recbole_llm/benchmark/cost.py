@@ -6,6 +6,7 @@ import statistics
 from tabulate import tabulate
 
 from recbole_llm.benchmark import convergence
+from recbole_llm.benchmark.labels import escape_markdown
 from recbole_llm.benchmark.records import group_rows
 from recbole_llm.benchmark.stats import mean_of
 
@@ -70,7 +71,7 @@ def cost_table(records):
     body = []
     for c in cost_rows(records):
         body.append([
-            convergence.marked(c["model"], c["model"] in flagged), c["seeds"], c["data"], _fmt(c["epochs"]), _fmt(c["train_s_per_epoch"]),
+            convergence.marked(escape_markdown(c["model"]), c["model"] in flagged), c["seeds"], c["data"], _fmt(c["epochs"]), _fmt(c["train_s_per_epoch"]),
             _fmt(c["train_s_per_epoch_median"]),
             _fmt(c["train_samples_per_s"]), _fmt(c["bare_lm_samples_per_s"]), _fmt(c["throughput_ratio"], 2),
             _fmt(c["valid_s"], 2), _fmt(c["test_s"], 2), _fmt(c["peak_rss_mb"], 0), _fmt(c["peak_gpu_mb"], 0),

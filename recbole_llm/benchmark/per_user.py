@@ -61,15 +61,22 @@ def paired_test(a, b):
     p-value, which assumes no normality, beside it), or None with fewer than 2 common users.
     Per-user values are averaged over a row's seeds first, so a user counts once.
     """
-    from scipy import stats
-
     users = sorted(set(a) & set(b))
     if len(users) < 2:
         return None
-    x = np.array([a[u] for u in users])
-    y = np.array([b[u] for u in users])
+    return paired_arrays(np.array([a[u] for u in users]), np.array([b[u] for u in users]))
+
+
+def paired_arrays(x, y):
+    """:func:`paired_test` on two aligned arrays of per-user values (NaN p-values below 2 users)."""
+    from scipy import stats
+
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     diff = x - y
-    out = {"n_users": len(users), "mean_diff": float(diff.mean()), "p_ttest": float("nan"), "p_wilcoxon": float("nan")}
+    out = {"n_users": len(diff), "mean_diff": float(diff.mean()) if len(diff) else float("nan"),
+           "p_ttest": float("nan"), "p_wilcoxon": float("nan")}
+    if len(diff) < 2:
+        return out
     if np.any(diff != 0):
         out["p_ttest"] = float(stats.ttest_rel(x, y).pvalue)
         out["p_wilcoxon"] = float(stats.wilcoxon(x, y, zero_method="wilcox").pvalue)
@@ -85,12 +92,6 @@ def pretty_metric(name):
     """A metric key as the papers write it: ``ndcg@10`` -> ``NDCG@10``."""
     base, _, k = name.partition("@")
     return f"{PRETTY.get(base, base)}@{k}" if k else PRETTY.get(base, base)
-
-
-def format_p(p):
-    if p is None or (isinstance(p, float) and math.isnan(p)):
-        return "-"
-    return "<1e-4" if p < 1e-4 else f"{p:.4f}"
 
 
 def history_slices(records, metric, edges):
