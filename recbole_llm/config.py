@@ -363,70 +363,37 @@ _RecBoleLoader.add_implicit_resolver(
 
 
 # -------------------------------------------------------------------------------------- keys
-_KEY_READ = re.compile(r"""config_?\[\s*["']([A-Za-z_][A-Za-z0-9_]*)["']\s*\]""")
-
-
-@functools.lru_cache(maxsize=None)
-def _keys_read_in(path):
-    try:
-        return frozenset(_KEY_READ.findall(Path(path).read_text(encoding="utf-8")))
-    except OSError:
-        return frozenset()
-
-
-def _source_files(module_names):
-    import importlib.util
-
-    files = []
-    for name in module_names:
-        spec = importlib.util.find_spec(name)
-        if spec is None:
-            continue
-        if spec.submodule_search_locations:
-            for root in spec.submodule_search_locations:
-                files += sorted(str(p) for p in Path(root).rglob("*.py"))
-        elif spec.origin:
-            files.append(spec.origin)
-    return files
+# Keys RecBole 1.2.1 reads when they are set but defaults in none of its YAML files: a user may set them.
+RECBOLE_OPTIONAL_KEYS = {
+    "encoding": "the atomic files' text encoding (RecBole's Dataset; utf-8 when unset)",
+    "tail_ratio": "the share of items counted as the tail (RecBole's TailPercentage metric)",
+    "world_size": "processes of a distributed run (RecBole's DDP)",
+    "local_rank": "this process's rank in a distributed run (RecBole's DDP)",
+}
 
 
 def known_keys(model_names, dataset):
-    """Every config key a run of ``model_names`` on ``dataset`` can mean.
-
-    The keys of each model's :class:`Config` without user input (RecBole's overall, dataset and
-    model YAML, its quick-start YAML, this package's ``properties/``), of every YAML under
-    ``properties/`` (budgets, other datasets and models) and RecBole's ``properties/dataset/``,
-    RecBole's documented argument lists, and every ``config["key"]`` read by the models' source
-    (their classes and bases), RecBole's data, trainer, sampler and evaluator code, and this package.
+    """Every config key a run of ``model_names`` on ``dataset`` can mean, from the loaded YAML and
+    RecBole's own defaults, not from source text: the keys of each model's :class:`Config` without
+    user input (RecBole's overall, dataset, model and quick-start YAML, this package's
+    ``properties/``), of every YAML under ``properties/`` (budgets, other datasets and models) and
+    RecBole's ``properties/`` (its other models' keys included), RecBole's documented argument lists,
+    and :data:`RECBOLE_OPTIONAL_KEYS`. Every key this package reads has a YAML default
+    (tests/test_config.py), so nothing it reads is missing here.
     """
-    import inspect
-
+    import recbole
     from recbole.utils import argument_list
 
-    keys = set()
+    keys = set(RECBOLE_OPTIONAL_KEYS)
     for attr in ("general_arguments", "training_arguments", "evaluation_arguments", "dataset_arguments"):
         keys.update(getattr(argument_list, attr))
     root = properties_dir()
     yamls = [f for f in root.rglob("*.yaml") if "tune" not in f.relative_to(root).parts]
-    import recbole
-
-    recbole_root = Path(recbole.__file__).parent
-    yamls += [recbole_root / "properties" / "overall.yaml", *(recbole_root / "properties" / "dataset").glob("*.yaml")]
+    yamls += sorted((Path(recbole.__file__).parent / "properties").rglob("*.yaml"))
     for f in yamls:
         keys.update(str(k) for k in _yaml_mapping(f))
-    sources = _source_files(["recbole_llm", "recbole.data", "recbole.trainer", "recbole.sampler", "recbole.evaluator",
-                             "recbole.quick_start", "recbole.utils"])
     for name in model_names:
-        model_class = get_model(name)
-        keys.update(Config(model_class, dataset).final_config_dict)
-        for cls in inspect.getmro(model_class):
-            try:
-                sources.append(inspect.getsourcefile(cls))
-            except TypeError:  # builtins
-                continue
-    for f in sources:
-        if f:
-            keys.update(_keys_read_in(f))
+        keys.update(Config(get_model(name), dataset).final_config_dict)
     return keys
 
 
