@@ -85,19 +85,21 @@ def record_roots(record):
 
 
 def portable_record(record, roots=None):
-    """A record (or any JSON value) with no absolute path left: path values by :func:`portable`,
-    paths inside text (the command line) by :func:`portable_text`; ``roots`` default to
-    :func:`record_roots`. Only path strings change: no number, key or other text does."""
+    """A record (or any JSON value) with no absolute path left: every value that is a path by
+    :func:`portable`, and the paths inside a ``command`` line by :func:`portable_text`; ``roots``
+    default to :func:`record_roots`. Only paths change: no number, key or other text (a prompt
+    template that mentions a path keeps it: it is what the run used)."""
     roots = dict(record_roots(record) if roots is None and isinstance(record, dict) else roots or {})
 
-    def walk(value):
+    def walk(value, key=None):
         if isinstance(value, dict):
-            return {k: walk(v) for k, v in value.items()}
+            return {k: walk(v, k) for k, v in value.items()}
         if isinstance(value, list):
-            return [walk(v) for v in value]
-        if isinstance(value, str) and "/" in value:
-            value = portable(value, roots) if value.startswith("/") else value
-            return portable_text(value, roots) if "/" in value and not value.startswith("{") else value
+            return [walk(v, key) for v in value]
+        if isinstance(value, str) and value.startswith("/"):
+            return portable(value, roots)
+        if isinstance(value, str) and key == "command":
+            return portable_text(value, roots)
         return value
 
     return walk(record)

@@ -13,6 +13,7 @@ from recbole_llm.tune.report import (
     load_sweep_record,
     provenance,
     tables_command,
+    SweepSource,
     trials_table,
     write_readme,
     write_sweep,
@@ -21,7 +22,7 @@ from recbole_llm.tune.report import (
 )
 from recbole_llm.tune.settings import SweepSettings
 from recbole_llm.tune.space import SearchSpace
-from recbole_llm.tune.sweep import FINISHED, default_space_path, run_best, run_sweep
+from recbole_llm.tune.sweep import FINISHED, BestRuns, default_space_path, run_best, run_sweep
 
 
 def _value(v):
@@ -122,9 +123,9 @@ def tune_main(request):
         print(f"[recbole-llm] {len(sweep.trials)} trials ({done} finished) in {sweep.wall_time_s:.0f}s; best "
               f"{sweep.best_params()} valid {sweep.valid_metric} {sweep.best['metric']:.4f}; {best_yaml}", flush=True)
         label = request.label or f"{settings.name or settings.model}-tuned"
-        records = run_best(sweep, request.seeds, best_yaml, label=label, budget=request.budget,
-                           output=request.output, show_progress=request.show_progress)
-        write_readme(out_dir, sweep, records, commit=commit, command=request.command, use=use,
+        records = run_best(sweep, request.seeds, best_yaml,
+                           BestRuns(label, request.budget, request.output, request.show_progress))
+        write_readme(out_dir, sweep, records, SweepSource(commit, request.command, use),
                      regenerate=tables_command(sweep, request.budget, request.output_option))
         print(f"[recbole-llm] sweep results in {out_dir}/ (README.md, trials.md/.csv, best.yaml, sensitivity.png)",
               flush=True)
@@ -169,8 +170,8 @@ def tables_main(output, dataset, names, budget="full", output_option=""):
             write_trials(out_dir, sweep, provenance(sweep, rec["commit"], rec["command"]))
         else:
             write_sweep(out_dir, sweep, commit=rec["commit"], command=rec["command"], use=rec["use"])
-            write_readme(out_dir, sweep, best_records(records, sweep), commit=rec["commit"], command=rec["command"],
-                         use=rec["use"], regenerate=tables_command(sweep, budget, output_option))
+            write_readme(out_dir, sweep, best_records(records, sweep), SweepSource(rec["commit"], rec["command"], rec["use"]),
+                         regenerate=tables_command(sweep, budget, output_option))
         done += 1
         print(f"[recbole-llm] sweep folder rewritten from its record: {out_dir}/", flush=True)
     return done

@@ -20,6 +20,7 @@ Every file is written to a temporary name and renamed (:func:`recbole_llm.fsutil
 """
 
 import io
+from dataclasses import dataclass
 import json
 import math
 import statistics
@@ -198,10 +199,20 @@ def trials_note(sweep):
             "the default) stops weak trials early.")
 
 
-def write_readme(out_dir, sweep, records, *, commit, command, use, metrics=("hit@10", "ndcg@10"), regenerate=None):
-    """``README.md``: provenance, ranges, the best configuration and its test metrics. ``regenerate``:
-    the command that rewrites the folder without Ray (default :func:`tables_command` of the full
-    budget's results folder)."""
+@dataclass(frozen=True)
+class SweepSource:
+    """How a sweep folder was made: the commit, the command, and the command that uses its best point."""
+
+    commit: str
+    command: str
+    use: str
+
+
+def write_readme(out_dir, sweep, records, source: SweepSource, regenerate=None, metrics=("hit@10", "ndcg@10")):
+    """``README.md``: provenance, ranges, the best configuration and its test metrics (``source``: how
+    the sweep was made). ``regenerate``: the command that rewrites the folder without Ray (default
+    :func:`tables_command` of the full budget's results folder)."""
+    commit, command, use = source.commit, source.command, source.use
     note = provenance(sweep, commit, command)
     best = sweep.best
     reproduced = [r for r in records if r["seed"] == sweep.seed]

@@ -431,7 +431,8 @@ def _collect(settings, prepared, grid, wall, resumed, max_concurrent):
     # in memory (the saved state, which a resume reads, still has them unfinished); and trials the
     # generator had not created yet are not in the grid at all.
     interrupted = len(trials) < p.planned or bool((trials["status"] == "unfinished").any())
-    state = _update_state(p.path, p.hashed, wall, resumed, len(grid), interrupted, int(max_concurrent or 0))
+    state = _update_state(p.path, p.hashed, {"wall_time_s": wall, "resumed": resumed, "trials": len(grid),
+                                             "interrupted": interrupted, "max_concurrent": int(max_concurrent or 0)})
     return Sweep(settings=s, identity=p.hashed, config=p.config, trials=trials, experiment_path=p.path,
                  interrupted=interrupted, planned=p.planned,
                  wall_time_s=sum(st["wall_time_s"] for st in state["sessions"]))
@@ -460,16 +461,14 @@ def _restore_signal_handlers(handlers):
         signal.signal(sig, handler)
 
 
-def _update_state(path, settings, wall, resumed, n_trials, interrupted, max_concurrent):
-    """``sweep.json`` beside Tune's state: the settings, and the wall time and concurrency limit
-    (0: none) of every session."""
+def _update_state(path, settings, session):
+    """``sweep.json`` beside Tune's state: the settings, and each session's ``session`` (its wall
+    time, whether it resumed, its trials, whether it was interrupted, its concurrency limit, 0: none)."""
     from recbole_llm.fsutil import atomic_write_text
 
     file = Path(path) / SWEEP_STATE
     state = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {"settings": settings, "sessions": []}
-    state["sessions"].append({"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wall_time_s": wall,
-                              "resumed": resumed, "trials": n_trials, "interrupted": interrupted,
-                              "max_concurrent": max_concurrent})
+    state["sessions"].append({"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **session})
     atomic_write_text(file, json.dumps(state, indent=1, sort_keys=True, default=str) + "\n")
     return state
 
@@ -523,12 +522,23 @@ def trials_frame(grid, space, key, bigger, max_t=None):
     return df.drop(columns="_missing").reset_index(drop=True)
 
 
-def run_best(sweep, seeds, best_yaml, *, label, budget=None, output=None, show_progress=False):
+@dataclass(frozen=True)
+class BestRuns:
+    """Where the best configuration's runs go: their row ``label``, the ``budget`` their records name,
+    the results folder ``output`` (None: records are not written) and ``show_progress``."""
+
+    label: str
+    budget: str = None
+    output: Path = None
+    show_progress: bool = False
+
+
+def run_best(sweep, seeds, best_yaml, target: BestRuns):
     """Train and test the best configuration for each seed through the benchmark's path.
 
     ``best_yaml`` (written by :func:`recbole_llm.tune.report.write_best_yaml`) is passed as the
     last config file, exactly as ``run_benchmark.py --config-files`` would. Each run writes an
-    ordinary run record (with a ``tune`` entry naming the sweep) under ``output``; a seed that
+    ordinary run record (with a ``tune`` entry naming the sweep) under ``target.output``; a seed that
     already has a record of this sweep's best trial is not run again. Returns the records.
     """
     import torch
@@ -543,6 +553,7 @@ def run_best(sweep, seeds, best_yaml, *, label, budget=None, output=None, show_p
                         f"see the error column of its table")
     tag = {"experiment": sweep.experiment_path.name, "trial": best["trial"], "params": sweep.best_params(),
            "valid_in_sweep": float(best["metric"]), "valid_metric": sweep.valid_metric}
+    label, budget, output, show_progress = target.label, target.budget, target.output, target.show_progress
     existing = {}
     if output is not None:
         for rec in load_records(output, sweep.dataset):
