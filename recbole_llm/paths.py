@@ -98,7 +98,7 @@ def portable_record(record, roots=None):
             return [walk(v, key) for v in value]
         if isinstance(value, str) and value.startswith("/"):
             return portable(value, roots)
-        if isinstance(value, str) and key == "command":
+        if isinstance(value, str) and key in ("command", "use"):  # command lines
             return portable_text(value, roots)
         return value
 
