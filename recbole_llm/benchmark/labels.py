@@ -243,28 +243,27 @@ def record_config(record):
     return config
 
 
-def row_lm(records):
-    """A row's frozen LM, short name ('' for an ID model): the record's config ``lm_name``, else
-    its parameter count's ``lm_name`` (records made before)."""
+def _llm_value(records, config_key, parameter_key):
+    """The first LLM record's config ``config_key``, else its parameter count's ``parameter_key``
+    (records made before the config kept it); '' for an ID model's row."""
     for r in records:
         if not (r.get("parameters") or {}).get("lm"):
             continue
-        name = (r.get("config") or {}).get("lm_name") or (r.get("parameters") or {}).get("lm_name")
-        if name:
-            return short_lm_name(name)
-    return ""
-
-
-def row_id_base(records):
-    """A row's frozen ID model ('' for an ID model): the record's config ``id_model``, else its
-    parameter count's ``id_model_name``."""
-    for r in records:
-        if not (r.get("parameters") or {}).get("lm"):
-            continue
-        name = (r.get("config") or {}).get("id_model") or (r.get("parameters") or {}).get("id_model_name")
+        name = (r.get("config") or {}).get(config_key) or (r.get("parameters") or {}).get(parameter_key)
         if name:
             return str(name)
     return ""
+
+
+def row_lm(records):
+    """A row's frozen LM, short name ('' for an ID model)."""
+    name = _llm_value(records, "lm_name", "lm_name")
+    return short_lm_name(name) if name else ""
+
+
+def row_id_base(records):
+    """A row's frozen ID model ('' for an ID model)."""
+    return _llm_value(records, "id_model", "id_model_name")
 
 
 _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
