@@ -41,6 +41,11 @@ from recbole_llm.spec import RunSpec
 from recbole_llm.utils import get_model
 
 
+# Overrides of an LLM run that its ID model's run takes too: console and log settings, which
+# identity.EXCLUDED keeps out of every key (``--no-progress`` quiets the ID model's epochs as well).
+CARRIED_TO_ID_MODEL = ("show_progress", "state")
+
+
 def id_model_spec(config, spec: RunSpec) -> RunSpec:
     """The :class:`RunSpec` of the frozen ID model of the LLM run ``config`` (made from ``spec``):
     the ID model's YAML, the run's budget, seed and data/protocol settings, and ``id_model_config``
@@ -51,7 +56,9 @@ def id_model_spec(config, spec: RunSpec) -> RunSpec:
         from recbole_llm.id_models import registered
 
         raise UserError(f"unsupported ID model '{name}' (id_model); supported: {', '.join(registered())}")
-    return RunSpec(name, spec.dataset, config["seed"], files, extra, spec.data_path, spec.saved_dir)
+    # what the run was told about its console and log (no part of any key) holds for its ID model too
+    quiet = {k: spec.overrides[k] for k in CARRIED_TO_ID_MODEL if k in spec.overrides}
+    return RunSpec(name, spec.dataset, config["seed"], files, {**quiet, **extra}, spec.data_path, spec.saved_dir)
 
 
 def ensure_id_model(config, spec: Optional[RunSpec] = None) -> Path:

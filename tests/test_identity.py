@@ -140,6 +140,7 @@ def test_the_id_model_an_llm_run_asks_for_is_the_table_row_of_that_model(toy_dat
                        toy_data_path, tmp_path)
     id_spec = id_model_spec(build_config(llm_spec), llm_spec)
     assert id_spec.overrides["MAX_ITEM_LIST_LENGTH"] == 7 and "prefix_len" not in id_spec.overrides
+    assert id_spec.overrides["show_progress"] is False  # --no-progress quiets the ID model's epochs too
     row = RunSpec("ComiRec", "toy", 2020, [str(f) for f in budget_files("quick")], options, toy_data_path, tmp_path)
     row_config, id_config = build_config(row), build_config(id_spec)
     assert run_key(row_config) == run_key(id_config), diff(row_config, id_config)

@@ -204,3 +204,13 @@ def test_an_llm_row_gets_its_id_base_in_the_table_once(toy_data_path, tiny_bert,
     assert "the ID base of IDLEAdapter, ComiRec seed 2020, has its record" in again.stdout
     assert "1 run(s) on toy" in again.stdout and again.stdout.count("skipped: record") == 1
     assert len(list((tmp_path / "results" / "toy" / "runs").glob("*.json"))) == 2
+    # the base stored under another row's name (as `--model=ComiRec --label=ComiRec-tuned` stores the tuned
+    # point an LLM row names by --id_model_config) is the same run, by its key: no second record under "ComiRec"
+    base_path = next(p for p in (tmp_path / "results" / "toy" / "runs").glob("ComiRec*.json"))
+    renamed = {**json.loads(base_path.read_text()), "label": "ComiRec-tuned", "stored_label": "ComiRec-tuned"}
+    base_path.write_text(json.dumps(renamed))
+    third = bench("--model=IDLEAdapter", "--dataset=toy", "--budget=quick", *llm, data_path=toy_data_path,
+                  tmp_path=tmp_path)
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert "the ID base of IDLEAdapter, ComiRec seed 2020, has its record" in third.stdout
+    assert len(list((tmp_path / "results" / "toy" / "runs").glob("*.json"))) == 2

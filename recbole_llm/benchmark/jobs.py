@@ -121,7 +121,7 @@ def id_base_runs(specs, configs, output, budget):
         planned.add((id_spec.model_name, id_spec.seed))
         id_config = build_config(id_spec)
         key = run_key(id_config)
-        existing = find_record(output, spec.dataset, id_spec.row, id_spec.seed, key, budget)
+        existing = find_record(output, spec.dataset, None, id_spec.seed, key, budget)  # under any row label
         if existing is not None:
             print(f"[recbole-llm] the ID base of {spec.model_name}, {id_spec.row} seed {id_spec.seed}, has its record "
                   f"{existing} (run_key {key}): its row is in the table", flush=True)

@@ -140,9 +140,11 @@ def separate_epoch_caps(records):
 
 def find_record(output, dataset, label, seed, run_key, budget):
     """Path of a stored record of ``label`` and ``seed`` made with ``run_key`` under ``budget``
-    (the run a re-run would repeat), or None."""
+    (the run a re-run would repeat), or None. ``label=None`` matches a record of any label: an LLM
+    run's ID base is the run of that key, whatever row it was stored under (``ComiRec-tuned``)."""
     for rec in reversed(load_records(output, dataset)):
-        if ((rec.get("stored_label") or rec.get("label") or rec["model"]) == label and rec["seed"] == seed and rec.get("run_key") == run_key
+        stored = rec.get("stored_label") or rec.get("label") or rec["model"]
+        if ((label is None or stored == label) and rec["seed"] == seed and rec.get("run_key") == run_key
                 and rec.get("budget", "full") == budget):
             return rec["_path"]
     return None
