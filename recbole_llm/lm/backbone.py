@@ -319,6 +319,28 @@ class FrozenLM(nn.Module):
     def num_parameters(self):
         return sum(p.numel() for p in self.model.parameters())
 
+    def report(self):
+        """What a run record says about its LM (``record["lm"]``): ``name``, ``source`` (package,
+        folder, file, hub or given), ``model_type``, ``decoder``, ``pooling``, ``layers``,
+        ``hidden_size``, ``parameters`` (all) and ``parameters_outside_embeddings`` (all but the
+        ``nn.Embedding`` tables: vocabulary, positions, token types; a tied output head shares the
+        vocabulary table), and ``weights_sha256`` (``{file: sha256}`` of the files loaded; None for
+        a hub name or a given model)."""
+        embedded = {id(p) for m in self.model.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
+        outside = sum(p.numel() for p in self.model.parameters() if id(p) not in embedded)
+        return {
+            "name": self.name,
+            "source": self.source,
+            "model_type": self.model.config.model_type,
+            "decoder": bool(self.is_decoder),
+            "pooling": self.pooling,
+            "layers": self.num_layers,
+            "hidden_size": self.hidden_size,
+            "parameters": self.num_parameters(),
+            "parameters_outside_embeddings": outside,
+            "weights_sha256": self.resolved.weights_sha256() if self.resolved is not None else None,
+        }
+
     @property
     def device(self):
         return next(self.model.parameters()).device
