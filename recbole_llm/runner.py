@@ -456,7 +456,8 @@ def run_all(args, request, root=None, gpus=()):
     if not args.label:  # an LLM row is named for what identifies it: its LM, its ID base, its data, ...
         from recbole_llm.benchmark.labels import default_label
 
-        specs = [spec.replace(label=default_label(configs[(spec.model_name, spec.seed)]))
+        specs = [spec.replace(label=default_label(configs[(spec.model_name, spec.seed)],
+                                                  _stored_base_label(spec, configs, request.output, args.budget)))
                  if issubclass(get_model(spec.model_name), LLMSequentialRecommender) else spec for spec in specs]
     epochs_max = {}  # label -> the epoch cap its runs train under (the ETA compares like with like)
     for name in models:  # every check that needs no training (values, LM, titles) before anything trains
@@ -485,7 +486,9 @@ def run_all(args, request, root=None, gpus=()):
     for i, spec in plan:
         if not args.rerun:
             key = run_key(configs[(spec.model_name, spec.seed)])
-            existing = find_record(request.output, args.dataset, spec.row, spec.seed, key, args.budget)
+            # the run key is the run: without --label, a record of it under any row name is this run
+            existing = find_record(request.output, args.dataset, spec.row if args.label else None, spec.seed, key,
+                                   args.budget)
             if existing is not None:
                 print(f"[recbole-llm] run {i}/{len(plan)}: {spec.row} seed {spec.seed} skipped: record {existing} "
                       f"has the same config, data and code (run_key {key}); --rerun trains it again", flush=True)
@@ -495,6 +498,23 @@ def run_all(args, request, root=None, gpus=()):
         options = RunnerOptions(jobs=args.jobs, threads=args.threads, output=request.output, budget=args.budget,
                                 total=len(plan), epochs_max=epochs_max, gpus=tuple(gpus))
         run_jobs(todo, options, configs)
+
+
+def _stored_base_label(spec, configs, output, budget):
+    """The row label under which the ID base of the LLM run ``spec`` is stored (its run of the same
+    key, any label: ``ComiRec-tuned``), or None when it has no record yet or the run names a
+    checkpoint. It names the base in the LLM row's default label."""
+    from recbole_llm.benchmark.records import stored_record
+    from recbole_llm.identity import run_key
+    from recbole_llm.pipeline import id_model_spec
+    from recbole_llm.quick_start import build_config
+
+    config = configs[(spec.model_name, spec.seed)]
+    if config["id_model_checkpoint"]:
+        return None
+    id_spec = id_model_spec(config, spec)
+    record = stored_record(output, spec.dataset, None, id_spec.seed, run_key(build_config(id_spec)), budget)
+    return None if record is None else record.get("stored_label") or record.get("label") or record["model"]
 
 
 def default_output(checkout, budget):

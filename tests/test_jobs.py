@@ -9,7 +9,8 @@ from test_benchmark_cli import TINY, bench
 
 
 # The default label of these tests' IDLEAdapter rows: the keys of its own YAML they change (the tiny LM, ...).
-LLM_LABEL = "IDLEAdapter (lm=tiny_bert0, lm_autocast=None, prompt_max_tokens=32, prompt_max_items=5)"
+LLM_LABEL = ("IDLEAdapter (ComiRec base with train_batch_size=64 embedding_size=16 epochs=1, lm=tiny_bert0, lm_autocast=None, "
+             "prompt_max_tokens=32, prompt_max_items=5)")
 
 def test_llm_jobs_wait_for_the_id_model_they_reuse():
     jobs = [("ComiRec", 1), ("SASRec", 1), ("ComiRec", 2), ("IDLEAdapter", 1), ("IDLEAdapter", 2), ("RARec", 1),

@@ -143,6 +143,17 @@ def test_default_label_names_what_differs_from_the_models_defaults():
     assert default_label(config("IDLEAdapter", budget="quick", data_strategy="random", data_size=8000)) == "IDLEAdapter"
     assert default_label(config("SASRec", hidden_size=128, learning_rate=0.001)) == "SASRec (hidden_size=128)"
     assert default_label(config("SASRec", learning_rate=0.003)) == "SASRec (learning_rate=0.003)"
+    # an ID base trained at another point is part of the row: by what differs from the ID model's defaults,
+    # or by the row its run is stored under; two LLM rows on two bases never share a label
+    tuned = {"learning_rate": 0.003, "train_batch_size": 2048, "embedding_size": 64}  # the last two: defaults
+    assert (default_label(config("IDLEAdapter", id_model_config=tuned))
+            == "IDLEAdapter (ComiRec base with learning_rate=0.003)")
+    assert (default_label(config("RARec", id_model="SASRec", id_model_config={"hidden_dropout_prob": 0.2},
+                                 data_strategy="efficient", data_size=3000))
+            == "RARec (SASRec base with hidden_dropout_prob=0.2, efficient 3k)")
+    assert (default_label(config("IDLEAdapter", id_model_config=tuned), base_label="ComiRec-tuned")
+            == "IDLEAdapter (ComiRec-tuned base)")
+    assert default_label(config("IDLEAdapter", id_model_config={"embedding_size": 64})) == "IDLEAdapter"
 
 
 def test_default_label_of_a_built_config(toy_data_path):

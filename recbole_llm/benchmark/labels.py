@@ -51,7 +51,7 @@ def not_identifying():
 
 
 # The row's LM and ID base: headline rows may differ in these (the tables show them as columns).
-BASE_KEYS = ("id_model", "lm_name")
+BASE_KEYS = ("id_model", "id_model_config", "lm_name")
 
 # The papers' ablation names (IDLE-Adapter Table 4: a switch set to False; RA-Rec Table 4: `ablation`).
 SWITCH_ABLATIONS = {"layerwise": "w/o LayerWise", "refinement": "w/o Refinement", "distribution": "w/o Distribution"}
@@ -63,7 +63,7 @@ RAREC_ABLATIONS = {"no_id": "w/o IDRepresentation", "no_reparam": "w/o Reparamet
 TRAINING_KEYS = ("learning_rate", "learner", "weight_decay", "train_batch_size")
 
 # The order in which the label names what differs; any other key follows, in its YAML order.
-ORDER = ("id_model", "data_strategy", "data_size", "lm_name")
+ORDER = ("id_model", "id_model_config", "data_strategy", "data_size", "lm_name")
 
 
 def _get(config, key, default=None):
@@ -168,8 +168,23 @@ def differing_keys(config, model=None, dataset=None, budget=None):
     elif "data_strategy" in out or "data_size" in out:  # a sample is named by both: "efficient 3k"
         out["data_strategy"] = _get(config, "data_strategy")
         out["data_size"] = _get(config, "data_size")
-        out = {k: out[k] for k in sorted(out, key=lambda k: ORDER.index(k) if k in ORDER else len(ORDER))}
-    return out
+    tuned = id_base_changes(config, dataset, budget)
+    if tuned:  # the ID base trained at another point than its defaults (a tuned base): part of the row
+        out["id_model_config"] = tuned
+    return {k: out[k] for k in sorted(out, key=lambda k: ORDER.index(k) if k in ORDER else len(ORDER))}
+
+
+def id_base_changes(config, dataset=None, budget=None):
+    """``{key: value}`` of the run's ``id_model_config`` that differ from its ID model's defaults
+    (values equal to them name nothing): ``{"learning_rate": 0.003}`` for the tuned ComiRec."""
+    extra = _get(config, "id_model_config") or {}
+    if not isinstance(extra, dict) or not extra:
+        return {}
+    dataset = dataset or _get(config, "dataset")
+    budget = budget or _get(config, "budget", "full")
+    defaults, _ = model_defaults(str(_get(config, "id_model", "ComiRec")), dataset, budget)
+    # a key the ID model has no default for is not one it reads (another model's sizes): it names nothing
+    return {str(k): v for k, v in extra.items() if k in defaults and not _same(v, defaults[k])}
 
 
 def variant_keys(config, model=None, dataset=None, budget=None):
@@ -212,6 +227,9 @@ def label_from(model, differing):
             words.append(RAREC_ABLATIONS[str(value)])
         elif key == "id_model":
             parts.append(f"{value} base")
+        elif key == "id_model_config":
+            base = parts.pop() if parts and parts[-1].endswith(" base") else f"{differing.get('id_model', 'ComiRec')} base"
+            parts.append(base + " with " + " ".join(f"{k}={v}" for k, v in value.items()))
         elif key == "data_strategy":
             size = differing.get("data_size")
             parts.append(f"{value} {_size(size)}" if size not in (None, "none", "~") else str(value))
@@ -225,13 +243,21 @@ def label_from(model, differing):
     return f"{text} ({', '.join(parts)})" if parts else text
 
 
-def default_label(config):
+def default_label(config, base_label=None):
     """The row label of a run given no ``--label``: its model, and what of its config differs from
     the model's defaults in an identifying key (:func:`differing_keys`), e.g.
     ``IDLEAdapter (lm=SmolLM2-135M-Instruct)``, ``RARec (SASRec base, efficient 3k)``,
-    ``IDLEAdapter w/o Distribution``. ``config``: the run's built Config (or a record's ``config``)."""
+    ``IDLEAdapter w/o Distribution``, ``IDLEAdapter (ComiRec base with learning_rate=0.003)``.
+    ``config``: the run's built Config (or a record's ``config``). ``base_label``: the row its ID
+    base is stored under, where that is not the ID model's name (``ComiRec-tuned``): the base is
+    then named by it, ``IDLEAdapter (ComiRec-tuned base)``."""
     model = _get(config, "model")
-    return label_from(model, differing_keys(config))
+    differing = differing_keys(config)
+    id_model = str(_get(config, "id_model", "ComiRec"))
+    if base_label and base_label != id_model:
+        differing.pop("id_model_config", None)
+        differing = {"id_model": base_label, **{k: v for k, v in differing.items() if k != "id_model"}}
+    return label_from(model, differing)
 
 
 def record_config(record):

@@ -93,7 +93,8 @@ def _valid_curves_figure(plt, dataset, grouped):
 
 
 def _long_history_figure(plt, dataset, records, grouped):
-    """Long histories (RA-Rec Fig. 4): test NDCG@10 per history-length bucket, one row per model, as a
+    """Long histories (the slicing of RA-Rec's Fig. 4, which compares RA-Rec with its bare LM; here every
+    row with per-user ranks, so the figure is not the paper's comparison): test NDCG@10 per history-length bucket, one row per model, as a
     heat map with the values written in (readable with two dozen rows, unlike grouped bars); None
     without per-user ranks."""
     edges = history_edges(records)

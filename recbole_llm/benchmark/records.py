@@ -142,11 +142,17 @@ def find_record(output, dataset, label, seed, run_key, budget):
     """Path of a stored record of ``label`` and ``seed`` made with ``run_key`` under ``budget``
     (the run a re-run would repeat), or None. ``label=None`` matches a record of any label: an LLM
     run's ID base is the run of that key, whatever row it was stored under (``ComiRec-tuned``)."""
+    rec = stored_record(output, dataset, label, seed, run_key, budget)
+    return None if rec is None else rec["_path"]
+
+
+def stored_record(output, dataset, label, seed, run_key, budget):
+    """The record :func:`find_record` finds (its ``_path`` set), or None."""
     for rec in reversed(load_records(output, dataset)):
         stored = rec.get("stored_label") or rec.get("label") or rec["model"]
         if ((label is None or stored == label) and rec["seed"] == seed and rec.get("run_key") == run_key
                 and rec.get("budget", "full") == budget):
-            return rec["_path"]
+            return rec
     return None
 
 

@@ -567,17 +567,22 @@ def method_text(m, metric=HEADLINE):
             f"seed-aware p are in the CSV.")
 
 
+# where each paper asks "does the LLM model beat its own ID base?": IDLE-Adapter on ComiRec is its
+# overall comparison (Table 2), on SASRec and MLP4Rec its Table 3; RA-Rec's is its Table 3 (ID bases)
+OWN_BASE_QUESTION = ("IDLE-Adapter's Table 2 on ComiRec and Table 3 on other ID bases, RA-Rec's Table 3")
+
+
 def _significance_note(base, tests, m, metric, has_base):
     """The paragraphs under the comparison table: how its tests were made, then what they say."""
     name = per_user.pretty_metric(metric)
     if has_base:
         head = (f"Δ, p: each LLM row against the best baseline ({base}: the converged baseline row with the highest "
-                f"mean validation {name}) and against its own frozen ID models (the papers' Table 3 question: its "
+                f"mean validation {name}) and against its own frozen ID models ({OWN_BASE_QUESTION}: its "
                 f"ID model's row, the runs of the LLM row's seeds), on per-user test {name}. ")
     else:
         why = ("no baseline row is converged, so there is no best baseline to test the LLM rows against" if base is None
                else f"the best converged baseline ({base}) has no per-user ranks to test the LLM rows against")
-        head = (f"Δ, p: {why}; each LLM row against its own frozen ID models (the papers' Table 3 question: its ID "
+        head = (f"Δ, p: {why}; each LLM row against its own frozen ID models ({OWN_BASE_QUESTION}: its ID "
                 f"model's row, the runs of the LLM row's seeds), on per-user test {name}. ")
     note = head + method_text(m, metric)
     multi = claims_of(tests, metric, min_seeds=2, untested=False)

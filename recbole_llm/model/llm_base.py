@@ -8,7 +8,8 @@
 * the frozen pretrained ID model (config ``id_model``, ``id_model_config``,
   ``id_model_checkpoint``), trained or reused through :mod:`recbole_llm.id_models` exactly
   like the benchmark's row of that model under the same budget, so the ID-model row of a
-  table is the LLM model's base (the papers' Table 3 question);
+  table is the LLM model's base (IDLE-Adapter's Table 2 on ComiRec, Table 3 on other bases;
+  RA-Rec's Table 3);
 * the hard prompt (config ``prompt_template``, ``prompt_max_tokens``, ``prompt_max_items``),
   tokenised once per dataset (:class:`recbole_llm.lm.HardPrompt`);
 * a cache of the LM's layer states on prompts alone (no prefix): the LM is frozen, so these
