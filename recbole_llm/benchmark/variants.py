@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from recbole_llm.benchmark import convergence, stats
+from recbole_llm.benchmark import convergence, lm_size, stats
 from recbole_llm.benchmark.cost import trained_on
 from recbole_llm.benchmark.labels import escape_markdown
 from recbole_llm.benchmark.notes import titles_per_prompt
@@ -175,6 +175,7 @@ class VariantPage:
     command: str
     metric: str = "ndcg@10"
     seeds: tuple[int, ...] = ()
+    lm_facts: bool = False  # add each row's LM (size, prompt, cost) and the LM-size answer (benchmark.lm_size)
 
 
 def write_variants(output: str | Path, dataset: str, page: VariantPage) -> str:
@@ -211,7 +212,14 @@ def _write_variants(output, dataset, page):
             f"n/a for records that predate prompt_stats. Commit(s): "
             f"{', '.join(sorted({c for r in rows for c in r['commits'].split(',')}))}.")
     found = stats.claims_of(tests, metric)
-    text = "\n".join([f"# {dataset}: {title}", "", render(rows, metric, metrics), "", note, ""]
+    lms = []
+    if page.lm_facts:
+        facts = {r["row"]: lm_size.lm_facts(grouped[r["row"]]) for r in rows}
+        said = lm_size.answer(rows, facts, metric)
+        lms = ["The LMs (from the records: `lm`, `parameters`, `prompt_stats`, `cost`; times are each run's own, on "
+               "the hardware named, and runs that shared a machine with another job are slower than alone):", "",
+               lm_size.render_lm_facts([(r["row"], facts[r["row"]]) for r in rows]), ""] + ([said, ""] if said else [])
+    text = "\n".join([f"# {dataset}: {title}", "", render(rows, metric, metrics), "", *lms, note, ""]
                      + (["Claims: " + " ".join(found), ""] if found else [])
                      + [f"Regenerate: `{command}`", ""])
     frame = pd.DataFrame(rows).set_index("row")
@@ -232,6 +240,9 @@ def main(argv=None):
     p.add_argument("--seeds", default="", help="comma list: use only these seeds' records (default: all)")
     p.add_argument("--metric", default="ndcg@10", help="metric of the difference and the paired test")
     p.add_argument("--output", default="results", help="results folder (default: results/)")
+    p.add_argument("--lm-facts", action="store_true",
+                   help="rows that differ in their LM: add each row's LM (parameters, layers, prompt, cost) and "
+                        "whether the metric rose with its size (IDLE-Adapter's Fig. 2 question)")
     args = p.parse_args(argv)
     if not args.row:
         p.error("give at least one --row")
@@ -243,7 +254,7 @@ def main(argv=None):
         raise UserError(f"--seeds must be a comma list of integers; got {args.seeds!r}") from None
     command = "python -m recbole_llm.benchmark.variants " + " ".join(shlex.quote(a) for a in argv)
     page = VariantPage(args.name, args.title, args.reference, tuple(args.row), command, args.metric.lower(),
-                       tuple(seeds))
+                       tuple(seeds), args.lm_facts)
     text = write_variants(args.output, args.dataset, page)
     print(text)
     return 0
