@@ -25,20 +25,12 @@ from recbole_llm.errors import UserError, exit_status
 
 
 def load_tokenizer(name):
-    """The tokenizer :class:`recbole_llm.lm.FrozenLM` would use for ``lm_name`` ``name``,
-    without loading the model's weights."""
-    from transformers import AutoTokenizer
+    """The tokenizer :class:`recbole_llm.lm.FrozenLM` would use for ``lm_name`` ``name``, without
+    loading the model's weights, after the run's own checks (:func:`recbole_llm.lm.load_tokenizer`:
+    a bundled LM whose package is missing is named with the package to install)."""
+    from recbole_llm.lm import load_tokenizer as lm_tokenizer
 
-    from recbole_llm.lm.resolve import resolve_lm
-
-    resolved = resolve_lm(name)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(resolved.path, **resolved.kwargs)
-    except (OSError, ValueError, ImportError) as err:
-        raise UserError(f"cannot load the tokenizer of language model '{name}' (lm_name): {err}") from None
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
+    return lm_tokenizer(name)[0]
 
 
 def titles_per_prompt(dataset, max_tokens=(64,), model="IDLEAdapter", data_path=None, config_dict=None):
