@@ -405,6 +405,23 @@ def unknown_key_error(key, known, where, models):
                      f"RecBole default or model reads it, so it would set nothing); {hint}")
 
 
+def _check_id_model_config(overrides, dataset):
+    """``--id_model_config``: a mapping whose every key the ID model's run reads (a misspelt key
+    would set nothing, and the LLM row would stand on the default base while its label says otherwise)."""
+    if "id_model_config" not in overrides or overrides["id_model_config"] in (None, {}):
+        return
+    value = overrides["id_model_config"]
+    if not isinstance(value, dict):
+        raise UserError(f"option --id_model_config={value}: give a mapping of the ID model's keys, e.g. "
+                        "--id_model_config='{learning_rate: 0.003}'")
+    name = str(overrides.get("id_model") or _yaml_mapping(properties_dir() / "model" / "LLMSequentialRecommender.yaml")
+               ["id_model"])
+    known = known_keys([name], dataset)
+    for key in value:
+        if str(key) not in known:
+            raise unknown_key_error(str(key), known, f"option --id_model_config, key {key}", [name])
+
+
 def check_keys(overrides, config_files, model_names, dataset):
     """Raise :class:`UserError` for a ``--key=value`` or a key of a ``config_files`` YAML that no
     run of ``model_names`` on ``dataset`` reads (:func:`known_keys`), naming the closest known key
@@ -416,6 +433,7 @@ def check_keys(overrides, config_files, model_names, dataset):
         if key not in known:
             err = unknown_key_error(key, known, f"option --{key}={value}", model_names)
             raise UserError(str(err).replace("did you mean ", "did you mean --"))
+    _check_id_model_config(overrides, dataset)
     for f in config_files:
         _check_yaml(f)
         with open(f, encoding="utf-8") as fh:
