@@ -209,6 +209,14 @@ class Config(RecBoleConfig):
             self.internal_config_dict.update(loaded)
             self.parameters["Dataset"] += [k for k in loaded if k not in self.parameters["Dataset"]]
 
+    def _init_parameters_category(self):
+        """RecBole's categories as this Config's own lists: RecBole's are its module-level argument
+        lists, and loading a dataset YAML extends them in place, so every later Config of the process,
+        and every key computed from those lists (:mod:`recbole_llm.identity`, the ID model's protocol
+        keys), would depend on which datasets the process loaded before."""
+        super()._init_parameters_category()
+        self.parameters = {name: list(keys) for name, keys in self.parameters.items()}
+
     def _load_cmd_line(self):
         return {}
 

@@ -206,3 +206,15 @@ def test_records_hold_no_path_of_the_machine_that_made_them(toy_data_path, tiny_
                    "checkpoint": "{saved}/checkpoints/x.pth", "command": "run.py --data-path={data} --x={elsewhere}/y.yaml",
                    "url": "https://a.org/b", "ratio": "1/2"}
     assert portable_text("no path here", {}) == "no path here"
+
+
+def test_building_a_config_leaves_recboles_argument_lists_as_they_were(toy_data_path):
+    """RecBole extends its module-level argument lists in place when it loads a dataset YAML; the
+    keys derived from them (the run key's, the ID model's protocol keys) would then depend on what
+    the process built before (an LLM sweep's driver and its trials once trained two ID models)."""
+    from recbole.utils import argument_list
+
+    before = {n: list(getattr(argument_list, n)) for n in ("dataset_arguments", "evaluation_arguments")}
+    build_config(_spec(toy_data_path, "IDLEAdapter", {"item_text_field": "title"}))
+    build_config(RunSpec("RARec", "ml-100k", 2020, (), {}, None, None))
+    assert {n: list(getattr(argument_list, n)) for n in before} == before

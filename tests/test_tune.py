@@ -310,6 +310,11 @@ def test_sweep_writes_table_best_config_and_plot_and_best_reruns_same(local_ray,
     assert record["valid"]["ndcg@10"] == pytest.approx(scores[0], abs=1e-12)
     readme = (folder / "README.md").read_text()
     assert "No other trial was evaluated on the test split" in readme and "the same as the trial's" in readme
+    # no path of this machine on the pages: the data and saved folders by their roots (an --output given
+    # on the command line is named as given: the page's Regenerate line must write where it was written)
+    for text in (readme, best_text, (folder / "sweep_record.json").read_text()):
+        text = text.replace(f"--output={out}", "--output=<out>")
+        assert str(tmp_path) not in text and "--data-path={data}" in text and "{saved}" in text
     assert "SASRec-tuned" in (out / "toy" / "comparison.md").read_text()
     # the YAML is a config file run() accepts, and it reproduces the trial's validation score
     threads = torch.get_num_threads()

@@ -112,20 +112,22 @@ def tune_main(request):
         out_dir = request.output / settings.dataset / "tune" / (settings.name or settings.model)
         if sweep.best is None:
             out_dir.mkdir(parents=True, exist_ok=True)
-            write_trials(out_dir, sweep, provenance(sweep, commit, request.command))
-            write_sweep_record(out_dir, sweep, commit=commit, command=request.command, use=None)
+            command = _portable(request.command, settings)
+            write_trials(out_dir, sweep, provenance(sweep, commit, command))
+            write_sweep_record(out_dir, sweep, commit=commit, command=command, use=None)
             raise UserError(f"no trial of {settings.model} finished with a validation score "
                             f"(table: {out_dir / 'trials.md'})")
         use = _use_command(request, settings, _rel(out_dir / "best.yaml", request.root))
-        best_yaml = write_sweep(out_dir, sweep, commit=commit, command=request.command, use=use)
-        write_sweep_record(out_dir, sweep, commit=commit, command=request.command, use=use)
+        command, use = _portable(request.command, settings), _portable(use, settings)
+        best_yaml = write_sweep(out_dir, sweep, commit=commit, command=command, use=use)
+        write_sweep_record(out_dir, sweep, commit=commit, command=command, use=use)
         print(f"\n{trials_table(sweep, limit=10)}\n", flush=True)
         print(f"[recbole-llm] {len(sweep.trials)} trials ({done} finished) in {sweep.wall_time_s:.0f}s; best "
               f"{sweep.best_params()} valid {sweep.valid_metric} {sweep.best['metric']:.4f}; {best_yaml}", flush=True)
         label = request.label or f"{settings.name or settings.model}-tuned"
         records = run_best(sweep, request.seeds, best_yaml,
                            BestRuns(label, request.budget, request.output, request.show_progress))
-        write_readme(out_dir, sweep, records, SweepSource(commit, request.command, use),
+        write_readme(out_dir, sweep, records, SweepSource(commit, command, use),
                      regenerate=tables_command(sweep, request.budget, request.output_option))
         print(f"[recbole-llm] sweep results in {out_dir}/ (README.md, trials.md/.csv, best.yaml, sensitivity.png)",
               flush=True)
@@ -175,6 +177,16 @@ def tables_main(output, dataset, names, budget="full", output_option=""):
         done += 1
         print(f"[recbole-llm] sweep folder rewritten from its record: {out_dir}/", flush=True)
     return done
+
+
+def _portable(text, settings):
+    """``text`` (a command line) as the pages print it: every path under the data root, the saved
+    folder or this checkout as ``{data}/...``, ``{saved}/...``, ``{checkout}/...``, any other as
+    ``{elsewhere}/<name>`` (:func:`recbole_llm.paths.portable_text`): no machine's path on a page."""
+    from recbole_llm.paths import CHECKOUT, path_roots, portable_text
+
+    roots = path_roots(settings.data_path or CHECKOUT / "dataset", settings.saved_dir or CHECKOUT / "saved")
+    return portable_text(text, roots)
 
 
 def _use_command(request, settings, best_rel):
