@@ -209,6 +209,25 @@ class Config(RecBoleConfig):
             self.internal_config_dict.update(loaded)
             self.parameters["Dataset"] += [k for k in loaded if k not in self.parameters["Dataset"]]
 
+    def _init_device(self):
+        """RecBole's, except in a process of a distributed run (``local_rank`` set): RecBole's joins
+        the process group with NCCL and a GPU per process, asserting on ``gpu_id``; this one joins it
+        with the backend the device allows (:func:`recbole_llm.distributed.join_group`, gloo on a
+        CPU) and sets the keys RecBole's data loaders and trainer read as RecBole sets them
+        (``single_spec``, ``device``; quiet processes other than rank 0)."""
+        values = self.final_config_dict
+        if "local_rank" not in values:
+            return super()._init_device()
+        from recbole_llm.distributed import join_group
+
+        gpu_id = values["gpu_id"]
+        values["gpu_id"] = ",".join(map(str, gpu_id)) if isinstance(gpu_id, (tuple, list)) else str(gpu_id)
+        os.environ["CUDA_VISIBLE_DEVICES"] = values["gpu_id"]  # as RecBole's: GPU <local_rank> of these
+        values["device"] = join_group(values)
+        values["single_spec"] = False
+        if values["local_rank"] != 0:
+            values["state"], values["show_progress"], values["verbose"] = "error", False, False
+
     def _init_parameters_category(self):
         """RecBole's categories as this Config's own lists: RecBole's are its module-level argument
         lists, and loading a dataset YAML extends them in place, so every later Config of the process,

@@ -57,10 +57,14 @@ EXCLUDED: Mapping[str, str] = {
     "gpu_id": "which device: recorded in the record (device, hardware); a run resumes on another one",
     "use_gpu": "which device (see gpu_id)",
     "device": "which device (see gpu_id)",
+    "nproc": "how many processes train the run (--nproc), said in record['distributed']: taking the same steps, "
+             "two processes give one's numbers to float rounding (tests/test_distributed.py); shuffled, they "
+             "differ as another data order does",
+    "world_size": "how many processes train the run (see nproc)",
     "local_rank": "the process's place in one distributed run, the same run in every process",
     "ip": "the rendezvous address of a distributed run",
     "port": "the rendezvous address of a distributed run",
-    "offset": "the first GPU of a distributed run",
+    "offset": "the first rank of a machine's processes in a distributed run",
     "loss_decimal_place": "decimals of the logged loss",
 }
 
@@ -159,6 +163,8 @@ def identity(config) -> dict:
             continue
         if key == "id_model_checkpoint" and value:
             value = "sha256:" + file_sha256(value)  # the weights, wherever the file lies
+        if key == "single_spec":  # RecBole's "not one process of a distributed run" (nproc): each of them
+            value = True  # is keyed as the run, and every key made before nproc holds True
         items[key] = to_primitive(value)
     items["data_fingerprint"] = data_fingerprint(config)
     items["recbole_llm_version"] = __version__

@@ -11,9 +11,12 @@ the step an LLM recommender adds (IDLE-Adapter and RA-Rec consume a frozen, pret
 3. the ID model (:func:`ensure_id_model`): reused from the cache or trained now, through this
    same pipeline, so it is exactly the benchmark's row of that model; its checkpoint goes into
    the LLM run's config (``id_model_checkpoint``), and the model only loads it;
-4. training and evaluation (:func:`recbole_llm.quick_start.train_and_evaluate`, RecBole's trainer);
+4. training and evaluation (:func:`recbole_llm.quick_start.train_and_evaluate`, RecBole's trainer),
+   in this process, or with ``nproc`` > 1 in that many processes, RecBole's DDP path
+   (:func:`run_processes`, :mod:`recbole_llm.distributed`);
 5. the run record (:func:`recbole_llm.record.make_record`), and, for an ID model,
-   its checkpoint offered to the ID-model cache (:func:`recbole_llm.id_models.cache_run`).
+   its checkpoint offered to the ID-model cache (:func:`recbole_llm.id_models.cache_run`); with
+   ``nproc`` > 1 in rank 0, which hands it back: one record per run, written by the caller.
 
 The run's resume state is removed by :func:`discard_state` once whoever keeps the record has
 written it: a run whose record could not be written (a full disk, a kill) finishes on the next
@@ -108,13 +111,107 @@ def run(spec: RunSpec, *, config=None, callback_fn: Optional[Callable] = None, e
         if preflight:
             model_class.preflight(config)  # every check that needs no training, before the ID model trains
         config["id_model_checkpoint"] = str(ensure_id_model(config, spec))
+    if int(spec.overrides.get("nproc") or 1) > 1:  # --nproc (no YAML sets it: RecBole's key of its DDP path)
+        if callback_fn is not None:
+            raise UserError("a run over several processes (nproc) reports to no callback: a sweep trains each "
+                            "trial in one process")
+        if config["id_model_checkpoint"]:  # the processes build their configs from the spec: the base found here
+            spec = spec.with_overrides(id_model_checkpoint=config["id_model_checkpoint"])
+        return run_processes(spec, config, key, evaluate_test)
     result = train_and_evaluate(config, spec.saved_dir, key, callback_fn, evaluate_test, model_class)
+    return finish_record(result, spec)
+
+
+def finish_record(result, spec: RunSpec) -> dict:
+    """Stage 5: the record of a finished :class:`~recbole_llm.quick_start.RunResult` of ``spec``
+    and, for an ID model, its checkpoint offered to the ID-model cache."""
+    config = result.config
     record = make_record(result, spec.saved_dir)
     cached = cache_run(record, config, spec.saved_dir)  # an ID model's run becomes the cached base of the LLM rows
     if cached is not None:  # what an LLM record names its base by (its record's id_model.sha256)
         record["id_cache"] = {"file": portable(str(cached), path_roots(config["data_root"], spec.saved_dir)),
                               "sha256": weights_sha256(cached)}
     return record
+
+
+def run_processes(spec: RunSpec, config, key: str, evaluate_test: bool = True) -> dict:
+    """Stages 4 and 5 of ``spec`` (``config``: its Config) over its ``nproc`` processes, started as RecBole's
+    ``run_recboles`` starts them (``torch.multiprocessing``, spawn; ``local_rank``, ``world_size``,
+    ``nproc``, ``ip``, ``port``, ``offset`` in each one's config, :mod:`recbole_llm.distributed`);
+    returns rank 0's record, the one record of the run, for the caller to store as any other.
+
+    Each process gets this process's torch threads divided among them. A :class:`UserError` in any
+    process is raised here with its message, and the others are ended (RecBole's path would leave
+    them waiting on the group); the record comes back through a queue read while the processes run
+    (a record larger than a pipe's buffer would otherwise block rank 0 and the join forever).
+    ``record['distributed']['launch_wall_time_s']``: the whole launch, the processes' start included.
+    """
+    import time
+
+    import torch
+    import torch.multiprocessing as mp
+    from torch.multiprocessing.spawn import ProcessException
+
+    from recbole_llm.distributed import backend, free_port
+
+    nproc = int(spec.overrides["nproc"])
+    gpu_id = str(config["gpu_id"])
+    if backend(gpu_id) == "nccl" and len(gpu_id.split(",")) < nproc:  # the runner says it sooner (check_nproc)
+        raise UserError(f"nproc={nproc} runs one process per GPU, and gpu_id={gpu_id} names fewer")
+    spec = spec.with_overrides(nproc=nproc, world_size=nproc, ip="127.0.0.1", port=free_port(), offset=0,
+                               gpu_id=gpu_id)
+    threads = max(1, torch.get_num_threads() // nproc)
+    queue = mp.get_context("spawn").SimpleQueue()
+    started = time.perf_counter()
+    processes = mp.start_processes(_process_main, args=(spec, key, evaluate_test, threads, queue), nprocs=nproc,
+                                   join=False, start_method="spawn")
+    outcome = None
+    try:
+        while not processes.join(timeout=0.5):
+            if outcome is None and not queue.empty():
+                outcome = queue.get()
+    except ProcessException:
+        outcome = outcome or (None if queue.empty() else queue.get())
+        if outcome is not None and outcome[0] == "error":
+            raise UserError(outcome[1]) from None
+        raise
+    finally:
+        for process in processes.processes:  # after an error or an interrupt: none is left running
+            if process.is_alive():
+                process.terminate()
+                process.join()
+    outcome = outcome or (None if queue.empty() else queue.get())
+    if outcome is None or outcome[0] != "record":
+        raise RuntimeError(f"the {nproc} processes of {spec.model_name} seed {spec.seed} ended without a record")
+    record = outcome[1]
+    record["distributed"]["launch_wall_time_s"] = time.perf_counter() - started
+    return record
+
+
+def _process_main(rank, spec: RunSpec, key: str, evaluate_test: bool, threads: int, queue) -> None:
+    """One process of :func:`run_processes` (``rank``: its ``local_rank``): its device set before
+    CUDA starts, its config (whose ``Config`` joins the process group), training and evaluation,
+    and on rank 0 the record, put on ``queue`` as ``("record", record)``; a :class:`UserError` is
+    put as ``("error", message)`` and raised, which ends the process and, from the parent, the others."""
+    import os
+
+    import torch
+
+    from recbole_llm.distributed import is_rank0, leave_group
+
+    os.environ["CUDA_VISIBLE_DEVICES"] = spec.overrides["gpu_id"]  # as RecBole's Config, but before CUDA starts
+    torch.set_num_threads(threads)
+    try:
+        config = build_config(spec.with_overrides(local_rank=rank))
+        model_class = spec.model if isinstance(spec.model, type) else get_model(config["model"])
+        result = train_and_evaluate(config, spec.saved_dir, key, None, evaluate_test, model_class)
+        if is_rank0(config):
+            queue.put(("record", finish_record(result, spec)))
+    except UserError as err:
+        queue.put(("error", str(err)))
+        raise
+    finally:
+        leave_group()
 
 
 def state_file(saved_dir, record) -> Path:
@@ -131,4 +228,5 @@ def discard_state(saved_dir, record) -> None:
         path.unlink()
 
 
-__all__ = ["RunSpec", "discard_state", "ensure_id_model", "id_model_spec", "run", "run_dir", "state_file"]
+__all__ = ["RunSpec", "discard_state", "ensure_id_model", "finish_record", "id_model_spec", "run", "run_dir",
+           "run_processes", "state_file"]

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import resource
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from recbole_llm.compat import disable_anomaly_detection
 from recbole_llm.config import Config
 from recbole_llm.data.dataset import create_dataset, data_preparation  # saved pickles only with trust_checkpoint
 from recbole_llm.data.prepare import check_dataset, ensure_dataset
+from recbole_llm.distributed import is_distributed, is_rank0, shard_seed, whole_split
 from recbole_llm.errors import UserError
 from recbole_llm.identity import run_key
 from recbole_llm.utils import get_model, get_trainer
@@ -38,6 +40,14 @@ def _cwd(path):
         yield
     finally:
         os.chdir(old)
+
+
+@contextlib.contextmanager
+def _scratch_cwd():
+    """A working directory removed afterwards: a distributed run's processes other than rank 0
+    build RecBole's trainer there, whose tensorboard writer makes a folder where it is built."""
+    with tempfile.TemporaryDirectory(prefix="recbole-llm-rank-") as folder, _cwd(folder):
+        yield
 
 
 def reset_peak_rss():
@@ -137,8 +147,11 @@ def train_and_evaluate(config, saved_dir, key=None, callback_fn=None, evaluate_t
     model_class = model_class or get_model(config["model"])
 
     _reset_logging()
-    with _cwd(saved_dir):
-        init_logger(config)
+    if is_rank0(config):
+        with _cwd(saved_dir):
+            init_logger(config)
+    else:  # another process of a distributed run: errors on the console, no log file (rank 0 logs the run)
+        logging.basicConfig(level=logging.ERROR)
     logger = logging.getLogger()
     init_seed(config["seed"], config["reproducibility"])
     logger.info(config)
@@ -152,18 +165,22 @@ def train_and_evaluate(config, saved_dir, key=None, callback_fn=None, evaluate_t
     logger.info(data)
     loaded = loaded_counts(data)  # before data_preparation: a sequential dataset's build() augments inter_feat
     train_data, valid_data, test_data = data_preparation(config, data)
+    if is_distributed(config):  # recbole_llm.distributed: the run's seed orders the shards; rank 0 evaluates
+        shard_seed(train_data, config["seed"])
+        if is_rank0(config):
+            valid_data, test_data = whole_split(valid_data, config), whole_split(test_data, config)
 
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     net = model_class(config, train_data._dataset).to(config["device"])
     logger.info(net)
-    with _cwd(saved_dir):
+    with _cwd(saved_dir) if is_rank0(config) else _scratch_cwd():  # RecBole's trainer writes where it is built
         trainer = get_trainer(config["MODEL_TYPE"], config["model"], model_class)(config, net)
     folder = run_dir(config, saved_dir, key)
     trainer.saved_model_file = str(folder / "best.pth")
     state_file = folder / "state.pth"
     if config["resume_training"]:
         trainer.resume_path = state_file
-    elif state_file.is_file():
+    elif state_file.is_file() and is_rank0(config):
         state_file.unlink()
     disable_anomaly_detection()  # RecBole's sine.py switches it on when imported (compat)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from recbole_llm.checkpoint import config_to_dict
+from recbole_llm.distributed import description, is_distributed
 from recbole_llm.paths import path_roots, portable_record
 from recbole_llm.provenance import git_commit, hardware, loaded_commit, package_versions
 
@@ -106,6 +107,8 @@ def make_record(result, saved_dir):
         record["lm_compute_dtype"] = str(net.autocast).replace("torch.", "") if net.autocast else "float32"
         # the frozen ID model by its weights: the ID run whose cache entry has this sha256 is the base
         record["id_model"] = net.id_model_report()
+    if is_distributed(config):  # how many processes trained it, and the global batch (recbole_llm.distributed)
+        record["distributed"] = description(config, result.train_data)
     if getattr(data, "tuning_summary", None) is not None:
         record["data_selection"] = data.tuning_summary
     per_user = getattr(trainer, "per_user", None) if result.test_result is not None else None

@@ -8,6 +8,7 @@ installed wheel has it. Examples::
     python run_benchmark.py --model=SASRec --dataset=ml-100k --budget=quick
     python run_benchmark.py --dataset=ml-100k --tables-only --target=SASRec
     python run_benchmark.py --model=SASRec --dataset=ml-100k --learning_rate=0.0005   # any config key
+    python run_benchmark.py --model=IDLEAdapter --dataset=ml-100k --nproc=4   # one run, 4 GPUs (torch DDP)
     python run_benchmark.py --model=IDLE-Adapter --dataset=ml-100k --tune --tune-params=prefix_len,align_weight
 
 Every ``--key=value`` that is not an option below is passed to the models' config, as
@@ -185,6 +186,10 @@ def build_parser(root, prog=None):
                    help="run up to this many (model, seed) runs at once, as separate processes, each on its own "
                         "GPU where there are several (round-robin); ID models first, an LLM run after the ID model "
                         "it reuses (default: 1)")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="train each run as this many processes with torch DDP, RecBole's multi-GPU path: one per GPU "
+                        "(NCCL; the first N visible, or --gpu_id=0,1,...), or on a CPU machine N processes (gloo); "
+                        "one record per run, by rank 0 (default: 1)")
     g = p.add_argument_group("hyperparameter sweeps (--tune; Ray Tune, recbole_llm/tune/)")
     g.add_argument("--tune", action="store_true",
                    help="sweep on validation (first --seeds), then train and test the best configuration "
@@ -357,6 +362,38 @@ def check_threads(jobs, threads, cores=None):
             f"runs will slow each other down (threads fight over cores); use fewer --jobs or --threads")
 
 
+def check_nproc(args, overrides, gpus):
+    """``--nproc``: raises ``UserError`` for a count that cannot run; returns the ``gpu_id`` its runs
+    take (``--gpu_id``, else the first ``--nproc`` of ``gpus``, one process each; None on a CPU).
+    ``overrides``: the parsed ``--key=value`` options; ``gpus``: :func:`_visible_gpus`."""
+    from recbole_llm.errors import UserError
+
+    n = args.nproc
+    if n < 1:
+        raise UserError(f"--nproc must be a positive integer, got {n}")
+    if n == 1:
+        return None
+    if args.jobs > 1:
+        raise UserError(f"--nproc={n} trains each run as {n} processes and --jobs={args.jobs} runs several runs at "
+                        "once: give one of them")
+    if args.tune:
+        raise UserError(f"--nproc={n} with --tune: a sweep trains each trial in one process (--gpus-per-trial sizes "
+                        "them); train the best configuration with --nproc afterwards")
+    for key in ("local_rank", "world_size"):
+        if key in overrides:
+            raise UserError(f"--{key} is set for each process by --nproc={n} (the processes of one machine): "
+                            "leave it out")
+    given = overrides.get("gpu_id")
+    devices = [g.strip() for g in str(given).split(",") if g.strip()] if given is not None else list(gpus)
+    if not gpus or not devices:  # a CPU machine, or --gpu_id= (none): n processes on the CPU, gloo
+        return None
+    if n > len(devices):
+        where = "--gpu_id names" if given is not None else "this machine has visible"
+        raise UserError(f"--nproc={n} runs one process per GPU, and {where} {len(devices)} "
+                        f"({','.join(devices)}): use --nproc={len(devices)} or fewer")
+    return ",".join(devices[:n])
+
+
 def settings(args, overrides, root=None):
     """Every option checked before anything runs, as a :class:`recbole_llm.benchmark.request.Request`
     (output, models, seeds, user files, parsed overrides, metrics); raises ``UserError`` naming the option."""
@@ -439,6 +476,11 @@ def run_all(args, request, root=None, gpus=()):
         overrides["show_progress"] = False
     if args.rerun:
         overrides["resume_training"] = False  # from scratch: any saved state is discarded
+    if args.nproc > 1:  # RecBole's keys of a distributed run (recbole_llm.distributed), in no run key
+        overrides["nproc"] = args.nproc
+        gpu_id = check_nproc(args, overrides, gpus)
+        if gpu_id is not None:
+            overrides["gpu_id"] = gpu_id
 
     def spec_of(model, seed):
         llm = issubclass(get_model(model), LLMSequentialRecommender)
@@ -454,10 +496,11 @@ def run_all(args, request, root=None, gpus=()):
     for spec in specs:
         configs[(spec.model_name, spec.seed)] = build_config(spec)
     if not args.label:  # an LLM row is named for what identifies it: its LM, its ID base, its data, ...
+        from recbole_llm.benchmark.jobs import stored_base_label
         from recbole_llm.benchmark.labels import default_label
 
         specs = [spec.replace(label=default_label(configs[(spec.model_name, spec.seed)],
-                                                  _stored_base_label(spec, configs, request.output, args.budget)))
+                                                  stored_base_label(spec, configs, request.output, args.budget)))
                  if issubclass(get_model(spec.model_name), LLMSequentialRecommender) else spec for spec in specs]
     epochs_max = {}  # label -> the epoch cap its runs train under (the ETA compares like with like)
     for name in models:  # every check that needs no training (values, LM, titles) before anything trains
@@ -498,23 +541,6 @@ def run_all(args, request, root=None, gpus=()):
         options = RunnerOptions(jobs=args.jobs, threads=args.threads, output=request.output, budget=args.budget,
                                 total=len(plan), epochs_max=epochs_max, gpus=tuple(gpus))
         run_jobs(todo, options, configs)
-
-
-def _stored_base_label(spec, configs, output, budget):
-    """The row label under which the ID base of the LLM run ``spec`` is stored (its run of the same
-    key, any label: ``ComiRec-tuned``), or None when it has no record yet or the run names a
-    checkpoint. It names the base in the LLM row's default label."""
-    from recbole_llm.benchmark.records import stored_record
-    from recbole_llm.identity import run_key
-    from recbole_llm.pipeline import id_model_spec
-    from recbole_llm.quick_start import build_config
-
-    config = configs[(spec.model_name, spec.seed)]
-    if config["id_model_checkpoint"]:
-        return None
-    id_spec = id_model_spec(config, spec)
-    record = stored_record(output, spec.dataset, None, id_spec.seed, run_key(build_config(id_spec)), budget)
-    return None if record is None else record.get("stored_label") or record.get("label") or record["model"]
 
 
 def default_output(checkout, budget):
@@ -577,6 +603,8 @@ def main(argv=None, root=None, prog=None):
     try:
         args, overrides = parse_args(argv, root, prog)
         gpus = _visible_gpus()  # before any Config: RecBole's sets CUDA_VISIBLE_DEVICES to its gpu_id
+        if not args.tables_only:
+            check_nproc(args, overrides, gpus)
         request = settings(args, overrides, root)
         output, metrics = request.output, request.metrics
         if not args.tables_only:  # finished work must have somewhere to go: checked before anything trains
@@ -611,9 +639,12 @@ def main(argv=None, root=None, prog=None):
 
 
 def _visible_gpus():
-    """The GPUs this process may use (:func:`recbole_llm.benchmark.jobs.visible_gpus`)."""
+    """The GPUs this process may use (:func:`recbole_llm.benchmark.jobs.visible_gpus`); none without
+    CUDA, whatever ``CUDA_VISIBLE_DEVICES`` says (RecBole's ``Config`` sets it on any machine)."""
     from recbole_llm.benchmark.jobs import visible_gpus
 
     import torch
 
-    return visible_gpus(os.environ, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    if not torch.cuda.is_available():
+        return ()
+    return visible_gpus(os.environ, torch.cuda.device_count())

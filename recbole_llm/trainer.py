@@ -14,7 +14,11 @@
   draws from, and the model's ``resume_state()``: the LLM models' prompt-state cache, whose
   rows carry the bits of the batches that computed them) and, when that file exists at
   ``fit``, continues from the epoch after it, so an interrupted run ends with the record an
-  uninterrupted one would have written.
+  uninterrupted one would have written;
+* in a process of a run over several processes (``--nproc``, :mod:`recbole_llm.distributed`):
+  wraps the model for DDP the way the device allows, lets rank 0 evaluate the whole split for all
+  of them, records the epoch's loss as the processes' mean, saves every process's random streams
+  in the resume state, and writes files from rank 0 only.
 
 Everything else (optimisation, early stopping, full-ranking evaluation) is RecBole's.
 """
@@ -27,10 +31,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from recbole.trainer import Trainer
 
 from recbole_llm.checkpoint import DamagedCheckpoint, check_checkpoint_file, load_checkpoint, save_checkpoint
+from recbole_llm.distributed import broadcast, gather, is_distributed, is_rank0, mean_over_ranks, wrap
 
 
 def tensorboard_writer(logger):
@@ -51,16 +57,33 @@ def tensorboard_writer(logger):
 
 
 
+class _NoTensorboard:
+    """The tensorboard writer of a distributed run's processes other than rank 0: it writes nothing."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
 class SafeCheckpointMixin:
     """Overrides the three places RecBole's ``Trainer`` pickles or unpickles."""
 
     def __init__(self, config, model):
-        super().__init__(config, model)
+        distributed = is_distributed(config)
+        # RecBole's AbstractTrainer wraps the model for DDP with GPU-only arguments: it is built as
+        # one process's trainer and wrapped here the way the device allows (distributed.wrap).
+        config.final_config_dict["single_spec"] = True
+        try:
+            super().__init__(config, model)
+        finally:
+            config.final_config_dict["single_spec"] = not distributed
+        if distributed:
+            self.model, self.distributed_model = wrap(self.model, self.device)
         # RecBole's writer resolves its relative folder at every flush (wherever the process is
         # then); ours is absolute, beside the run's log. Closed at once, RecBole's leaves only its
         # header, in that same folder (the trainer is built with saved/ as working directory).
+        # The other processes of a distributed run write no file: rank 0 logs the run.
         self.tensorboard.close()
-        self.tensorboard = tensorboard_writer(self.logger)
+        self.tensorboard = tensorboard_writer(self.logger) if is_rank0(config) else _NoTensorboard()
         self.history = []
         self.extra_cost = {}
         self.scheduler = None
@@ -74,13 +97,7 @@ class SafeCheckpointMixin:
         """RecBole's ``fit`` with ``lr_schedule`` and, when ``resume_path`` is set, resumption."""
         self._fit_started = time.perf_counter()
         self.scheduler = self._build_lr_scheduler(train_data)
-        if self.resume_path is not None and Path(self.resume_path).is_file():
-            try:
-                check_checkpoint_file(self.resume_path)
-            except DamagedCheckpoint as err:  # a damaged resume state is only lost time: start over
-                self.logger.warning(f"training from scratch: {err}")
-                Path(self.resume_path).unlink()
-        if self.resume_path is not None and Path(self.resume_path).is_file():
+        if self.resume_path is not None and self._resumable():
             if self._restore_state(train_data):  # the run had already finished training
                 return self.best_valid_score, self.best_valid_result
 
@@ -93,6 +110,22 @@ class SafeCheckpointMixin:
         result = super().fit(train_data, valid_data, verbose, saved, show_progress, after_validation)
         self.stopped_early = self.cur_step > self.stopping_step
         return result
+
+    def _resumable(self):
+        """Whether ``resume_path`` holds a state to continue from; a damaged one is removed (only
+        lost time: the run starts over). In a distributed run rank 0 looks and every process
+        takes its answer, so all of them resume or none does."""
+        found = False
+        if is_rank0(self.config):
+            path = Path(self.resume_path)
+            if path.is_file():
+                try:
+                    check_checkpoint_file(path)
+                except DamagedCheckpoint as err:
+                    self.logger.warning(f"training from scratch: {err}")
+                    path.unlink()
+            found = path.is_file()
+        return broadcast(found) if is_distributed(self.config) else found
 
     def _build_lr_scheduler(self, train_data):
         schedule = str(self.config["lr_schedule"]).lower()
@@ -115,6 +148,23 @@ class SafeCheckpointMixin:
         finished = self.cur_step > self.stopping_step or epoch_idx + 1 >= self.epochs
         np_state = np.random.get_state()
         py_state = random.getstate()
+        # What differs between the processes of a distributed run: their random streams and the
+        # model's resume state (the prompt-state cache of the batches each one saw). Rank 0 writes
+        # them all (``ranks``); its own are also the top-level entries, those of a one-process run.
+        own = {
+            "model_resume_state": self.model.resume_state() if hasattr(self.model, "resume_state") else None,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]),
+                          int(np_state[3]), float(np_state[4])],
+                "python": [py_state[0], list(py_state[1]), py_state[2]],
+                "train_loader": train_data.generator.get_state() if hasattr(train_data, "generator") else None,
+            },
+        }
+        ranks = gather(own) if is_distributed(self.config) else [own]
+        if not is_rank0(self.config):
+            return
         state = {
             "epoch": epoch_idx,
             "finished": finished,
@@ -129,15 +179,8 @@ class SafeCheckpointMixin:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "extra_cost": self.extra_cost,
-            "model_resume_state": self.model.resume_state() if hasattr(self.model, "resume_state") else None,
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]),
-                          int(np_state[3]), float(np_state[4])],
-                "python": [py_state[0], list(py_state[1]), py_state[2]],
-                "train_loader": train_data.generator.get_state() if hasattr(train_data, "generator") else None,
-            },
+            **ranks[0],
+            "ranks": ranks if len(ranks) > 1 else None,
             "segments": self.resumed + [{"from_epoch": self.start_epoch, "commit": loaded_commit()}],
             "wall_time_s": self.prior_wall_time_s + (time.perf_counter() - self._fit_started),
         }
@@ -149,8 +192,9 @@ class SafeCheckpointMixin:
         self.model.load_state_dict(state["state_dict"])
         self.model.load_other_parameter(state.get("other_parameter"))
         self.optimizer.load_state_dict(state["optimizer"])
+        own = self._own_resume_state(state)
         if hasattr(self.model, "load_resume_state"):
-            self.model.load_resume_state(state.get("model_resume_state"))
+            self.model.load_resume_state(own.get("model_resume_state"))
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.start_epoch = state["epoch"] + 1
@@ -163,7 +207,7 @@ class SafeCheckpointMixin:
         self.extra_cost = dict(state.get("extra_cost") or {})
         self.resumed = list(state["segments"])
         self.prior_wall_time_s = float(state["wall_time_s"])
-        rng = state["rng"]
+        rng = own["rng"]
         torch.set_rng_state(rng["torch"].cpu())
         if rng["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
@@ -177,6 +221,18 @@ class SafeCheckpointMixin:
         self.logger.info(f"Resuming from {self.resume_path}: epochs 0-{state['epoch']} done, "
                          f"{'training had finished' if state['finished'] else f'continuing at epoch {self.start_epoch}'}")
         return bool(state["finished"])
+
+    def _own_resume_state(self, state):
+        """This process's random streams and model resume state from a saved ``state``: its own
+        rank's when the state was saved by as many processes, else rank 0's (the top-level
+        entries), said in the log: the run then continues, but not as the uninterrupted one."""
+        ranks = state.get("ranks") or [state]
+        world = dist.get_world_size() if is_distributed(self.config) else 1
+        if len(ranks) == world:
+            return ranks[dist.get_rank()] if world > 1 else state
+        self.logger.warning(f"the resume state was saved by {len(ranks)} process(es) and this run has {world}: "
+                            "each continues from rank 0's random streams, so the run is not the uninterrupted one")
+        return state
 
     @property
     def _trust(self):
@@ -226,6 +282,14 @@ class SafeCheckpointMixin:
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False, per_user=False):
         """RecBole's evaluation; with ``per_user=True`` also keeps, in ``self.per_user``, each
         evaluated user's internal id and the rank of its target item (see :class:`PerUserRanks`)."""
+        if is_distributed(self.config):  # rank 0 evaluates the whole split; the others take its result
+            result = None
+            if is_rank0(self.config):
+                result = self._evaluate(eval_data, load_best_model, model_file, show_progress, per_user)
+            return broadcast(result)
+        return self._evaluate(eval_data, load_best_model, model_file, show_progress, per_user)
+
+    def _evaluate(self, eval_data, load_best_model, model_file, show_progress, per_user):
         if load_best_model and eval_data:
             self.load_best(model_file)
         if not per_user:
@@ -235,9 +299,16 @@ class SafeCheckpointMixin:
         self.per_user = ranks.result()
         return result
 
+    def _map_reduce(self, result, num_sample):
+        """RecBole averages the processes' metrics here; rank 0 has evaluated the whole split
+        alone (:meth:`evaluate`), so its result is the run's as it is."""
+        return result
+
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         start = time.perf_counter()
         loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        if is_distributed(self.config):  # each process summed its shard's losses: the run's is their mean
+            loss = mean_over_ranks(loss)
         total = sum(loss) if isinstance(loss, tuple) else loss
         self.history.append(
             {
@@ -349,7 +420,7 @@ class LMTrainer(Trainer):
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
         n = int(self.config["measure_overhead_batches"])
-        if n > 0 and hasattr(self.model, "bare_lm_step"):
+        if n > 0 and hasattr(self.model, "bare_lm_step") and is_rank0(self.config):  # the record's process
             self.extra_cost.update(measure_overhead(self.model, train_data, n))
             self.logger.info("adapter overhead: %s", self.extra_cost)
         return result

@@ -87,13 +87,15 @@ def test_no_import_cycle():
 
 # The stages in data-flow order (README, "Architecture"): a module may import its own stage and
 # earlier ones only. First the foundation every stage uses: errors, the compat workarounds, file
-# helpers, safe checkpoints, provenance, the trainers (generic: they know no model) and the
+# helpers, safe checkpoints, provenance, the process group of a distributed run, the trainers
+# (generic: they know no model) and the
 # model/trainer registry (utils); then data -> config (checks values against data's options) ->
 # run identity and the run spec (config's stage: both derive from the built Config) ->
 # ID models, LM -> LLM models -> training (quick_start) -> the run record -> the pipeline ->
 # benchmark -> sweeps.
 STAGES = [
-    ("recbole_llm", "errors", "compat", "fsutil", "paths", "checkpoint", "provenance", "trainer", "utils"),
+    ("recbole_llm", "errors", "compat", "fsutil", "paths", "checkpoint", "provenance", "distributed", "trainer",
+     "utils"),
     ("data",), ("checks", "config", "identity", "spec"), ("id_models", "lm"), ("model",), ("quick_start",), ("record",),
     ("pipeline", "inference"), ("benchmark",), ("tune",), ("runner", "cli"),
 ]

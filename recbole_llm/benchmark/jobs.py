@@ -130,6 +130,23 @@ def id_base_runs(specs, configs, output, budget):
     return out
 
 
+def stored_base_label(spec, configs, output, budget):
+    """The row label under which the ID base of the LLM run ``spec`` is stored (its run of the same
+    key, any label: ``ComiRec-tuned``), or None when it has no record yet or the run names a
+    checkpoint. It names the base in the LLM row's default label."""
+    from recbole_llm.benchmark.records import stored_record
+    from recbole_llm.identity import run_key
+    from recbole_llm.pipeline import id_model_spec
+    from recbole_llm.quick_start import build_config
+
+    config = configs[(spec.model_name, spec.seed)]
+    if config["id_model_checkpoint"]:
+        return None
+    id_spec = id_model_spec(config, spec)
+    record = stored_record(output, spec.dataset, None, id_spec.seed, run_key(build_config(id_spec)), budget)
+    return None if record is None else record.get("stored_label") or record.get("label") or record["model"]
+
+
 def log_file(saved_dir, label, seed):
     """Where a worker's console output goes: ``<saved>/jobs/<label>-seed<seed>.log``."""
     import re
