@@ -129,3 +129,22 @@ def test_a_variant_page_s_claims_are_its_tests(tmp_path):
     claim = next(line for line in (tmp_path / "toy" / "t4.md").read_text().splitlines() if line.startswith("Claims: "))
     assert "- [T4](t4.md): reference `IDLEAdapter`; 1 row" in pages
     assert f"  - {claim[len('Claims: '):]}" in pages.splitlines()
+
+
+def test_the_top_readme_shows_the_rows_that_answer_the_question(tmp_path):
+    """The top README's headline: the best baseline (on validation), each LLM row and its own ID base;
+    the other baselines only on the comparison page, whose tests and adjustments the rows keep."""
+    better = [record("SASRec", "SASRec", s, GOOD + 2) for s in (1, 2, 3)]
+    for r in better:
+        r["valid"] = {"ndcg@10": 0.3}  # the best baseline on validation
+    weak = [record("BPR", "BPR", s, WEAK + 3) for s in (1, 2, 3)]
+    write_runs(tmp_path, "toy", RECORDS[:6] + better + weak)
+    folder = summary.Folder(tmp_path, "toy")
+    full = summary.headline_block(folder)
+    short = summary.headline_block(folder, answer_only=True)
+    rows = lambda text: [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")][1:]
+    assert rows(full) == ["ComiRec", "SASRec", "BPR", "IDLEAdapter"]
+    assert rows(short) == ["ComiRec", "SASRec", "IDLEAdapter"]
+    idle = lambda text: next(line for line in text.splitlines() if line.startswith("| IDLEAdapter"))
+    assert idle(short) == idle(full)  # the same tests and adjustments as on the comparison page
+    assert "the other 1 headline rows" in short

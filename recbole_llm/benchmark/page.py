@@ -157,10 +157,24 @@ def _section_table(records, shown, metrics, target, extra=None):
     return summary, md, tex, sig_note
 
 
-def headline_table(records, metrics=tables.DEFAULT_METRICS, target=None):
+def headline_table(records, metrics=tables.DEFAULT_METRICS, target=None, shown=None):
     """``(summary, md, tex, significance note)`` of the table of ``records`` as the comparison page
-    draws it (every row of ``records`` shown and tested; :func:`row_sections` picks the records)."""
-    return _section_table(records, set(group_rows(records)), metrics, target)
+    draws it (every row of ``records`` tested; :func:`row_sections` picks the records): every row
+    shown, or the labels ``shown`` only, with the tests and adjustments of the whole table."""
+    return _section_table(records, set(group_rows(records)) if shown is None else set(shown), metrics, target)
+
+
+def answer_rows(records):
+    """The rows that answer the benchmark's question, in table order: the best baseline (chosen on
+    validation, :func:`~recbole_llm.benchmark.stats.best_baseline`), every LLM row, and the ID base
+    of each (:func:`~recbole_llm.benchmark.stats.own_base`)."""
+    grouped = group_rows(records)
+    keep = {stats.best_baseline(records)}
+    for label, recs in grouped.items():
+        if is_llm(recs):
+            keep.add(label)
+            keep |= {b.get("label") or b["model"] for b in stats.own_base(recs, records)[1]}
+    return [label for label in grouped if label in keep]
 
 
 def write_results_page(out_dir, dataset, records, metrics=tables.DEFAULT_METRICS, target=None, command=None):

@@ -170,11 +170,14 @@ def setting_block(folder):
     return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
 
 
-def headline_block(folder, link=""):
-    """The headline rows with NDCG@10, HR@10 and the comparison page's tests."""
+def headline_block(folder, link="", answer_only=False):
+    """The headline rows with NDCG@10, HR@10 and the comparison page's tests; ``answer_only``: only
+    the rows that answer the question (:func:`~recbole_llm.benchmark.page.answer_rows`), tested and
+    adjusted as on the comparison page (the top README, which must stay short)."""
     if not folder.headline:
         return "No row at the budget's protocol yet."
-    _, md, _, _ = page.headline_table(folder.headline, HEADLINE_METRICS)
+    shown = page.answer_rows(folder.headline) if answer_only else None
+    _, md, _, _ = page.headline_table(folder.headline, HEADLINE_METRICS, shown=shown)
     base = stats.best_baseline(folder.headline)
     where = f"{link}comparison.md"
     others = [f"[{page.PAGE_FILES[name]}]({link}{page.PAGE_FILES[name]})" for name in (page.VARIANTS, page.HISTORY)
@@ -186,7 +189,13 @@ def headline_block(folder, link=""):
                  "the tests of the comparison page) against the best baseline"
                  + (f" ({escape_markdown(base)}, chosen on validation)" if base else "")
                  + " and against each row's own ID base, on the seeds both rows have. ")
-    text += (f"Every metric: [{where}]({where})" + (f"; the other rows: {', '.join(others)}" if others else "") + ".")
+    if answer_only:
+        text += (f"Rows: the best baseline, each LLM row and its own ID base; the other "
+                 f"{len(folder.rows[page.HEADLINE]) - len(shown)} headline rows (every baseline, default and tuned) "
+                 f"and every metric: [{where}]({where})")
+    else:
+        text += f"Every metric: [{where}]({where})"
+    text += (f"; the other rows: {', '.join(others)}" if others else "") + "."
     return text
 
 
@@ -277,7 +286,7 @@ def render_block(kind, arg, target, output, folders, own=None):
     if kind == "setting":
         return setting_block(folder) + regenerate
     if kind == "headline":
-        return headline_block(folder, link) + (regenerate if arg else "")
+        return headline_block(folder, link, answer_only=bool(arg)) + (regenerate if arg else "")
     if kind == "claims":
         return claims_block(folder)
     if kind == "pages":
