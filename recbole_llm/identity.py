@@ -7,9 +7,10 @@ never from lists of names kept by hand elsewhere:
   RecBole's and this package's YAML defaults for that model and dataset, and RecBole's documented
   argument lists), with the values in force; the content of the atomic files it loads
   (:func:`data_fingerprint`); the package version (``recbole_llm.__version__``, bumped by every
-  change that alters numbers); and, when a run is given a frozen ID model's checkpoint, that file's
-  sha256 instead of its path. The only keys left out are :data:`EXCLUDED`, each with its reason;
-  ``tests/test_identity.py`` shows that the ones it can run change no metric.
+  change that alters numbers); for an LLM model only, :data:`LLM_CODE_VERSION` (bumped by a change
+  that alters the LLM models' numbers alone); and, when a run is given a frozen ID model's
+  checkpoint, that file's sha256 instead of its path. The only keys left out are :data:`EXCLUDED`,
+  each with its reason; ``tests/test_identity.py`` shows that the ones it can run change no metric.
 * A key that belongs to another model (some model's YAML defines it, this model's defaults do
   not: ``--prefix_len`` beside ``--model=IDLEAdapter,ComiRec``) is *foreign* (:func:`foreign`):
   this model cannot read it, so it is not part of its key. A key no YAML defines stays in. That is what makes the table's ComiRec row and
@@ -70,6 +71,19 @@ EXCLUDED: Mapping[str, str] = {
 
 # Keys of every run, whatever its model's YAML says.
 ALWAYS = ("model", "dataset", "seed")
+
+# The version of the code behind the LLM models' numbers (the frozen LM's path), in the run key of
+# LLM models only (identity()["llm_code_version"]; absent from an ID model's key, so a change here
+# keeps every ID model's key and its cached checkpoint, which bumping __version__ would not). Bump it
+# when the LLM models' numbers change and the ID models' do not. History:
+#   (absent) everything before;
+#   2 (issue 39, part 3): under bf16 autocast on a CPU, for prompts up to 160 tokens with the prefix,
+#     the frozen LM's attention runs through transformers' eager kernels, not SDPA's flash kernel
+#     (lm_attention: auto): the same attention, other bf16 rounding, so those LLM runs differ in the
+#     last bits. Holding the LM's matmul weights in the autocast dtype changes no bit, and float32 runs
+#     (lm_autocast: none) keep theirs: their keys move all the same (and with the new key lm_attention),
+#     a rerun gives the record it replaces.
+LLM_CODE_VERSION = 2
 
 
 def _argument_keys() -> frozenset:
@@ -168,7 +182,16 @@ def identity(config) -> dict:
         items[key] = to_primitive(value)
     items["data_fingerprint"] = data_fingerprint(config)
     items["recbole_llm_version"] = __version__
+    if is_llm_config(config):
+        items["llm_code_version"] = LLM_CODE_VERSION
     return items
+
+
+def is_llm_config(config) -> bool:
+    """Whether ``config``'s model is an LLM recommender (a subclass of ``LLMSequentialRecommender``,
+    known by name: this module comes before the models and imports none of them)."""
+    model_class = getattr(config, "model_class", None)
+    return isinstance(model_class, type) and any(c.__name__ == "LLMSequentialRecommender" for c in model_class.__mro__)
 
 
 def _hash(items: Mapping[str, Any], digits: int = 12) -> str:

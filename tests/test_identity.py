@@ -148,6 +148,31 @@ def test_the_id_model_an_llm_run_asks_for_is_the_table_row_of_that_model(toy_dat
     assert run_key(other) != run_key(id_config)
 
 
+def test_the_llm_code_version_is_in_the_key_of_llm_models_only(toy_data_path, tiny_overrides, llm_overrides,
+                                                              monkeypatch):
+    """``LLM_CODE_VERSION`` changes the key of an LLM run and of nothing else: an ID model's key (the
+    table row's, and the base an LLM run asks for, whose cache entry it names) is the key computed
+    without the field, and stays so when the version is bumped."""
+    from recbole_llm import identity as ident
+
+    def without_version(config):
+        return ident._hash({k: v for k, v in identity(config).items() if k != "llm_code_version"})
+
+    id_row = build_config(_spec(toy_data_path, "ComiRec", tiny_overrides))
+    llm_spec = _spec(toy_data_path, "IDLEAdapter", llm_overrides)
+    llm = build_config(llm_spec)
+    base = build_config(id_model_spec(llm, llm_spec))
+    assert not ident.is_llm_config(id_row) and not ident.is_llm_config(base) and ident.is_llm_config(llm)
+    for config in (id_row, base):
+        assert "llm_code_version" not in identity(config) and run_key(config) == without_version(config)
+    assert identity(llm)["llm_code_version"] == ident.LLM_CODE_VERSION
+    assert run_key(llm) != without_version(llm)
+    keys = {name: run_key(c) for name, c in (("id_row", id_row), ("base", base), ("llm", llm))}
+    monkeypatch.setattr(ident, "LLM_CODE_VERSION", ident.LLM_CODE_VERSION + 1)
+    bumped = {name: run_key(c) for name, c in (("id_row", id_row), ("base", base), ("llm", llm))}
+    assert bumped["id_row"] == keys["id_row"] and bumped["base"] == keys["base"] and bumped["llm"] != keys["llm"]
+
+
 NEW_ID_MODEL = '''
 """A new ID model: GRU4Rec whose user vector is its last hidden state (one file)."""
 from recbole.model.sequential_recommender.gru4rec import GRU4Rec

@@ -101,15 +101,26 @@ def save_tiny(folder, kind, dtype=torch.float32):
     return folder
 
 
+# How a FrozenLM computes: as loaded (float32, SDPA), or as an LLM model runs it under bf16 autocast
+# on a CPU (matmul weights in bf16, eager attention: recbole_llm.lm.backbone.attention_implementation).
+PATHS = ("float32", "bf16-eager")
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """``tiny(kind)``: the :class:`FrozenLM` of a saved tiny ``kind`` model (built once per module)."""
-    built = {}
+    """``tiny(kind, path="float32")``: the :class:`FrozenLM` of a saved tiny ``kind`` model computing
+    along ``path`` (:data:`PATHS`), built once per module."""
+    folders, built = {}, {}
 
-    def get(kind):
-        if kind not in built:
-            built[kind] = FrozenLM(str(save_tiny(tmp_path_factory.mktemp(kind), kind)))
-        return built[kind]
+    def get(kind, path="float32"):
+        if kind not in folders:
+            folders[kind] = save_tiny(tmp_path_factory.mktemp(kind), kind)
+        if (kind, path) not in built:
+            lm = FrozenLM(str(folders[kind]))
+            if path == "bf16-eager":
+                lm.set_compute_dtype(torch.bfloat16).set_attention("eager")
+            built[(kind, path)] = lm
+        return built[(kind, path)]
 
     return get
 
@@ -182,9 +193,10 @@ def test_the_prefix_of_every_layer_reaches_the_output(kind, tiny):
         assert (moved > 1e-4).all(), (layer, moved)
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("kind", ENCODERS + DECODERS)
-def test_gradients_reach_the_prefix_and_never_the_lm(kind, tiny):
-    lm = tiny(kind)
+def test_gradients_reach_the_prefix_and_never_the_lm(kind, path, tiny):
+    lm = tiny(kind, path)
     ids, mask = _ids(lm, (6, 4))
     prefix = _prefix(lm, 2, 2, grad=True)
     lm.pool(lm(ids, mask, prefix=prefix)[0], mask).pow(2).sum().backward()
@@ -192,12 +204,14 @@ def test_gradients_reach_the_prefix_and_never_the_lm(kind, tiny):
     assert all(not p.requires_grad and p.grad is None for p in lm.parameters())
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("kind", ENCODERS + DECODERS)
 @pytest.mark.parametrize("prefix_len", [0, 3])
-def test_left_and_right_padding_pool_the_same(kind, prefix_len, tiny):
+def test_left_and_right_padding_pool_the_same(kind, prefix_len, path, tiny):
     """Decoders pool the last real token, encoders the mean: either way the pooled output of a
-    sequence does not depend on which side its padding is on."""
-    lm = tiny(kind)
+    sequence does not depend on which side its padding is on, in float32 and along the bf16 path
+    (where the two came out bit for bit equal here)."""
+    lm = tiny(kind, path)
     ids, mask = _ids(lm, (7, 4, 1))
     prefix = _prefix(lm, 3, prefix_len)
     right = lm.pool(lm(ids, mask, prefix=prefix)[0], mask)

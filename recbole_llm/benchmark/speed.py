@@ -19,6 +19,10 @@ it measures, with the model's own config (batch sizes included) and a fixed seed
 * for the LLM models, the model's forward+backward and the bare frozen LM's forward+backward
   (``bare_lm_step``) on the same batches, and their ratio, the adapter throughput ratio the run
   records carry (1.0: the adapter costs nothing beyond the LM);
+* for the LLM models, how close the bare LM comes to the hardware: its achieved GFLOP/s (the
+  FLOPs of its forward+backward on those batches, :func:`count_flops`, over the time it took)
+  against the GFLOP/s of a square bf16 matmul timed in the same run on the same device and
+  threads (:func:`matmul_rate`), and their ratio (1.0: the LM computes as fast as a bare matmul);
 * SASRec once more through plain RecBole in a fresh process that never imports this package
   (RecBole's ``Config``, ``get_model`` and data preparation; autograd anomaly mode as
   RecBole leaves it: on, since its ``sine.py`` switches it on at import), and the ratio of our
@@ -70,7 +74,15 @@ DEFAULT_MODELS = ("SASRec", "GRU4Rec", "ComiRec", "BERT4Rec", "IDLEAdapter", "RA
 TINY = "@tiny"
 COLUMNS = ("label", "model", "lm", "overrides", "train_batch_size", "train_samples_per_s", "eval_users_per_s",
            "model_fwd_bwd_samples_per_s", "bare_lm_samples_per_s", "adapter_throughput_ratio",
+           "bare_lm_gflop_per_s", "matmul_gflop_per_s", "bare_lm_over_matmul",
            "ours_over_plain_recbole", "anomaly_mode", "batches", "eval_batches", "threads", "device", "commit")
+# The bare LM's FLOP rate against a matmul's, measured since issue 39 (part 3): an LLM row of an older
+# label has none and reads n/a in them (a row without a bare LM: blank).
+FLOP_COLUMNS = ("bare_lm_gflop_per_s", "matmul_gflop_per_s", "bare_lm_over_matmul")
+# Square bf16 matmuls timed for the machine's rate (the best of them counts): on the 2-core AVX512-BF16
+# EPYC of results/speed, 512, 1024 and 2048 came within 4% of one another (the rate is the machine's,
+# not the size's), 1024 the best when it had the CPU alone.
+MATMUL_SIZES = (1024, 2048)
 
 
 # ------------------------------------------------------------------ timing loops
@@ -106,6 +118,72 @@ def train_step(model, optimizer):
         return loss.item()
 
     return step
+
+
+def _attention_flops():
+    """FLOP formulas for ``scaled_dot_product_attention``'s fused kernels, for
+    :class:`FlopCounterMode`: its table has none for the CPU flash-attention kernels (the ones SDPA
+    runs on a CPU), and it credits the CUDA kernels' backward with the scores they recompute (a
+    fifth matmul). Here every kernel counts the attention's math once: forward its two matmuls,
+    backward the four of their gradients, as eager attention's matmuls count, so that rows with
+    either kernel hold the same work against their times."""
+    import torch
+    from torch.utils import flop_counter
+
+    aten = torch.ops.aten
+
+    def forward(query_shape, key_shape, value_shape, *args, **kwargs):  # kwargs: out_shape, the mask's
+        return flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape)
+
+    def backward(grad_out_shape, query_shape, key_shape, value_shape, *args, **kwargs):
+        return 2 * flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape)
+
+    names = {"_scaled_dot_product_flash_attention_for_cpu": forward,
+             "_scaled_dot_product_flash_attention_for_cpu_backward": backward,
+             "_scaled_dot_product_flash_attention_backward": backward,
+             "_scaled_dot_product_efficient_attention_backward": backward,
+             "_scaled_dot_product_cudnn_attention_backward": backward}
+    # FlopCounterMode hands each formula the shapes of the op's tensors
+    return {getattr(aten, name): formula for name, formula in names.items() if hasattr(aten, name)}
+
+
+def count_flops(step, batches):
+    """FLOPs of ``step(batch)`` over ``batches``, one untimed pass, counted by torch's
+    :class:`~torch.utils.flop_counter.FlopCounterMode` (matmuls and attention, forward and
+    backward; elementwise work counts nothing), with the fused attention kernels counted as the
+    attention's math (:func:`_attention_flops`).
+
+    Counted rather than written down from the LM's config: the mode sees the kernels that ran, for
+    each batch's own padded width, so every architecture counts right without a table of its
+    shapes (grouped-query attention, fused projections, BERT's pooler, and a backward that computes
+    no weight gradient since the LM is frozen: its matmuls cost one forward's, not two). It
+    counts the padded positions too, which the kernels compute."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False, custom_mapping=_attention_flops()) as counter:
+        for batch in batches:
+            step(batch)
+    return counter.get_total_flops()
+
+
+def matmul_rate(device, sizes=MATMUL_SIZES, repeats=5):
+    """``(GFLOP/s, n)``: the best rate of a square bf16 matmul ``[n, n] @ [n, n]`` over ``sizes``
+    (``2 n^3`` FLOPs each), each size timed ``repeats`` times after one untimed call, on ``device``
+    with the threads set for the run: the rate the bare LM's is held against."""
+    import torch
+
+    best = (0.0, 0)
+    for n in sizes:
+        a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+        b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+        a @ b
+        for _ in range(repeats):
+            _sync(device)
+            start = time.perf_counter()
+            a @ b
+            _sync(device)
+            best = max(best, (2 * n ** 3 / (time.perf_counter() - start) / 1e9, n))
+    return best
 
 
 def eval_rate(model, batches, device, k):
@@ -269,6 +347,11 @@ def measure(name, args, saved_dir, tiny_path):
         row["model_fwd_bwd_samples_per_s"] = time_steps(fwd_bwd, batches, device)
         row["bare_lm_samples_per_s"] = time_steps(model.bare_lm_step, batches, device)
         row["adapter_throughput_ratio"] = row["model_fwd_bwd_samples_per_s"] / row["bare_lm_samples_per_s"]
+        samples = sum(len(batch) for batch in batches)
+        row["bare_lm_gflop_per_sample"] = count_flops(model.bare_lm_step, batches) / samples / 1e9
+        row["bare_lm_gflop_per_s"] = row["bare_lm_gflop_per_sample"] * row["bare_lm_samples_per_s"]
+        row["matmul_gflop_per_s"], row["matmul_n"] = matmul_rate(device)
+        row["bare_lm_over_matmul"] = row["bare_lm_gflop_per_s"] / row["matmul_gflop_per_s"]
         model.zero_grad(set_to_none=True)
     eval_batches = first_batches(valid_data, args.batches, device, full_sort=True)
     row["eval_users_per_s"] = eval_rate(model, eval_batches, device, max(config["topk"]))
@@ -375,6 +458,9 @@ def write_tables(output, dataset):
     runs = json.loads((Path(output) / f"{dataset}.json").read_text(encoding="utf-8"))["runs"]
     flat = [{**row, "label": run["label"], "threads": run["environment"]["threads"],
              "commit": run["environment"]["commit"]} for run in runs for row in run["rows"]]
+    for row in flat:
+        if row.get("bare_lm_samples_per_s") is not None:  # an LLM row
+            row.update({c: "n/a" for c in FLOP_COLUMNS if row.get(c) is None})
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
     writer.writeheader()
@@ -385,7 +471,10 @@ def write_tables(output, dataset):
              "Generated by `recbole_llm.benchmark.speed` (its docstring says what is timed and how); "
              "rows are kept per label. Samples/s and users/s: higher is faster. The adapter throughput ratio is "
              "the model's forward+backward over the bare frozen LM's on the same batches; `ours / plain` is our "
-             "SASRec's training speed over plain RecBole's.", "",
+             "SASRec's training speed over plain RecBole's. `bare_lm_gflop_per_s`: the FLOPs of the bare LM's "
+             "forward+backward on those batches (counted by torch's FlopCounterMode) over its time; "
+             "`matmul_gflop_per_s`: a square bf16 matmul's rate in the same run, same device and threads; "
+             "`bare_lm_over_matmul`: their ratio (n/a: a row from before they were measured).", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in flat:
         lines.append("| " + " | ".join(_fmt(row.get(c)) for c in COLUMNS) + " |")

@@ -33,7 +33,19 @@ no per-user input), and transformers has no "prefix in hidden space" API. The ro
   silently drop out of view for the later tokens;
 * the weights are loaded as float32 whatever dtype the file stores (many hub checkpoints are
   fp16 or bf16): the LM computes in float32, with autocast to bf16/fp16 where the device has it
-  (:func:`autocast_dtype`); fp16 parameters on the CPU fail in LayerNorm against float32 inputs;
+  (:func:`autocast_dtype`); fp16 parameters on the CPU fail in LayerNorm against float32 inputs.
+  Under autocast the weights of the matmul layers are held in the autocast dtype once
+  (:meth:`FrozenLM.set_compute_dtype`) instead of being cast again on every call (autocast caches
+  no cast of a tensor that needs no gradient: a frozen weight was copied per layer and call; MiniLM's
+  forward+backward of 64 x 64 tokens with a prefix, one thread: 1.77 -> 1.66 s with SDPA, 1.21 ->
+  1.19 s with eager attention); everything autocast keeps in float32 (norms, embeddings) stays
+  float32, so the numbers are bit for bit those of autocast over float32 weights;
+* the attention kernel is chosen per device and prompt length (:func:`attention_implementation`,
+  config ``lm_attention``): under bf16 autocast on a CPU, for prompts up to 160 tokens with their
+  prefix, transformers' eager attention (two batched matmuls and a softmax), which there runs the
+  LM's forward+backward 20-65% faster than ``torch``'s SDPA, whose CPU flash-attention kernel (the
+  one SDPA picks for a masked batch) wins only for longer inputs; otherwise SDPA (transformers'
+  default), so a float32 run is bit for bit what it was;
 * every LM parameter is frozen and the LM stays in eval mode (no dropout) even when the
   recommender is put in train mode.
 
@@ -51,6 +63,7 @@ the prompts and the prefix (:func:`check_prefix_window`).
 """
 
 import abc
+import contextlib
 import inspect
 import json
 import logging
@@ -68,6 +81,27 @@ from recbole_llm.lm.resolve import missing_path, resolve_lm
 
 # The dtype the LM's weights are loaded in, whatever the file stores (see the module docstring).
 WEIGHT_DTYPE = torch.float32
+
+# lm_attention's values: auto (EAGER_MAX_KEYS) or one of transformers' attention implementations.
+ATTENTION_CHOICES = ("auto", "eager", "sdpa")
+# lm_attention: auto under autocast picks eager attention on a device type listed here while the longest
+# attention span (the prompt's token budget plus the prefix) is at most this many keys, SDPA beyond it;
+# on any other device type, and in float32, SDPA (transformers' default: a float32 run keeps its bits).
+# Measured on the 2-core AMD EPYC with AVX512-BF16 of results/speed, torch 2.13, bf16 autocast, bf16
+# matmul weights, best of 2-5: the LM's forward+backward with a prefix of 2 per layer, samples/s, SDPA ->
+# eager, at 2 threads unless said:
+#   MiniLM (6 layers, 384 wide), batch 64: 64 tokens 75 -> 109; 128: 30 -> 48; 160: 25.4 -> 26.7;
+#     192: 23.7 -> 21.0; 256: 14.5 -> 11.0; 512 (batch 32): 6.5 -> 2.9; batch 128 x 24 tokens 191 -> 313;
+#     1 thread: 64: 40 -> 57; 128: 19 -> 24; 256: 9.3 -> 6.9;
+#   a Llama-shaped decoder (SmolLM2's layers: 576 wide, 9 query and 3 key/value heads of 64; 4 layers),
+#     batch 64: 64 tokens 66 -> 83; 128: 29 -> 37; 160: 22 -> 29; 192: 20 -> 23; 256: 11.8 -> 11.4;
+#     512 (batch 32): 5.0 -> 4.3;
+#   forward alone (evaluation), batch 256 x 64 tokens: MiniLM 160 -> 211, the decoder 104 -> 165.
+# SDPA's math backend lies between (MiniLM 64 tokens: 90). Over tens of keys two bf16 batched matmuls
+# (oneDNN) beat the CPU flash-attention kernel SDPA runs for a masked batch; from about 170 keys
+# (MiniLM; the decoder's 64-wide heads from about 250) the flash kernel, which never holds the whole
+# attention matrix, wins. No GPU was measured: SDPA there.
+EAGER_MAX_KEYS = {"cpu": 160}
 
 
 class _Arch(abc.ABC):
@@ -255,6 +289,38 @@ def autocast_dtype(device, setting="auto"):
     return torch.bfloat16 if cpu_has_bf16() else None
 
 
+def attention_implementation(device, setting="auto", compute_dtype=None, max_keys=None):
+    """The transformers attention implementation the LM runs on ``device`` computing in
+    ``compute_dtype`` (the autocast dtype; None: float32) over at most ``max_keys`` keys (prompt
+    tokens plus prefix; None: unknown, taken as short): ``setting`` (``lm_attention``) when it names
+    one (``eager``, ``sdpa``); else under autocast eager where it was measured the faster for that
+    span on that device type (:data:`EAGER_MAX_KEYS`), SDPA otherwise; and in float32 SDPA, what the
+    LM ran before the choice existed (a float32 run keeps its bits).
+
+    Eager and SDPA compute the same attention in another order: equal in float32 to ~1e-6, and
+    under bf16 autocast a BERT-family layer's eager softmax runs in bf16 (CPU autocast keeps
+    softmax in its input dtype; Llama-family layers upcast it themselves), which here moved
+    MiniLM's pooled outputs by as much as SDPA's bf16 rounding does (mean absolute error against
+    float32 8.5e-4 eager, 7.6e-4 SDPA, for outputs of mean size 0.1)."""
+    setting = str(setting).lower()
+    if setting not in ATTENTION_CHOICES:
+        raise UserError(f"lm_attention must be {', '.join(ATTENTION_CHOICES)}, not '{setting}'")
+    if setting != "auto":
+        return setting
+    limit = EAGER_MAX_KEYS.get(torch.device(device).type)
+    if compute_dtype is None or limit is None or (max_keys is not None and max_keys > limit):
+        return "sdpa"
+    return "eager"
+
+
+def _matmul_modules(model):
+    """The modules of ``model`` whose weights autocast casts to its dtype on every call: linear
+    layers, and GPT-2's ``Conv1D`` (an ``addmm``)."""
+    from transformers.pytorch_utils import Conv1D
+
+    return [m for m in model.modules() if isinstance(m, (nn.Linear, Conv1D))]
+
+
 class FrozenLM(nn.Module):
     """A frozen transformers model that accepts a per-layer prefix in hidden space.
 
@@ -303,6 +369,41 @@ class FrozenLM(nn.Module):
         self.pooling = pooling
         # the window of sliding-window layers (None: none); see check_length
         self.sliding_window = sliding_window(model.config)
+        self.compute_dtype = None  # None: float32; else the autocast dtype (set_compute_dtype)
+        self.attention = model.config._attn_implementation  # set_attention
+
+    def set_compute_dtype(self, dtype):
+        """Compute under autocast to ``dtype`` (bf16 or fp16; None: float32, nothing changes),
+        with the weights of the matmul layers held in ``dtype`` from now on.
+
+        Autocast would cast those weights to ``dtype`` on every call (it caches casts of tensors that
+        need a gradient only); holding them cast gives the kernels the same inputs, so the same bits
+        (``tests/test_lm_backbone.py``), without the copies. Norms, embeddings and every other
+        parameter stay float32, as autocast computes them. :meth:`forward` runs under autocast from
+        then on, so the LM works whether or not its caller opened an autocast region. Once only: the
+        float32 weights are not kept (reload the LM to compute in float32 again)."""
+        if dtype == self.compute_dtype:
+            return self
+        if self.compute_dtype is not None:
+            raise ValueError(f"the LM already computes in {self.compute_dtype}; reload it for {dtype}")
+        for module in _matmul_modules(self.model):
+            module.to(dtype)
+        self.compute_dtype = dtype
+        return self
+
+    def set_attention(self, implementation):
+        """Run attention through transformers' ``implementation`` (``eager``, ``sdpa``; see
+        :func:`attention_implementation`)."""
+        self.model.set_attn_implementation(implementation)
+        self.attention = implementation
+        return self
+
+    def autocast(self):
+        """The autocast region :meth:`forward` runs in; none in float32, where the caller's own
+        region, if any, stays in force (a disabled ``torch.autocast`` would switch it off)."""
+        if self.compute_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.compute_dtype)
 
     def check_length(self, prefix_len, seq_len):
         """Raise :class:`UserError` when a prefix of ``prefix_len`` virtual tokens before ``seq_len``
@@ -324,8 +425,8 @@ class FrozenLM(nn.Module):
         folder, file, hub or given), ``model_type``, ``decoder``, ``pooling``, ``layers``,
         ``hidden_size``, ``parameters`` (all) and ``parameters_outside_embeddings`` (all but the
         ``nn.Embedding`` tables: vocabulary, positions, token types; a tied output head shares the
-        vocabulary table), and ``weights_sha256`` (``{file: sha256}`` of the files loaded; None for
-        a hub name or a given model)."""
+        vocabulary table), ``weights_sha256`` (``{file: sha256}`` of the files loaded; None for
+        a hub name or a given model) and ``attention`` (the attention implementation it ran)."""
         embedded = {id(p) for m in self.model.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
         outside = sum(p.numel() for p in self.model.parameters() if id(p) not in embedded)
         return {
@@ -339,6 +440,7 @@ class FrozenLM(nn.Module):
             "parameters": self.num_parameters(),
             "parameters_outside_embeddings": outside,
             "weights_sha256": self.resolved.weights_sha256() if self.resolved is not None else None,
+            "attention": self.attention,
         }
 
     @property
@@ -352,7 +454,7 @@ class FrozenLM(nn.Module):
         if len(prefix) != self.num_layers:
             raise ValueError(f"need one prefix per layer ({self.num_layers}), got {len(prefix)}")
         cache = DynamicCache()
-        dtype = next(self.model.parameters()).dtype
+        dtype = self.model.get_input_embeddings().weight.dtype  # a prefix lives among the layer inputs
         for idx, (layer, d) in enumerate(zip(self.arch.layers(), prefix)):
             k, v = self.arch.key_value(layer, d.to(dtype))
             cache.update(k, v, idx)
@@ -379,20 +481,21 @@ class FrozenLM(nn.Module):
         # positions over real tokens only: left and right padding give the same positions
         # (padding's own are clamped to the first one; it is masked everywhere)
         position_ids = (attention_mask.long().cumsum(1) - 1).clamp_min(0) + self.arch.position_offset
-        if prefix is not None and prefix[0].shape[1] > 0:
-            self.check_length(prefix[0].shape[1], seq + n_in)
-            kwargs[self.cache_kwarg] = self.prefix_cache(prefix)
-            ones = attention_mask.new_ones(batch, prefix[0].shape[1])
-            attention_mask = torch.cat([ones, attention_mask], dim=1)
-        if not self.is_decoder:
-            kwargs["token_type_ids"] = torch.zeros_like(position_ids)
-        out = self.model(
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-            **kwargs,
-        )
+        with self.autocast():
+            if prefix is not None and prefix[0].shape[1] > 0:
+                self.check_length(prefix[0].shape[1], seq + n_in)
+                kwargs[self.cache_kwarg] = self.prefix_cache(prefix)
+                ones = attention_mask.new_ones(batch, prefix[0].shape[1])
+                attention_mask = torch.cat([ones, attention_mask], dim=1)
+            if not self.is_decoder:
+                kwargs["token_type_ids"] = torch.zeros_like(position_ids)
+            out = self.model(
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                output_hidden_states=output_hidden_states,
+                return_dict=True,
+                **kwargs,
+            )
         hidden = out.last_hidden_state[:, n_in:]
         states = tuple(h[:, n_in:] for h in out.hidden_states) if output_hidden_states else None
         return hidden, states

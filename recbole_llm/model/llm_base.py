@@ -3,8 +3,11 @@
 :class:`LLMSequentialRecommender` is a RecBole ``SequentialRecommender`` that owns
 
 * the frozen backbone (:class:`recbole_llm.lm.FrozenLM`, config ``lm_name``, ``lm_pooling``,
-  ``lm_autocast``), kept out of checkpoints: its weights are reloaded from ``lm_name``, so a
-  checkpoint holds only what trains (a few MB instead of the LM's 90 MB);
+  ``lm_autocast``, ``lm_attention``), kept out of checkpoints: its weights are reloaded from
+  ``lm_name``, so a checkpoint holds only what trains (a few MB instead of the LM's 90 MB). Under
+  bf16/fp16 autocast its matmul weights are held in that dtype (no cast per call; what trains stays
+  float32), and its attention kernel the fastest measured on the device for that dtype and the
+  prompts' length (:func:`recbole_llm.lm.backbone.attention_implementation`);
 * the frozen pretrained ID model (config ``id_model``, ``id_model_config``,
   ``id_model_checkpoint``), trained or reused through :mod:`recbole_llm.id_models` exactly
   like the benchmark's row of that model under the same budget, so the ID-model row of a
@@ -31,7 +34,7 @@ from torch import nn
 from recbole_llm.data.item_text import ItemText
 from recbole_llm.errors import UserError
 from recbole_llm.lm import FrozenLM, HardPrompt, autocast_dtype
-from recbole_llm.lm.backbone import check_prefix_window, inspect_lm
+from recbole_llm.lm.backbone import attention_implementation, check_prefix_window, inspect_lm
 
 # Frozen submodules whose weights are not written into checkpoints.
 FROZEN_PREFIXES = ("lm.",)
@@ -203,6 +206,10 @@ class LLMSequentialRecommender(SequentialRecommender):
         self.lm_dim = self.lm.hidden_size
         self.n_layers_lm = self.lm.num_layers
         self.autocast = autocast_dtype(self.device, config["lm_autocast"])
+        self.lm.set_compute_dtype(self.autocast)
+        # the longest attention span: a prompt's budget and the prefix (as layer keys or as input tokens)
+        max_keys = max(int(config[key]) for _, key in type(self).PROMPTS) + int(config["prefix_len"] or 0)
+        self.lm.set_attention(attention_implementation(self.device, config["lm_attention"], self.autocast, max_keys))
         self.init_range = float(config["init_range"])  # truncated-normal init of what trains (_init_weights)
         item_text = ItemText.from_dataset(dataset)
         self.item_text = item_text_coverage(item_text.titles, config, item_text.path)
@@ -252,6 +259,7 @@ class LLMSequentialRecommender(SequentialRecommender):
         if config["id_model_checkpoint"] and not Path(config["id_model_checkpoint"]).is_file():
             raise UserError(f"id_model_checkpoint {config['id_model_checkpoint']} does not exist ({name})")
         autocast_dtype("cpu", config["lm_autocast"])  # raises for an unknown setting
+        attention_implementation("cpu", config["lm_attention"])  # likewise
         if not config["item_text_field"]:
             raise UserError(f"config key 'item_text_field' is not set for dataset '{config['dataset']}': set it to "
                             f"the title column of its .item file in properties/dataset/{config['dataset']}.yaml")
