@@ -85,12 +85,9 @@ def test_malformed_yaml_names_the_line(toy_data_path, tmp_path):
 
 
 def _module():
-    import importlib.util
+    from entry import run_benchmark_module
 
-    spec = importlib.util.spec_from_file_location("run_benchmark", REPO / "run_benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return run_benchmark_module()
 
 
 def _main():

@@ -351,12 +351,9 @@ def write_movielens_like(folder, n_users=30, n_items=20, seed=0):
 
 
 def _run_benchmark_main():
-    import importlib.util
+    from entry import run_benchmark_main
 
-    module_spec = importlib.util.spec_from_file_location("run_benchmark", REPO / "run_benchmark.py")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.main
+    return run_benchmark_main()
 
 
 def test_readme_example_end_to_end(tmp_path, monkeypatch):

@@ -13,14 +13,12 @@ path stays in its folder.
 Every payload here touches a marker file when run; each test asserts the marker is not there.
 """
 
-import importlib.util
 import logging
 import pickle
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO
 from recbole_llm.errors import UserError
 from recbole_llm.pipeline import run
 from recbole_llm.quick_start import build_config
@@ -182,10 +180,9 @@ def test_trust_checkpoint_is_what_lets_a_pickle_be_read(toy_data_path, tmp_path,
 
 # ----------------------------------------------------------------- config values are not evaluated
 def _run_benchmark_main():
-    spec = importlib.util.spec_from_file_location("run_benchmark", REPO / "run_benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    from entry import run_benchmark_main
+
+    return run_benchmark_main()
 
 
 TINY_ARGS = ["--epochs=1", "--train_batch_size=64", "--eval_batch_size=256", "--MAX_ITEM_LIST_LENGTH=10",

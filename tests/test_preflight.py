@@ -102,9 +102,6 @@ def test_results_page_shows_the_share_of_items_without_text_per_llm_row():
 def test_the_runner_makes_the_checks_once_per_model_not_again_per_run(tmp_path, llm_overrides, monkeypatch):
     """run_benchmark.py checks every model of the command before the first run; the run itself
     (pipeline.run(..., preflight=False)) does not build the dataset again for the same checks."""
-    import importlib.util
-
-    from conftest import REPO
     from recbole_llm.model.sequential_recommender.idleadapter import IDLEAdapter
 
     data = _toy_with_titles(tmp_path, n_missing=0)
@@ -116,9 +113,9 @@ def test_the_runner_makes_the_checks_once_per_model_not_again_per_run(tmp_path, 
         return original(cls, config, dataset)
 
     monkeypatch.setattr(IDLEAdapter, "preflight", classmethod(counting))
-    spec = importlib.util.spec_from_file_location("run_benchmark", REPO / "run_benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from entry import run_benchmark_module
+
+    module = run_benchmark_module()
     sasrec_only = ("hidden_size", "inner_size", "n_layers", "n_heads")  # the command line refuses keys that set nothing
     options = [f"--{k}={v!r}" if isinstance(v, (dict, list)) else f"--{k}={v}"
                for k, v in {**llm_overrides, "epochs": 1}.items() if k not in sasrec_only]

@@ -8,7 +8,6 @@ p-value, a Holm value, a ratio like ``4.4x``. The dated lab notebook (``docs/not
 and keeps its numbers as they were written; the tune folders' READMEs are written by the sweep code.
 """
 
-import importlib.util
 import re
 import shlex
 from pathlib import Path
@@ -99,10 +98,9 @@ def readme_commands(text):
 
 
 def _run_benchmark():
-    spec = importlib.util.spec_from_file_location("run_benchmark", REPO / "run_benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from entry import run_benchmark_module
+
+    return run_benchmark_module()
 
 
 def test_every_readme_command_is_run_by_a_test_or_parses():

@@ -2,7 +2,6 @@
 
 import csv
 import dataclasses
-import importlib.util
 import json
 import os
 import signal
@@ -257,10 +256,9 @@ def local_ray():
 
 
 def _run_benchmark_main():
-    spec = importlib.util.spec_from_file_location("run_benchmark", REPO / "run_benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    from entry import run_benchmark_main
+
+    return run_benchmark_main()
 
 
 def test_sweep_writes_table_best_config_and_plot_and_best_reruns_same(local_ray, toy_data_path, tmp_path,
