@@ -154,8 +154,19 @@ def help_epilog(width=100):
 
 
 # --------------------------------------------------------------------------------------- the options
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse's parser, whose errors (``--nproc=abc``, an unknown choice) are one line naming the
+    option and the fix, like every other bad input (:class:`recbole_llm.errors.UserError`, exit 2),
+    instead of the whole usage block."""
+
+    def error(self, message):
+        from recbole_llm.errors import UserError
+
+        raise UserError(f"{message} (see {self.prog} --help)")
+
+
 def build_parser(root, prog=None):
-    p = argparse.ArgumentParser(
+    p = _OneLineParser(
         prog=prog,
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -189,7 +200,9 @@ def build_parser(root, prog=None):
     p.add_argument("--nproc", type=int, default=1,
                    help="train each run as this many processes with torch DDP, RecBole's multi-GPU path: one per GPU "
                         "(NCCL; the first N visible, or --gpu_id=0,1,...), or on a CPU machine N processes (gloo); "
-                        "one record per run, by rank 0 (default: 1)")
+                        "one record per run, by rank 0; the run's --threads are shared among them; not with --jobs "
+                        "or --tune; nproc is no part of the run key, so a record made with another count is this "
+                        "run (default: 1)")
     g = p.add_argument_group("hyperparameter sweeps (--tune; Ray Tune, recbole_llm/tune/)")
     g.add_argument("--tune", action="store_true",
                    help="sweep on validation (first --seeds), then train and test the best configuration "
@@ -268,7 +281,7 @@ def parse_args(argv, root=None, prog=None):
     overrides = {}
     for item in extra:
         if not item.startswith("--") or "=" not in item:
-            parser.error(f"unrecognized argument {item!r}: options are --name=value (see --help)")
+            parser.error(f"unrecognized argument {item!r}: options are --name=value")
         key, value = item[2:].split("=", 1)
         overrides[key] = value
     return args, overrides

@@ -42,3 +42,16 @@ def test_a_misspelt_id_model_config_key_stops_the_command(option, said):
     args, overrides = parse_args(["--model=IDLEAdapter", "--dataset=ml-100k", "--id_model=SASRec",
                                   "--id_model_config={hidden_size: 32, learning_rate: 0.003}"], root=ROOT)
     assert settings(args, overrides, root=ROOT).models == ["IDLEAdapter"]
+
+
+@pytest.mark.parametrize("option,said", [
+    ("--nproc=abc", "error: argument --nproc: invalid int value: 'abc' (see run_benchmark.py --help)"),
+    ("--search=foo", "error: argument --search: invalid choice: 'foo'"),
+])
+def test_an_option_argparse_refuses_is_one_line(option, said, capsys):
+    """argparse's own errors are one line and exit 2, like every other bad input (not its usage block)."""
+    from entry import run_benchmark_main
+
+    assert run_benchmark_main()(["--model=SASRec", option]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(said), err
