@@ -33,6 +33,14 @@ def run_record(label, seed, ndcg, hit, valid, *, epochs_max=50, llm=False, **ext
     return rec
 
 
+@pytest.fixture(autouse=True)
+def one_cap_for_every_model(monkeypatch):
+    """These records were made under one 50-epoch cap for every model (the full budget before its ID
+    models' part, properties/budget/id_models/; tests/test_page_write.py tests that part)."""
+    real = convergence.budget_epochs
+    monkeypatch.setattr(convergence, "budget_epochs", lambda budget, llm=True: real(budget, llm=True))
+
+
 # early stopping after the best epoch (1) was not beaten for 6 epochs: converged
 STOPPED = [0.1, 0.3, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2]
 RISING = [0.01 * i for i in range(50)]  # ran to the cap, best = last

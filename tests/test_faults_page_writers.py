@@ -27,7 +27,7 @@ def rec(label, seed=1, ndcg=0.1):
     return {
         "model": "SASRec", "label": label, "dataset": "d", "seed": seed, "budget": "full",
         "test": {"ndcg@10": ndcg, "hit@10": 2 * ndcg}, "valid": {"ndcg@10": ndcg},
-        "protocol": {"split": "LS", "valid_metric": "NDCG@10", "epochs_max": 50, "stopping_step": 5},
+        "protocol": {"split": "LS", "valid_metric": "NDCG@10", "epochs_max": 500, "stopping_step": 5},
         "epochs_run": 3, "cost": {"wall_time_s": 1.0}, "commit": "abc", "finished_at": "2026-01-01T00:00:00",
         "dataset_stats": {"users": 1, "items": 2, "interactions": 3, "train_samples": 1},
     }

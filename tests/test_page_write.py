@@ -14,7 +14,7 @@ def rec(model, seed, ndcg):
     return {
         "model": model, "label": model, "dataset": "d", "seed": seed, "budget": "full",
         "test": {"ndcg@10": ndcg, "hit@10": 2 * ndcg}, "valid": {"ndcg@10": ndcg},
-        "protocol": {"split": "LS", "valid_metric": "NDCG@10", "epochs_max": 50, "stopping_step": 5},
+        "protocol": {"split": "LS", "valid_metric": "NDCG@10", "epochs_max": 500, "stopping_step": 5},
         "epochs_run": 3, "cost": {"wall_time_s": 1.0}, "commit": "abc", "finished_at": "2026-01-01T00:00:00",
         "dataset_stats": {"users": 1, "items": 2, "interactions": 3, "train_samples": 1},
     }
@@ -106,10 +106,13 @@ def test_variants_and_short_runs_have_pages_of_their_own(tmp_path):
     (out / "t4.md").write_text("# d: T4\n\nRegenerate: `python -m recbole_llm.benchmark.variants --dataset=d "
                                "--name=t4 --title=T4 --reference=L '--row=L w/o Distribution'`\n")
     base = [dict(rec("A", seed, 0.1), best_epoch=1, stop_reason="early_stopping") for seed in (1, 2, 3)]
+    # an ID model under the LLM rows' 50-epoch cap: short of the ID models' own (properties/budget/id_models/)
+    old = dict(rec("A", 1, 0.09), label="A (--epochs=50)", best_epoch=1, stop_reason="early_stopping",
+               protocol=dict(base[0]["protocol"], epochs_max=50))
     records = base + [llm("L", s, 0.2) for s in (1, 2, 3)] + [llm("L w/o Distribution", 1, 0.15, distribution=False),
-                                                             llm("L (--epochs=3)", 1, 0.05, epochs_max=3)]
+                                                             llm("L (--epochs=3)", 1, 0.05, epochs_max=3), old]
     assert page.row_sections(records, out) == {"A": "headline", "L": "headline", "L w/o Distribution": "variants",
-                                               "L (--epochs=3)": "history"}
+                                               "L (--epochs=3)": "history", "A (--epochs=50)": "history"}
     text = write_results_page(out, "d", records, ("ndcg@10", "hit@10"), target="L")
     first = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")]
     assert first[:3] == ["Model", "A", "L"] and first[-1].startswith("Improv.% (L vs A")
@@ -118,11 +121,12 @@ def test_variants_and_short_runs_have_pages_of_their_own(tmp_path):
     variants = (out / "comparison-variants.md").read_text()
     assert "| L w/o Distribution |" in variants and "[t4](t4.md)" in variants and "| L (--epochs=3)" not in variants
     history = (out / "comparison-history.md").read_text()
-    assert "| L (--epochs=3) †" in history and "w/o Distribution" not in history
+    assert "| L (--epochs=3) †" in history and "| A (--epochs=50) †" in history and "w/o Distribution" not in history
+    assert "A (--epochs=50): --epochs=50 below the full budget's 500" in history
     assert "[comparison-variants.md](comparison-variants.md) (1 row:" in text
     csv = pd.read_csv(out / "comparison.csv", index_col="model")
     assert csv["page"].to_dict() == {"A": "headline", "L": "headline", "L w/o Distribution": "variants",
-                                     "L (--epochs=3)": "history"}
+                                     "L (--epochs=3)": "history", "A (--epochs=50)": "history"}
     assert csv.loc["L", "lm"] == "all-MiniLM-L6-v2" and csv.loc["L", "id_base"] == "A"
     # a page of short runs only (a smoke benchmark) keeps them in its table
     short = [dict(r, protocol=dict(r["protocol"], epochs_max=2)) for r in records[:4]]

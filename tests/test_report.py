@@ -50,12 +50,13 @@ def test_paired_test_is_scipys_on_the_common_users():
 
 
 def _record(model, label, seed, ranks, users, lengths, valid=(0.1, 0.2, 0.15)):
-    """A converged run by default: early stopping (3 of 50 epochs), best validation before the last."""
+    """A converged run by default: early stopping (3 epochs), best validation before the last."""
     values = {m: float(per_user.metric_values(ranks, m).mean()) for m in ("hit@10", "ndcg@10")}
     rec = {
         "model": model, "label": label, "dataset": "toy", "seed": seed, "test": values,
         "valid": {"ndcg@10": max(valid)}, "epochs_run": len(valid), "commit": "abc",
-        "protocol": {"split": "LS", "valid_metric": "NDCG@10", "epochs_max": 50, "stopping_step": 2},
+        "protocol": {"split": "LS", "valid_metric": "NDCG@10", "stopping_step": 2,
+                     "epochs_max": 50 if model in ("IDLEAdapter", "RARec") else 500},  # the full budget's caps
         "history": [{"epoch": i, "valid": {"ndcg@10": v}, "train_samples": 100} for i, v in enumerate(valid)],
         "dataset_stats": {"users": len(users), "items": 50, "interactions": 500, "train_samples": 100},
         "cost": {"wall_time_s": 1.0, "train_time_per_epoch_s": 0.5, "train_samples_per_s": 200.0,
@@ -268,5 +269,34 @@ def test_own_id_base_is_the_run_whose_weights_the_llm_row_names():
     label, base = own_base(llm, default + tuned + llm)
     assert label == "ComiRec-tuned" and [r["seed"] for r in base] == [1, 2]
     old = [_record("ComiRec", "ComiRec (--epochs=50)", 1, ranks, users, lengths)]  # key scheme 1, cap 50
+    old[0]["protocol"]["epochs_max"] = 50
     old_llm = [_record("IDLEAdapter", "IDLEAdapter", 1, ranks, users, lengths)]
     assert own_base(old_llm, default + tuned + old)[0] == "ComiRec (--epochs=50)"
+
+
+def test_an_llm_rows_own_base_stays_beside_it_under_a_lower_cap(tmp_path):
+    """An LLM row made on an ID model trained under the LLM rows' 50-epoch cap (before the ID models'
+    budget had its own, 500) keeps that base on the comparison page, marked, and is tested against it,
+    not against the newer runs of the same model that now head the page; a short ID row that is no
+    LLM row's base goes to the history page."""
+    from recbole_llm.benchmark import page
+
+    rng = np.random.default_rng(4)
+    users, lengths = [str(i) for i in range(100)], [5] * 100
+    weak, good = rng.integers(5, 30, 100), rng.integers(1, 4, 100)
+    old = [_record("ComiRec", "ComiRec (--epochs=50)", s, weak, users, lengths) for s in (1, 2)]
+    old_sas = [_record("SASRec", "SASRec (--epochs=50)", s, weak, users, lengths) for s in (1, 2)]
+    new = [_record("ComiRec", "ComiRec", s, np.maximum(1, weak - 2), users, lengths) for s in (1, 2)]
+    for r in old + old_sas:
+        r["protocol"]["epochs_max"] = 50
+    for r in new:
+        r.update(key_scheme=2, id_cache={"sha256": f"new-{r['seed']}"})
+    llm = [_record("IDLEAdapter", "IDLEAdapter", s, good, users, lengths) for s in (1, 2)]  # key scheme 1
+    records = old + old_sas + new + llm
+    assert page.row_sections(records) == {"ComiRec (--epochs=50)": "headline", "SASRec (--epochs=50)": "history",
+                                          "ComiRec": "headline", "IDLEAdapter": "headline"}
+    text = write_results_page(tmp_path, "toy", records, metrics=("hit@10", "ndcg@10"), target="IDLEAdapter")
+    row = next(line for line in text.splitlines() if line.startswith("| IDLEAdapter"))
+    diff = 100 * (per_user.metric_values(good, "ndcg@10").mean() / per_user.metric_values(weak, "ndcg@10").mean() - 1)
+    assert f"ComiRec (--epochs=50): +{diff:.1f}%" in row
+    assert any(line.startswith("| ComiRec (--epochs=50) †") for line in text.splitlines())

@@ -21,7 +21,7 @@ def record(label, seed, ranks, *, model=None, valid=0.1, llm=False, id_model="Ba
         "model": model or label, "label": label, "dataset": "d", "seed": seed, "budget": "full",
         "test": {m: float(per_user.metric_values(ranks, m).mean()) for m in ("hit@10", "ndcg@10")},
         "valid": {"ndcg@10": valid}, "epochs_run": 8, "commit": "abc", "finished_at": f"2026-01-0{seed % 10}",
-        "protocol": {"split": "LS", "valid_metric": "NDCG@10", "epochs_max": 50, "stopping_step": 5},
+        "protocol": {"split": "LS", "valid_metric": "NDCG@10", "epochs_max": 50 if llm else 500, "stopping_step": 5},
         "history": [{"epoch": i, "valid": {"ndcg@10": v}} for i, v in enumerate([0.1, 0.3] + [0.2] * 6)],
         "cost": {"wall_time_s": 1.0}, "parameters": {"total": 10, "trainable": 10},
         "dataset_stats": {"users": N_USERS, "items": 100, "interactions": 6000, "train_samples": 5000},

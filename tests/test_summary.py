@@ -16,7 +16,9 @@ WEAK = RNG.integers(5, 40, 300)
 GOOD = RNG.integers(1, 6, 300)
 
 
-def record(model, label, seed, ranks, epochs_max=50, config=None, finished="2026-01-0"):
+def record(model, label, seed, ranks, epochs_max=None, config=None, finished="2026-01-0"):
+    if epochs_max is None:  # the full budget's caps: the LLM rows', and the ID models'
+        epochs_max = 50 if model in ("IDLEAdapter", "RARec") else 500
     values = {m: float(per_user.metric_values(ranks, m).mean()) for m in ("hit@10", "ndcg@10")}
     rec = {
         "model": model, "label": label, "dataset": "toy", "seed": seed, "budget": "full", "test": values,

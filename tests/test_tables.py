@@ -6,11 +6,11 @@ from recbole_llm.benchmark.tables import LATEX, improvement, render, summarize
 
 
 def rec(model, seed, ndcg, hit, when="2026-01-01T00:00:00"):
-    """A converged run: early stopping (3 of 50 epochs), best validation epoch before the last."""
+    """A converged ID-model run: early stopping (3 of the budget's 500 epochs), best validation epoch before the last."""
     return {
         "model": model, "label": model, "dataset": "d", "seed": seed, "budget": "full",
         "test": {"ndcg@10": ndcg, "hit@10": hit}, "valid": {"ndcg@10": ndcg},
-        "protocol": {"split": "LS", "valid_metric": "NDCG@10", "epochs_max": 50, "stopping_step": 5},
+        "protocol": {"split": "LS", "valid_metric": "NDCG@10", "epochs_max": 500, "stopping_step": 5},
         "epochs_run": 3, "best_epoch": 1, "cost": {"wall_time_s": 1.0}, "commit": "abc", "finished_at": when,
         "dataset_stats": {"users": 1, "items": 2, "interactions": 3, "train_samples": 1},
     }
@@ -79,7 +79,7 @@ def test_row_notes_say_what_each_row_trained_on():
     llm["protocol"] = dict(llm["protocol"], epochs_max=4)
     llm["data_selection"] = {"strategy": "efficient", "selected": 600, "train_samples": 9000}
     notes = row_notes([rec("A", 1, 0.1, 0.2), llm])
-    assert notes == ["A: <= 50 epochs (ran 3)", "L: <= 4 epochs (ran 3); tuned on efficient 600 of 9000 training samples"]
+    assert notes == ["A: <= 500 epochs (ran 3)", "L: <= 4 epochs (ran 3); tuned on efficient 600 of 9000 training samples"]
 
 
 def test_records_of_one_label_under_other_epoch_caps_are_other_rows(tmp_path):

@@ -18,6 +18,8 @@ import functools
 
 import yaml
 
+from recbole_llm.benchmark.records import is_llm
+
 MARK = "†"
 
 EPOCH_CAP = "epoch cap reached"
@@ -27,16 +29,27 @@ NO_HISTORY = "best epoch unknown (no per-epoch history)"
 
 
 @functools.cache
-def budget_epochs(budget):
-    """``epochs`` of ``properties/budget/<budget>.yaml``, or None when there is no such budget."""
-    from recbole_llm.config import properties_dir
+def budget_epochs(budget, llm=True):
+    """``epochs`` of budget ``budget`` for an LLM recommender's run (``llm``) or an ID model's (its
+    ``properties/budget/id_models/<budget>.yaml`` applied last, as :func:`recbole_llm.config.budget_files`
+    applies it), or None when there is no such budget or it sets no cap."""
+    from recbole_llm.config import budget_files
+    from recbole_llm.errors import UserError
 
-    path = properties_dir() / "budget" / f"{budget}.yaml"
-    if not path.is_file():
+    try:
+        files = budget_files(budget, llm=llm)
+    except UserError:
         return None
-    with open(path, encoding="utf-8") as f:
-        value = (yaml.safe_load(f) or {}).get("epochs")
+    value = None
+    for path in files:
+        with open(path, encoding="utf-8") as f:
+            value = (yaml.safe_load(f) or {}).get("epochs", value)
     return int(value) if value is not None else None
+
+
+def record_budget_epochs(record):
+    """The epoch cap of the budget ``record`` was trained under, for its kind of model."""
+    return budget_epochs(record.get("budget", "full"), llm=is_llm([record]))
 
 
 def _valid_key(record):
@@ -101,7 +114,7 @@ def run_causes(record):
     if stop_reason(record) != "early_stopping":
         causes.append(EPOCH_CAP)
     budget = record.get("budget", "full")
-    cap, full = record["protocol"]["epochs_max"], budget_epochs(budget)
+    cap, full = record["protocol"]["epochs_max"], record_budget_epochs(record)
     if full is not None and cap < full:
         causes.append(f"--epochs={cap} below the {budget} budget's {full}")
     curve = valid_curve(record)

@@ -93,7 +93,7 @@ def variant_pages(out_dir):
 def _short(recs):
     """True when a row's runs were trained under an epoch cap below their budget's."""
     for r in recs:
-        full = convergence.budget_epochs(r.get("budget", "full"))
+        full = convergence.record_budget_epochs(r)
         cap = (r.get("protocol") or {}).get("epochs_max")
         if full is not None and cap is not None and int(cap) < full:
             return True
@@ -123,6 +123,9 @@ def row_sections(records, out_dir=None):
     short = {label for label, recs in grouped.items() if _short(recs)}
     if len(short) == len(grouped):  # nothing at the budget's protocol: the short rows are the page
         short = set()
+    for label, recs in grouped.items():  # an LLM row's own ID base stays beside it, whatever its cap
+        if label not in short and is_llm(recs):
+            short -= _own_base_rows(recs, records)
     sections = {label: HISTORY if label in short else VARIANTS if _variant(recs, label in paged) else HEADLINE
                 for label, recs in grouped.items()}
     if HEADLINE not in sections.values():
@@ -173,8 +176,13 @@ def answer_rows(records):
     for label, recs in grouped.items():
         if is_llm(recs):
             keep.add(label)
-            keep |= {b.get("label") or b["model"] for b in stats.own_base(recs, records)[1]}
+            keep |= _own_base_rows(recs, records)
     return [label for label in grouped if label in keep]
+
+
+def _own_base_rows(llm_recs, records):
+    """The labels of the rows whose runs an LLM row's frozen ID models are (:func:`stats.own_base`)."""
+    return {b.get("label") or b["model"] for b in stats.own_base(llm_recs, records)[1]}
 
 
 def write_results_page(out_dir, dataset, records, metrics=tables.DEFAULT_METRICS, target=None, command=None):
