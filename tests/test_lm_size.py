@@ -10,6 +10,10 @@ RNG = np.random.default_rng(11)
 SMALL = RNG.integers(3, 30, 300)
 MIDDLE = np.maximum(SMALL - 2, 1)  # every user ranked better: a large, consistent gain over users
 LARGE = np.maximum(SMALL - 5, 1)
+NEAR = LARGE.copy()  # LARGE but two users ranked one place worse: below LARGE, not distinguishable from it
+NEAR[np.flatnonzero(LARGE <= 5)[:2]] += 1
+SMOL = "IDLEAdapter (lm=SmolLM2)"
+GEMMA = "IDLEAdapter (lm=gemma)"
 
 
 def lm_record(label, seed, ranks, lm, params, outside):
@@ -22,15 +26,16 @@ def lm_record(label, seed, ranks, lm, params, outside):
     return rec
 
 
-def page(tmp_path, seeds, small=SMALL, middle=MIDDLE, large=LARGE):
+def page(tmp_path, seeds, small=SMALL, middle=MIDDLE, large=LARGE, reference="IDLEAdapter"):
+    """A variant page of three LMs: the smallest (an old record, 100 parameters) ranks ``small``,
+    SmolLM2 (134.5M) ``middle``, gemma (268.1M) ``large``; ``reference`` is the page's reference row."""
     recs = [record("IDLEAdapter", "IDLEAdapter", s, small) for s in seeds]  # an old record: no `lm` in it
-    recs += [lm_record("IDLEAdapter (lm=SmolLM2)", s, middle, "HuggingFaceTB/SmolLM2-135M-Instruct", 134_515_008,
-                       106_204_032) for s in seeds]
-    recs += [lm_record("IDLEAdapter (lm=gemma)", s, large, "google/gemma-3-270m", 268_098_176, 100_334_208)
+    recs += [lm_record(SMOL, s, middle, "HuggingFaceTB/SmolLM2-135M-Instruct", 134_515_008, 106_204_032)
              for s in seeds]
+    recs += [lm_record(GEMMA, s, large, "google/gemma-3-270m", 268_098_176, 100_334_208) for s in seeds]
     write_runs(tmp_path, "toy", recs)
-    spec = variants.VariantPage("lm", "LM size", "IDLEAdapter", ("IDLEAdapter (lm=SmolLM2)", "IDLEAdapter (lm=gemma)"),
-                                "cmd", lm_facts=True)
+    others = tuple(x for x in ("IDLEAdapter", SMOL, GEMMA) if x != reference)
+    spec = variants.VariantPage("lm", "LM size", reference, others, "cmd", lm_facts=True)
     return variants.write_variants(tmp_path, "toy", spec)
 
 
@@ -39,7 +44,7 @@ def test_the_page_names_each_rows_lm_from_its_record(tmp_path):
     gemma = next(line for line in text.splitlines() if line.startswith("| IDLEAdapter (lm=gemma) ") and "llama" in line)
     cells = [c.strip() for c in gemma.strip("|").split("|")]
     assert cells[1:6] == ["gemma-3-270m (llama)", "268.1M", "100.3M", "30", "576"]
-    assert cells[7:10] == ["268", "150", "1500"] and cells[-1] == "m.gguf: abababababab"
+    assert cells[7:10] == ["268", "150", "1,500"] and cells[-1] == "m.gguf: abababababab"
     old = next(line for line in text.splitlines() if line.startswith("| IDLEAdapter ") and "(n/a)" in line)
     assert "all-MiniLM-L6-v2 (n/a)" in old and "0.0M" in old  # the old record's count (100) and name only
     # one seed: the order is stated, not as significant, and the paragraph says why
@@ -49,7 +54,18 @@ def test_the_page_names_each_rows_lm_from_its_record(tmp_path):
 
 def test_the_answer_is_significant_only_with_seeds_behind_it(tmp_path):
     text = page(tmp_path, (1, 2, 3, 4, 5))
-    assert "rises with the LM's size on this data, and the largest LM's difference to the reference is significant" in text
+    assert ("rises with the LM's size on this data, and the difference of gemma-3-270m (the largest LM) to the "
+            "reference all-MiniLM-L6-v2 is significant (Holm and seed-aware p < 0.05)") in text
+
+
+def test_with_the_largest_lm_as_reference_the_next_largest_is_the_one_tested(tmp_path):
+    # the smallest LM is far below the reference (significant), SmolLM2 is just below it (not): the verdict
+    # must rest on SmolLM2, the largest LM besides the reference, and name it
+    text = page(tmp_path, (1, 2, 3, 4, 5), middle=NEAR, reference=GEMMA)
+    assert ("rises with the LM's size here, but not at the page's strength: the difference of "
+            "SmolLM2-135M-Instruct (the largest LM besides the reference) to the reference gemma-3-270m is not "
+            "significant.") in text
+    assert "significant (Holm and seed-aware p" not in text
 
 
 def test_no_trend_is_claimed_when_the_metric_does_not_move_one_way(tmp_path):
@@ -64,3 +80,16 @@ def test_facts_of_a_record_without_costs():
     facts = lm_size.lm_facts([rec])
     assert facts["lm"] == "all-MiniLM-L6-v2" and facts["parameters"] == 100 and facts["layers"] is None
     assert facts["eval_users_per_s"] is None and facts["weights_sha256"] == "n/a"
+
+
+def test_a_null_cost_reads_as_no_cost():
+    rec = lm_record(GEMMA, 1, LARGE, "google/gemma-3-270m", 268_098_176, 100_334_208)
+    rec["cost"] = None  # a run that died before its cost was measured
+    with_cost = lm_record(GEMMA, 2, LARGE, "google/gemma-3-270m", 268_098_176, 100_334_208)
+    facts = lm_size.lm_facts([rec])
+    assert [facts[k] for k in ("train_s_per_epoch", "eval_users_per_s", "peak_rss_mb", "peak_gpu_mb")] == [None] * 4
+    cells = [c.strip() for c in lm_size.render_lm_facts([("gemma", facts)]).splitlines()[-1].strip("|").split("|")]
+    assert cells[7:10] == ["n/a", "n/a", "n/a"]
+    # beside a record with costs, the null one is left out of the means, not counted as zero
+    both = lm_size.lm_facts([rec, with_cost])
+    assert both["train_s_per_epoch"] == 268.098176 and both["eval_users_per_s"] == 150.0

@@ -11,7 +11,8 @@ from recbole_llm.benchmark.records import group_rows
 from recbole_llm.benchmark.stats import mean_of
 
 
-def _fmt(value, digits=1):
+def format_number(value, digits=1):
+    """``value`` with thousands separators and ``digits`` decimals; ``-`` for a missing one (None, NaN)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:,.{digits}f}"
@@ -41,7 +42,7 @@ def cost_rows(records):
         def mean(get):
             return mean_of(recs, get)
 
-        cost = lambda key: mean(lambda r: r.get("cost", {}).get(key))  # noqa: E731
+        cost = lambda key: mean(lambda r: (r.get("cost") or {}).get(key))  # noqa: E731
         data = trained_on(recs)
         out.append({
             "model": label,
@@ -68,14 +69,13 @@ def cost_rows(records):
 def cost_table(records):
     """The cost table as Markdown (means over each row's seeds)."""
     flagged = convergence.unconverged(group_rows(records))
-    body = []
+    body, f = [], format_number
     for c in cost_rows(records):
         body.append([
-            convergence.marked(escape_markdown(c["model"]), c["model"] in flagged), c["seeds"], c["data"], _fmt(c["epochs"]), _fmt(c["train_s_per_epoch"]),
-            _fmt(c["train_s_per_epoch_median"]),
-            _fmt(c["train_samples_per_s"]), _fmt(c["bare_lm_samples_per_s"]), _fmt(c["throughput_ratio"], 2),
-            _fmt(c["valid_s"], 2), _fmt(c["test_s"], 2), _fmt(c["peak_rss_mb"], 0), _fmt(c["peak_gpu_mb"], 0),
-            _fmt(c["trainable"], 0), _fmt(c["total"], 0), c["device"],
+            convergence.marked(escape_markdown(c["model"]), c["model"] in flagged), c["seeds"], c["data"],
+            f(c["epochs"]), f(c["train_s_per_epoch"]), f(c["train_s_per_epoch_median"]), f(c["train_samples_per_s"]),
+            f(c["bare_lm_samples_per_s"]), f(c["throughput_ratio"], 2), f(c["valid_s"], 2), f(c["test_s"], 2),
+            f(c["peak_rss_mb"], 0), f(c["peak_gpu_mb"], 0), f(c["trainable"], 0), f(c["total"], 0), c["device"],
         ])
     headers = ["Model", "Seeds", "Trained on", "Epochs", "Train s/epoch", "Median train s/epoch", "Train samples/s",
                "Bare LM samples/s", "Adapter ratio", "Valid s (all users)", "Test s (all users)",

@@ -11,24 +11,33 @@ rows of one model that differ in their LM beside each other and adds, from the r
   at the strength of the page's tests (:func:`recbole_llm.benchmark.stats.compare`).
 
 Records made before ``record["lm"]`` existed give their LM's total parameter count and name only
-(the rest reads ``n/a``). Why by hand: neither RecBole nor transformers keeps such a table.
+(the rest reads ``n/a``); a record with no ``cost`` (or ``"cost": null``) is left out of the means
+of times and memory. Why by hand: neither RecBole nor transformers keeps such a table.
 """
 
 from __future__ import annotations
 
-import statistics
+import math
 
 from tabulate import tabulate
 
 from recbole_llm.benchmark import stats
+from recbole_llm.benchmark.cost import format_number
 from recbole_llm.benchmark.labels import escape_markdown, short_lm_name
 from recbole_llm.benchmark.notes import titles_per_prompt
 from recbole_llm.benchmark.per_user import pretty_metric
 
 
-def _mean(values):
-    values = [v for v in values if v is not None]
-    return statistics.fmean(values) if values else None
+def _mean(recs, get):
+    """:func:`stats.mean_of`, with None (not NaN) where no record holds the value: :func:`lm_facts`
+    promises None, and :func:`render_lm_facts` picks the GPU's memory by its truth (NaN is true)."""
+    mean = stats.mean_of(recs, get)
+    return None if math.isnan(mean) else mean
+
+
+def _cost(key):
+    """A getter of ``record["cost"][key]``; None where the record has no ``cost`` or it is null."""
+    return lambda r: (r.get("cost") or {}).get(key)
 
 
 def lm_facts(recs) -> dict:
@@ -45,6 +54,7 @@ def lm_facts(recs) -> dict:
     digests = lm.get("weights_sha256") or {}
     hardware = first.get("hardware") or {}
     users = (first.get("dataset_stats") or {}).get("users")
+    test_time_s = _cost("test_time_s")
     return {
         "lm": short_lm_name(name),
         "model_type": lm.get("model_type"),
@@ -53,28 +63,30 @@ def lm_facts(recs) -> dict:
         "layers": lm.get("layers"),
         "hidden_size": lm.get("hidden_size"),
         "titles_per_prompt": titles_per_prompt(recs),
-        "train_s_per_epoch": _mean(r.get("cost", {}).get("train_time_per_epoch_s") for r in recs),
-        "eval_users_per_s": _mean(users / r["cost"]["test_time_s"] for r in recs
-                                  if users and (r.get("cost") or {}).get("test_time_s")),
-        "peak_rss_mb": _mean(r.get("cost", {}).get("peak_rss_mb") for r in recs),
-        "peak_gpu_mb": _mean(r.get("cost", {}).get("peak_gpu_mb") for r in recs),
+        "train_s_per_epoch": _mean(recs, _cost("train_time_per_epoch_s")),
+        "eval_users_per_s": _mean(recs, lambda r: users / test_time_s(r) if users and test_time_s(r) else None),
+        "peak_rss_mb": _mean(recs, _cost("peak_rss_mb")),
+        "peak_gpu_mb": _mean(recs, _cost("peak_gpu_mb")),
         "hardware": (f"{hardware.get('gpu') or hardware.get('cpu', '?')}, {hardware.get('torch_threads', '?')} "
                      f"thread(s)") if hardware else "n/a",
         "weights_sha256": ", ".join(f"{f}: {d[:12]}" for f, d in sorted(digests.items())) or "n/a",
     }
 
 
+def _num(x, digits=1):
+    """The cost page's number format (:func:`recbole_llm.benchmark.cost.format_number`: ``digits`` decimals,
+    thousands separated); ``n/a`` where the records do not hold the value, as in the table's text cells."""
+    return "n/a" if x is None else format_number(x, digits)
+
+
 def _count(n):
-    return "n/a" if n is None else f"{n / 1e6:.1f}M"
+    """A parameter count in millions: ``268.1M``."""
+    return "n/a" if n is None else _num(n / 1e6) + "M"
 
 
 def _eq(p):
     """`` = 0.04`` or `` <1e-4`` after a "p"."""
     return f" {p}" if p.startswith("<") else f" = {p}"
-
-
-def _num(x, fmt):
-    return "n/a" if x is None else format(x, fmt)
 
 
 def render_lm_facts(facts_by_row) -> str:
@@ -85,9 +97,9 @@ def render_lm_facts(facts_by_row) -> str:
     for label, f in facts_by_row:
         memory = f["peak_gpu_mb"] if f["peak_gpu_mb"] else f["peak_rss_mb"]
         body.append([escape_markdown(label), f"{f['lm']} ({f['model_type'] or 'n/a'})", _count(f["parameters"]),
-                     _count(f["parameters_outside_embeddings"]), _num(f["layers"], "d"), _num(f["hidden_size"], "d"),
-                     f["titles_per_prompt"], _num(f["train_s_per_epoch"], ".0f"), _num(f["eval_users_per_s"], ".0f"),
-                     _num(memory, ".0f") + (" (GPU)" if f["peak_gpu_mb"] else ""), f["hardware"],
+                     _count(f["parameters_outside_embeddings"]), _num(f["layers"], 0), _num(f["hidden_size"], 0),
+                     f["titles_per_prompt"], _num(f["train_s_per_epoch"], 0), _num(f["eval_users_per_s"], 0),
+                     _num(memory, 0) + (" (GPU)" if f["peak_gpu_mb"] else ""), f["hardware"],
                      f["weights_sha256"]])
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
 
@@ -96,9 +108,11 @@ def answer(rows, facts, metric="ndcg@10") -> str:
     """One paragraph: did ``metric`` rise with the LM? ``rows``: the variant page's rows
     (:func:`recbole_llm.benchmark.variants.variant_rows`, the reference first), ``facts``:
     ``{label: lm_facts}``. The rows are ordered by LM size; a rise (or fall) is stated only when
-    the metric moves one way with size and the largest LM's difference to the reference is
-    significant by the page's rule (Holm and the seed-aware p below :data:`stats.ALPHA`); with one
-    seed that cannot hold, and the paragraph says what the single-seed test does show."""
+    the metric moves one way with size and the difference to the reference of the largest LM
+    other than the reference is significant by the page's rule (Holm and the seed-aware p below
+    :data:`stats.ALPHA`); with one seed that cannot hold, and the paragraph says what the
+    single-seed test does show. The paragraph names that row: when the reference is itself the
+    largest LM, the row tested is the next largest, not the largest."""
     name = pretty_metric(metric)
     sized = [r for r in rows if facts[r["row"]]["parameters"]]
     if len(sized) < 2:
@@ -117,17 +131,20 @@ def answer(rows, facts, metric="ndcg@10") -> str:
     values = [r[metric] for r in sized]
     rising = all(b > a for a, b in zip(values, values[1:]))
     falling = all(b < a for a, b in zip(values, values[1:]))
-    largest = sized[-1] if sized[-1] is not reference else sized[0]
-    significant = (not largest["untested"] and largest["p_holm"] < stats.ALPHA and bool(largest["seed_test"])
-                   and largest["p_seeds"] < stats.ALPHA)
+    tested = [r for r in sized if r is not reference][-1]  # the largest LM besides the reference
+    significant = (not tested["untested"] and tested["p_holm"] < stats.ALPHA and bool(tested["seed_test"])
+                   and tested["p_seeds"] < stats.ALPHA)
+    which = "the largest LM" if tested is sized[-1] else "the largest LM besides the reference"
+    difference = (f"the difference of {facts[tested['row']]['lm']} ({which}) to the reference "
+                  f"{facts[reference['row']]['lm']}")
     model = reference["row"].split(" ")[0]
     if (rising or falling) and significant:
-        verdict = (f"{name} {'rises' if rising else 'falls'} with the LM's size on this data, and the largest LM's "
-                   f"difference to the reference is significant (Holm and seed-aware p < {stats.ALPHA}).")
+        verdict = (f"{name} {'rises' if rising else 'falls'} with the LM's size on this data, and {difference} "
+                   f"is significant (Holm and seed-aware p < {stats.ALPHA}).")
     elif rising or falling:
         verdict = (f"{name} {'rises' if rising else 'falls'} with the LM's size here, but not at the page's strength: "
                    + ("one seed per row, so no test says the order survives another seed."
-                      if not largest["seed_test"] else "the largest LM's difference is not significant."))
+                      if not tested["seed_test"] else f"{difference} is not significant."))
     else:
         verdict = f"{name} does not move one way with the LM's size on this data."
     seeds = sorted({s for r in sized for s in r["seeds"].split(",")})

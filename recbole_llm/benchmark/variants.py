@@ -118,7 +118,7 @@ def variant_rows(records, reference, labels, metric="ndcg@10", metrics=None, tes
                             f"p_holm_{m}": other.p_holm, f"p_seeds_{m}": other.seed_test[1]})
         row["trained_on"] = trained_on(recs)
         row["epochs"] = mean_of(recs, lambda r: r.get("epochs_run"))
-        row["train_s_per_epoch"] = mean_of(recs, lambda r: r.get("cost", {}).get("train_time_per_epoch_s"))
+        row["train_s_per_epoch"] = mean_of(recs, lambda r: (r.get("cost") or {}).get("train_time_per_epoch_s"))
         row["titles_per_prompt"] = titles_per_prompt(recs)
         row["commits"] = ",".join(sorted({r["commit"][:12] for r in recs}))
         causes = convergence.row_causes(recs)
