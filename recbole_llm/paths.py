@@ -51,9 +51,10 @@ def resolve_path(value, roots):
 _ABSOLUTE = re.compile(r"(?<![A-Za-z0-9_.~{}:/])/(?:[^\s'\"=,;:|`)]+/)*[^\s'\"=,;:|`)/]+")
 
 
-def portable_text(text, roots):
+def portable_text(text, roots, others=True):
     """``text`` (a command line, a message) with every absolute path in it made portable: a path
-    under a root of ``roots`` as ``{name}/rest``, any other as ``{elsewhere}/<file name>``."""
+    under a root of ``roots`` as ``{name}/rest``, any other as ``{elsewhere}/<file name>`` (with
+    ``others=False`` left as it is: in free text a ``/`` need not start a path)."""
     ordered = sorted(roots.items(), key=lambda item: -len(str(item[1])))
 
     def one(match):
@@ -62,7 +63,7 @@ def portable_text(text, roots):
             root = str(root).rstrip("/")
             if path == root or path.startswith(root + "/"):
                 return f"{{{name}}}" + path[len(root):]
-        return "{elsewhere}/" + path.rstrip("/").rsplit("/", 1)[-1]
+        return "{elsewhere}/" + path.rstrip("/").rsplit("/", 1)[-1] if others else path
 
     return _ABSOLUTE.sub(one, text)
 
@@ -86,9 +87,10 @@ def record_roots(record):
 
 def portable_record(record, roots=None):
     """A record (or any JSON value) with no absolute path left: every value that is a path by
-    :func:`portable`, and the paths inside a ``command`` line by :func:`portable_text`; ``roots``
-    default to :func:`record_roots`. Only paths change: no number, key or other text (a prompt
-    template that mentions a path keeps it: it is what the run used)."""
+    :func:`portable`, the paths inside a ``command`` line by :func:`portable_text`, and in any other
+    text the paths under ``roots`` (a message naming a checkpoint); ``roots`` default to
+    :func:`record_roots`. Only paths change: no number, key or other text (a prompt template that
+    mentions a path outside the roots keeps it: it is what the run used)."""
     roots = dict(record_roots(record) if roots is None and isinstance(record, dict) else roots or {})
 
     def walk(value, key=None):
@@ -96,10 +98,12 @@ def portable_record(record, roots=None):
             return {k: walk(v, k) for k, v in value.items()}
         if isinstance(value, list):
             return [walk(v, key) for v in value]
-        if isinstance(value, str) and value.startswith("/"):
+        if not isinstance(value, str):
+            return value
+        if value.startswith("/") and "\n" not in value:  # a path
             return portable(value, roots)
-        if isinstance(value, str) and key in ("command", "use"):  # command lines
+        if key in ("command", "use"):  # command lines
             return portable_text(value, roots)
-        return value
+        return portable_text(value, roots, others=False)
 
     return walk(record)
