@@ -464,3 +464,47 @@ def test_sweep_tables_only_without_a_readable_record_is_a_one_line_error(tmp_pat
     assert _run_benchmark_main()(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+
+
+def test_a_sweep_with_failed_trials_chooses_no_best_point_and_writes_nothing(toy_data_path, tmp_path, capsys,
+                                                                               monkeypatch):
+    """Trials that failed (a Ray error, a killed worker) leave part of the space unsearched: the command
+    names them and how to restart them, writes no results folder and trains no seed, instead of
+    choosing the best of the trials that finished."""
+    import pandas as pd
+
+    import recbole_llm.tune.cli as tune_cli
+    from recbole_llm.tune.sweep import Sweep
+
+    def fake_sweep(settings):
+        trials = pd.DataFrame([
+            {"trial": "a", "learning_rate": 0.001, "metric": 0.2, "epochs": 3, "status": "completed", "error": ""},
+            {"trial": "b", "learning_rate": 0.01, "metric": float("nan"), "epochs": 1, "status": "error",
+             "error": "ray.exceptions.ObjectFetchTimedOutError: Failed to retrieve object"}])
+        return Sweep(settings, {}, {"seed": 1, "valid_metric": "NDCG@10"}, trials, tmp_path / "ray" / "x",
+                     interrupted=False, wall_time_s=1.0, planned=2)
+
+    monkeypatch.setattr(tune_cli, "run_sweep", fake_sweep)
+    monkeypatch.setattr(tune_cli, "run_best", lambda *a, **k: pytest.fail("a seed was trained"))
+    argv = ["--dataset=toy", "--model=SASRec", "--tune", f"--data-path={toy_data_path}",
+            f"--output={tmp_path / 'results'}", f"--saved-dir={tmp_path / 'saved'}"]
+    assert _run_benchmark_main()(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: 1 of 2 trials of the SASRec sweep failed (trial b: "), err
+    assert "run the same command again to restart them" in err[0]
+    assert not (tmp_path / "results" / "toy" / "tune").exists()
+
+
+def test_a_local_ray_gets_no_more_cpus_than_max_concurrent_trials_use(monkeypatch):
+    """Failed trials that a resumed sweep restarts are outside the search algorithm's limit: only the
+    CPUs Ray is given keep them to --max-concurrent (seen: two GRU4Rec trials at once under
+    --max-concurrent=1 --cpus-per-trial=1 on a 2-CPU machine)."""
+    from types import SimpleNamespace
+
+    import recbole_llm.tune.sweep as sweep
+
+    monkeypatch.setattr(sweep, "available_cpus", lambda: 16)
+    for max_concurrent, cpus_per_trial, cpus in [(1, 1, 1), (2, 0.5, 1), (3, 2, 6), (None, 1, 16), (0, 1, 16),
+                                                 (32, 1, 16)]:
+        settings = SimpleNamespace(max_concurrent=max_concurrent, cpus_per_trial=cpus_per_trial)
+        assert sweep.local_cpus(settings) == cpus, (max_concurrent, cpus_per_trial)

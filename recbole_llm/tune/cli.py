@@ -109,6 +109,14 @@ def tune_main(request):
             print(f"[recbole-llm] sweep interrupted with {done}/{sweep.planned} trials finished, kept in "
                   f"{sweep.experiment_path}; run the same command again to resume it", file=sys.stderr, flush=True)
             raise KeyboardInterrupt
+        failed = sweep.trials[sweep.trials["status"] == "error"] if len(sweep.trials) else sweep.trials
+        if len(failed):  # a best point from part of the space is not the sweep's: nothing is written
+            first = failed.iloc[0]
+            raise UserError(f"{len(failed)} of {len(sweep.trials)} trials of the {settings.model} sweep failed "
+                            f"(trial {first['trial']}: {first['error'] or 'no message'}; each trial's error.txt under "
+                            f"{sweep.experiment_path}); no best point is chosen from part of the space: run the same "
+                            "command again to restart them (finished trials are kept), or leave a point that "
+                            "fails every time out of --tune-space")
         out_dir = request.output / settings.dataset / "tune" / (settings.name or settings.model)
         if sweep.best is None:
             out_dir.mkdir(parents=True, exist_ok=True)

@@ -226,8 +226,20 @@ def available_cpus():
         return os.cpu_count() or 1
 
 
-def init_ray(address=None):
-    """Connect to ``address`` or start a quiet local Ray on this machine's CPUs; True if started here.
+def local_cpus(settings):
+    """The CPUs a local Ray of the sweep ``settings`` gets: this machine's, or, with
+    ``max_concurrent``, no more than that many trials use. The search algorithm limits the trials it
+    creates, but a resumed sweep restarts its failed trials outside it (Ray's ``restart_errored``),
+    and those would otherwise run as many at once as the CPUs allow."""
+    cpus = available_cpus()
+    if settings.max_concurrent and settings.cpus_per_trial:
+        cpus = min(cpus, max(1, math.ceil(settings.max_concurrent * settings.cpus_per_trial)))
+    return cpus
+
+
+def init_ray(address=None, num_cpus=None):
+    """Connect to ``address`` or start a quiet local Ray on ``num_cpus`` CPUs (default: this
+    machine's, :func:`available_cpus`); True if started here.
 
     ``address="local"`` (not Ray's default lookup) so that a sweep never joins a cluster someone
     else started on the same machine; the dashboard is off and workers' output stays in their
@@ -247,7 +259,7 @@ def init_ray(address=None):
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(address="local", num_cpus=available_cpus(), **kwargs)
+        ray.init(address="local", num_cpus=num_cpus or available_cpus(), **kwargs)
     return True
 
 
@@ -293,7 +305,7 @@ def run_sweep(settings, *, callbacks=(), verbose=1):
     """
     prepared = _prepare(settings)
     trainable = _trainable(settings, prepared)
-    started_ray = init_ray(settings.ray_address)
+    started_ray = init_ray(settings.ray_address, local_cpus(settings))
     # The legacy progress table (CLIReporter): one line per trial with the swept values and the
     # metric; Ray 2.6's new output engine prints every result of every trial instead.
     # Tune's restore makes an empty <results dir>/default (~/ray_results unless this is set).
