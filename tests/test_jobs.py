@@ -11,6 +11,7 @@ from test_benchmark_cli import TINY, bench
 # The default label of these tests' IDLEAdapter rows: the keys of its own YAML they change (the tiny LM, ...).
 LLM_LABEL = ("IDLEAdapter (ComiRec base with train_batch_size=64 embedding_size=16 epochs=1, lm=tiny_bert0, lm_autocast=None, "
              "prompt_max_tokens=32, prompt_max_items=5)")
+BASE_LABEL = "ComiRec (train_batch_size=64, embedding_size=16, epochs=1)"  # its own row, not a seed of ComiRec's
 
 def test_llm_jobs_wait_for_the_id_model_they_reuse():
     jobs = [("ComiRec", 1), ("SASRec", 1), ("ComiRec", 2), ("IDLEAdapter", 1), ("IDLEAdapter", 2), ("RARec", 1),
@@ -175,7 +176,8 @@ def test_worker_processes_are_started_each_on_its_own_gpu(monkeypatch, tmp_path)
 
 def test_an_llm_row_gets_its_id_base_in_the_table_once(toy_data_path, tiny_bert, tmp_path):
     """--model=IDLEAdapter alone: its ComiRec (trained by the command, before it) gets a record of its
-    own, so the table has the base beside the LLM row; the same command again adds no record."""
+    own, so the table has the base beside the LLM row; the same command again adds no record. Trained
+    off ComiRec's defaults (--id_model_config), the base is a row of its own, named for what differs."""
     shared = {"train_batch_size": 64, "embedding_size": 16, "hidden_size": 16, "inner_size": 32, "n_layers": 1,
               "n_heads": 1, "epochs": 1, "item_text_field": "title"}
     llm = [f"--lm_name={tiny_bert}", "--lm_autocast=none", "--prompt_max_tokens=32", "--prompt_max_items=5",
@@ -185,24 +187,25 @@ def test_an_llm_row_gets_its_id_base_in_the_table_once(toy_data_path, tiny_bert,
     out = bench("--model=IDLE-Adapter", "--dataset=toy", "--budget=quick", *llm, data_path=toy_data_path,
                 tmp_path=tmp_path)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "2 run(s) on toy (1 of them the ID base of an LLM row, for its own row: ComiRec (of IDLEAdapter))" in out.stdout
+    assert (f"2 run(s) on toy (1 of them the ID base of an LLM row, for its own row: {BASE_LABEL} (of IDLEAdapter))"
+            in out.stdout)
     lines = [line for line in out.stdout.splitlines() if line.startswith("[recbole-llm] run ")]
-    assert lines[0].startswith("[recbole-llm] run 1/2: ComiRec seed 2020") and f"{LLM_LABEL} seed 2020" in lines[1]
+    assert lines[0].startswith(f"[recbole-llm] run 1/2: {BASE_LABEL} seed 2020") and f"{LLM_LABEL} seed 2020" in lines[1]
     records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "toy" / "runs").glob("*.json")]
-    assert sorted(r["label"] for r in records) == ["ComiRec", LLM_LABEL]
-    base = next(r for r in records if r["label"] == "ComiRec")
+    assert sorted(r["label"] for r in records) == [BASE_LABEL, LLM_LABEL]
+    base = next(r for r in records if r["label"] == BASE_LABEL)
     llm_record = next(r for r in records if r["label"] == LLM_LABEL)
     assert llm_record["id_model"]["sha256"] == base["id_cache"]["sha256"]  # the row is the LLM row's own base
     assert base["budget"] == "quick" and base["config"]["embedding_size"] == 16
     assert len(list((tmp_path / "saved" / "id_models" / "toy").glob("ComiRec-*.pth"))) == 1
     pages = "\n".join(p.read_text() for p in sorted((tmp_path / "results" / "toy").glob("comparison*.md")))
-    assert "| ComiRec" in (tmp_path / "results" / "toy" / "comparison.md").read_text()
+    assert f"| {BASE_LABEL}" in (tmp_path / "results" / "toy" / "comparison.md").read_text()
     (row,) = [line for line in pages.splitlines() if line.startswith("| IDLEAdapter")]
-    assert "ComiRec: " in row  # "vs own base": the base's row is there to be tested against
+    assert f"{BASE_LABEL}: " in row  # "vs own base": the base's row is there to be tested against
     again = bench("--model=IDLEAdapter", "--dataset=toy", "--budget=quick", *llm, data_path=toy_data_path,
                   tmp_path=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert "the ID base of IDLEAdapter, ComiRec seed 2020, has its record" in again.stdout
+    assert f"the ID base of IDLEAdapter, {BASE_LABEL} seed 2020, has its record" in again.stdout
     assert "1 run(s) on toy" in again.stdout and again.stdout.count("skipped: record") == 1
     assert len(list((tmp_path / "results" / "toy" / "runs").glob("*.json"))) == 2
     # the base stored under another row's name (as `--model=ComiRec --label=ComiRec-tuned` stores the tuned
@@ -213,5 +216,42 @@ def test_an_llm_row_gets_its_id_base_in_the_table_once(toy_data_path, tiny_bert,
     third = bench("--model=IDLEAdapter", "--dataset=toy", "--budget=quick", *llm, data_path=toy_data_path,
                   tmp_path=tmp_path)
     assert third.returncode == 0, third.stderr[-2000:]
-    assert "the ID base of IDLEAdapter, ComiRec seed 2020, has its record" in third.stdout
+    assert f"the ID base of IDLEAdapter, {BASE_LABEL} seed 2020, has its record" in third.stdout
     assert len(list((tmp_path / "results" / "toy" / "runs").glob("*.json"))) == 2
+
+
+def test_an_llm_rows_base_has_one_name_in_all_its_seeds():
+    """The stored row of the base names it only when every seed's base is stored under that one row:
+    with ComiRec-tuned holding seed 2020 alone, seeds 2020 and 2021 of one command would otherwise
+    be two rows (``(ComiRec-tuned base)`` and ``(ComiRec base with learning_rate=...)``)."""
+    from recbole_llm.benchmark.jobs import IdBase, base_row_labels
+
+    def base(label):
+        return IdBase(None, None, "k", None if label is None else {"label": label, "model": "ComiRec"})
+
+    assert base_row_labels({("IDLEAdapter", 2020): base("ComiRec-tuned"), ("IDLEAdapter", 2021): base(None),
+                            ("RARec", 2020): base("ComiRec-tuned"), ("RARec", 2021): base("ComiRec-tuned")}) == {
+        "IDLEAdapter": None, "RARec": "ComiRec-tuned"}
+    mixed = {("IDLEAdapter", 2020): base("ComiRec-tuned"), ("IDLEAdapter", 2021): base("ComiRec")}
+    assert base_row_labels(mixed) == {"IDLEAdapter": None}
+
+
+def test_the_commands_own_run_is_a_base_only_when_it_is_the_same_run(monkeypatch, capsys):
+    """A planned ComiRec at its defaults is not the base of an LLM run given --id_model_config (the
+    two are matched by run key, not by model and seed); a base shared by two LLM models runs once;
+    a stored one is said and not run."""
+    import recbole_llm.identity
+    from recbole_llm.benchmark.jobs import IdBase, id_base_runs
+    from recbole_llm.spec import RunSpec
+
+    monkeypatch.setattr(recbole_llm.identity, "run_key", lambda config: config["key"])
+    specs = [RunSpec("ComiRec", "d", 1), RunSpec("IDLEAdapter", "d", 1), RunSpec("RARec", "d", 1),
+             RunSpec("SASRec", "d", 1)]
+    configs = {(s.model_name, 1): {"key": f"{s.model_name}-key"} for s in specs}
+    tuned = IdBase(RunSpec("ComiRec", "d", 1, label="ComiRec (learning_rate=0.003)"), {}, "tuned-key", None)
+    stored = IdBase(RunSpec("SASRec", "d", 1), {}, "sasrec-tuned-key", {"_path": "runs/SASRec-tuned.json"})
+    planned = IdBase(RunSpec("ComiRec", "d", 1), {}, "ComiRec-key", None)
+    runs = id_base_runs(specs, configs, {("IDLEAdapter", 1): tuned, ("RARec", 1): tuned})
+    assert runs == [(tuned, "IDLEAdapter")]
+    assert id_base_runs(specs, configs, {("IDLEAdapter", 1): planned, ("RARec", 1): stored}) == []
+    assert "the ID base of RARec, SASRec seed 1, has its record runs/SASRec-tuned.json" in capsys.readouterr().out

@@ -33,7 +33,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 
 def available_cores():
@@ -93,58 +93,85 @@ def dependencies(jobs, id_model_of):
     return out
 
 
-def id_base_runs(specs, configs, output, budget):
-    """The frozen ID models the LLM runs of ``specs`` use that the command does not train itself, as
-    ``[(RunSpec, Config, LLM model name)]`` (``configs``: ``(model, seed) -> Config`` of ``specs``).
-    Each becomes a run of its own, before the LLM runs (:func:`dependencies` makes them wait for
-    it), so that its record puts it in the table under its own name, the LLM row's "vs own base"
-    beside it; the pipeline's ID-model step then reuses it. Its spec and key are the ones that
-    step would use (:func:`recbole_llm.pipeline.id_model_spec`). One recorded under ``output`` with
-    the same run key and ``budget`` is not run again (a reused cache entry makes no new record,
-    and it is said); one cached without a record is trained again for its record, under its key."""
-    from recbole_llm.benchmark.records import find_record
-    from recbole_llm.identity import run_key
-    from recbole_llm.model.llm_base import LLMSequentialRecommender
-    from recbole_llm.pipeline import id_model_spec
-    from recbole_llm.quick_start import build_config
-    from recbole_llm.utils import get_model
+@dataclass(frozen=True)
+class IdBase:
+    """The frozen ID model of one LLM run: its own run (``spec``, labelled for its own row; its
+    ``config`` and run ``key``, those the pipeline's ID-model step uses,
+    :func:`recbole_llm.pipeline.id_model_spec`) and its stored record under any row label, or None."""
 
-    planned = {(spec.model_name, spec.seed) for spec in specs}
-    out = []
-    for spec in specs:
-        config = configs[(spec.model_name, spec.seed)]
-        if not issubclass(get_model(spec.model_name), LLMSequentialRecommender) or config["id_model_checkpoint"]:
-            continue  # an ID model or a baseline; or an LLM run given its ID model's checkpoint
-        id_spec = id_model_spec(config, spec)
-        if (id_spec.model_name, id_spec.seed) in planned:
-            continue  # the command's own row of that model is the base (dependencies)
-        planned.add((id_spec.model_name, id_spec.seed))
-        id_config = build_config(id_spec)
-        key = run_key(id_config)
-        existing = find_record(output, spec.dataset, None, id_spec.seed, key, budget)  # under any row label
-        if existing is not None:
-            print(f"[recbole-llm] the ID base of {spec.model_name}, {id_spec.row} seed {id_spec.seed}, has its record "
-                  f"{existing} (run_key {key}): its row is in the table", flush=True)
-            continue
-        out.append((id_spec, id_config, spec.model_name))
-    return out
+    spec: Any
+    config: Any
+    key: str
+    record: Optional[dict]
 
 
-def stored_base_label(spec, configs, output, budget):
-    """The row label under which the ID base of the LLM run ``spec`` is stored (its run of the same
-    key, any label: ``ComiRec-tuned``), or None when it has no record yet or the run names a
-    checkpoint. It names the base in the LLM row's default label."""
+def id_bases(specs, configs, records, budget, llm):
+    """``{(LLM model, seed): IdBase}`` for each LLM run of ``specs`` that trains or reuses its ID
+    model (not one given ``id_model_checkpoint``). ``configs``: ``(model, seed) -> Config`` of
+    ``specs``; ``records``: the dataset's stored records (:func:`~recbole_llm.benchmark.records.load_records`);
+    ``llm``: ``{model: is an LLM recommender}``. Each base's Config is built once however many LLM
+    models share it. A base trained off its defaults (``id_model_config``) is its own row,
+    ``ComiRec (learning_rate=0.003)``, not a seed of the default ``ComiRec`` row."""
+    from recbole_llm.benchmark.labels import id_base_changes, label_from
     from recbole_llm.benchmark.records import stored_record
     from recbole_llm.identity import run_key
     from recbole_llm.pipeline import id_model_spec
     from recbole_llm.quick_start import build_config
 
-    config = configs[(spec.model_name, spec.seed)]
-    if config["id_model_checkpoint"]:
-        return None
-    id_spec = id_model_spec(config, spec)
-    record = stored_record(output, spec.dataset, None, id_spec.seed, run_key(build_config(id_spec)), budget)
-    return None if record is None else record.get("stored_label") or record.get("label") or record["model"]
+    out, built = {}, {}
+    for spec in specs:
+        config = configs[(spec.model_name, spec.seed)]
+        if not llm[spec.model_name] or config["id_model_checkpoint"]:
+            continue  # an ID model or a baseline; or an LLM run given its ID model's checkpoint
+        id_spec = id_model_spec(config, spec)
+        changes = id_base_changes(config)
+        if changes:
+            id_spec = id_spec.replace(label=label_from(id_spec.model_name, changes))
+        same = (id_spec.model_name, id_spec.seed, id_spec.config_files, repr(sorted(id_spec.overrides.items())))
+        if same not in built:
+            id_config = build_config(id_spec)
+            key = run_key(id_config)
+            record = stored_record(None, spec.dataset, None, id_spec.seed, key, budget, records)
+            built[same] = IdBase(id_spec, id_config, key, record)
+        out[(spec.model_name, spec.seed)] = built[same]
+    return out
+
+
+def base_row_labels(bases):
+    """``{LLM model: the row label its ID bases are stored under}`` where every seed's base has a
+    record and they share one label (``ComiRec-tuned``), else None for that model: one name for the
+    base in all of the LLM row's seeds (:func:`recbole_llm.benchmark.labels.default_label`)."""
+    from recbole_llm.benchmark.records import stored_label
+
+    found = {}
+    for (model, _), base in bases.items():
+        found.setdefault(model, set()).add(None if base.record is None else stored_label(base.record))
+    return {model: labels.pop() if len(labels) == 1 else None for model, labels in found.items()}
+
+
+def id_base_runs(specs, configs, bases):
+    """The frozen ID models of ``bases`` (:func:`id_bases`) the command does not train itself, as
+    ``[(IdBase, LLM model name)]``, one per run key. Each becomes a run of its own, before the LLM
+    runs (:func:`dependencies` makes them wait for it), so that its record puts it in the table
+    under its own row, the LLM row's "vs own base" beside it; the pipeline's ID-model step then
+    reuses it. A base stored under any label (same run key and budget) is not run again (said); one
+    cached without a record is trained again for its record, under its key. The command's own runs
+    are matched by run key (``configs``: ``(model, seed) -> Config`` of ``specs``): a planned
+    ``ComiRec`` at its defaults is not the base of an LLM run given ``id_model_config``."""
+    from recbole_llm.identity import run_key
+
+    planned = {run_key(configs[(spec.model_name, spec.seed)]) for spec in specs}
+    out = []
+    for (model, _), base in bases.items():
+        if base.key in planned:
+            continue  # the command's own run of that model is the base (dependencies)
+        planned.add(base.key)
+        if base.record is not None:
+            print(f"[recbole-llm] the ID base of {model}, {base.spec.row} seed {base.spec.seed}, has its record "
+                  f"{base.record['_path']} (run_key {base.key}): its row is in the table", flush=True)
+            continue
+        out.append((base, model))
+    return out
 
 
 def log_file(saved_dir, label, seed):

@@ -138,22 +138,28 @@ def separate_epoch_caps(records):
     return records
 
 
-def find_record(output, dataset, label, seed, run_key, budget):
+def find_record(output, dataset, label, seed, run_key, budget, records=None):
     """Path of a stored record of ``label`` and ``seed`` made with ``run_key`` under ``budget``
     (the run a re-run would repeat), or None. ``label=None`` matches a record of any label: an LLM
-    run's ID base is the run of that key, whatever row it was stored under (``ComiRec-tuned``)."""
-    rec = stored_record(output, dataset, label, seed, run_key, budget)
+    run's ID base is the run of that key, whatever row it was stored under (``ComiRec-tuned``).
+    ``records``: the dataset's records already loaded (:func:`load_records`), else they are read."""
+    rec = stored_record(output, dataset, label, seed, run_key, budget, records)
     return None if rec is None else rec["_path"]
 
 
-def stored_record(output, dataset, label, seed, run_key, budget):
+def stored_record(output, dataset, label, seed, run_key, budget, records=None):
     """The record :func:`find_record` finds (its ``_path`` set), or None."""
-    for rec in reversed(load_records(output, dataset)):
-        stored = rec.get("stored_label") or rec.get("label") or rec["model"]
-        if ((label is None or stored == label) and rec["seed"] == seed and rec.get("run_key") == run_key
+    for rec in reversed(load_records(output, dataset) if records is None else records):
+        if ((label is None or stored_label(rec) == label) and rec["seed"] == seed and rec.get("run_key") == run_key
                 and rec.get("budget", "full") == budget):
             return rec
     return None
+
+
+def stored_label(record):
+    """The row label a record was stored under (a loaded record's ``label`` may have been given
+    ``(--epochs=N)`` by :func:`separate_epoch_caps`)."""
+    return record.get("stored_label") or record.get("label") or record["model"]
 
 
 def _counted_after_augmentation(record):
