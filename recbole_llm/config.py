@@ -214,10 +214,15 @@ class Config(RecBoleConfig):
         the process group with NCCL and a GPU per process, asserting on ``gpu_id``; this one joins it
         with the backend the device allows (:func:`recbole_llm.distributed.join_group`, gloo on a
         CPU) and sets the keys RecBole's data loaders and trainer read as RecBole sets them
-        (``single_spec``, ``device``; quiet processes other than rank 0)."""
+        (``single_spec``, ``device``; quiet processes other than rank 0). A ``local_rank`` without the
+        rest of what :func:`recbole_llm.pipeline.run_processes` sets (a config of the API's, where
+        :func:`check_keys` does not look) is one line, not a ``KeyError`` from inside the join."""
         values = self.final_config_dict
         if "local_rank" not in values:
             return super()._init_device()
+        if any(values.get(k) is None for k in ("world_size", "ip", "port")):
+            raise process_key_error("local_rank", f"config key local_rank = {values['local_rank']!r} "
+                                                  f"(from {self.source_of('local_rank')})")
         from recbole_llm.distributed import join_group
 
         gpu_id = values["gpu_id"]
@@ -394,6 +399,12 @@ _RecBoleLoader.add_implicit_resolver(
 RECBOLE_OPTIONAL_KEYS = {
     "encoding": "the atomic files' text encoding (RecBole's Dataset; utf-8 when unset)",
     "tail_ratio": "the share of items counted as the tail (RecBole's TailPercentage metric)",
+}
+# Keys of RecBole's multi-process path that recbole_llm.pipeline.run_processes sets in each process's
+# config (with ip, port and offset, which no YAML knows either): from the user they are refused
+# (check_keys). local_rank alone would make the Config join a process group nobody started;
+# world_size alone sets nothing (one process trains).
+PROCESS_KEYS = {
     "world_size": "processes of a distributed run (RecBole's DDP)",
     "local_rank": "this process's rank in a distributed run (RecBole's DDP)",
 }
@@ -432,40 +443,68 @@ def unknown_key_error(key, known, where, models):
                      f"RecBole default or model reads it, so it would set nothing); {hint}")
 
 
-def _check_id_model_config(overrides, dataset):
-    """``--id_model_config``: a mapping whose every key the ID model's run reads (a misspelt key
-    would set nothing, and the LLM row would stand on the default base while its label says otherwise)."""
-    if "id_model_config" not in overrides or overrides["id_model_config"] in (None, {}):
+def process_key_error(key, where):
+    """The :class:`UserError` for a key of :data:`PROCESS_KEYS` set by the user (``where``: the option or
+    the file and line)."""
+    return UserError(f"{where}: {key} is set for each process by --nproc (recbole_llm.pipeline.run_processes): "
+                     "leave it out; --nproc=N trains one run as N processes")
+
+
+def _check_id_model_config(overrides, config_files, model_names, dataset):
+    """``id_model_config``: a mapping whose every key the ID model's run reads (a misspelt key
+    would set nothing, and the LLM row would stand on the default base while its label says otherwise).
+
+    Checked on the Config of each LLM model of ``model_names`` built from ``config_files`` and
+    ``overrides``, so that ``id_model`` and ``id_model_config`` are the values in force from every
+    source (``--key=value``, a ``--config-files`` YAML, the defaults), as the run will read them;
+    built only when the user sets ``id_model_config`` (the defaults set none)."""
+    if "id_model_config" not in overrides and not any("id_model_config" in _yaml_mapping(f) for f in config_files):
         return
-    value = overrides["id_model_config"]
-    if not isinstance(value, dict):
-        raise UserError(f"option --id_model_config={value}: give a mapping of the ID model's keys, e.g. "
-                        "--id_model_config='{learning_rate: 0.003}'")
-    name = str(overrides.get("id_model") or _yaml_mapping(properties_dir() / "model" / "LLMSequentialRecommender.yaml")
-               ["id_model"])
-    known = known_keys([name], dataset)
-    for key in value:
-        if str(key) not in known:
-            raise unknown_key_error(str(key), known, f"option --id_model_config, key {key}", [name])
+    from recbole_llm.model.llm_base import LLMSequentialRecommender
+
+    for model in model_names:
+        model_class = get_model(model)
+        if not issubclass(model_class, LLMSequentialRecommender):
+            continue
+        config = Config(model_class, dataset, config_files, parse_overrides_values(overrides))
+        value, source = config["id_model_config"], config.source_of("id_model_config")
+        if value in (None, {}):
+            continue
+        given = "option --id_model_config" if source.startswith("--") else f"config file {source}, id_model_config"
+        if not isinstance(value, dict):
+            shown = f"{given}={value}" if source.startswith("--") else f"{given}: {value!r}"
+            raise UserError(f"{shown}: give a mapping of the ID model's keys, e.g. "
+                            "--id_model_config='{learning_rate: 0.003}'")
+        name = str(config["id_model"])
+        known = known_keys([name], dataset)
+        for key in value:
+            if str(key) not in known:
+                raise unknown_key_error(str(key), known, f"{given}, key {key}", [name])
 
 
 def check_keys(overrides, config_files, model_names, dataset):
     """Raise :class:`UserError` for a ``--key=value`` or a key of a ``config_files`` YAML that no
     run of ``model_names`` on ``dataset`` reads (:func:`known_keys`), naming the closest known key
-    and, for a YAML, its line."""
+    and, for a YAML, its line; for a key of :data:`PROCESS_KEYS`, which only
+    :func:`recbole_llm.pipeline.run_processes` sets (it builds its processes' configs without this
+    check); and for ``id_model_config`` keys its ID model does not read (:func:`_check_id_model_config`)."""
     if not overrides and not config_files:
         return
     known = known_keys(model_names, dataset)
     for key, value in overrides.items():
+        if key in PROCESS_KEYS:
+            raise process_key_error(key, f"option --{key}={value}")
         if key not in known:
             err = unknown_key_error(key, known, f"option --{key}={value}", model_names)
             raise UserError(str(err).replace("did you mean ", "did you mean --"))
-    _check_id_model_config(overrides, dataset)
     for f in config_files:
         _check_yaml(f)
         with open(f, encoding="utf-8") as fh:
             node = yaml.compose(fh)
         for key_node, _ in (node.value if isinstance(node, yaml.MappingNode) else []):
+            where = f"config file {f} line {key_node.start_mark.line + 1}"
+            if str(key_node.value) in PROCESS_KEYS:
+                raise process_key_error(str(key_node.value), where)
             if str(key_node.value) not in known:
-                where = f"config file {f} line {key_node.start_mark.line + 1}"
                 raise unknown_key_error(str(key_node.value), known, where, model_names)
+    _check_id_model_config(overrides, config_files, model_names, dataset)

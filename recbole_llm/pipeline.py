@@ -142,7 +142,10 @@ def run_processes(spec: RunSpec, config, key: str, evaluate_test: bool = True) -
 
     Each process gets this process's torch threads divided among them. A :class:`UserError` in any
     process is raised here with its message, and the others are ended (RecBole's path would leave
-    them waiting on the group); the record comes back through a queue read while the processes run
+    them waiting on the group); any other end of a process (an exception, an exit code, a signal: a
+    kill, the kernel's out-of-memory killer) is a :class:`UserError` too, naming the process, how it
+    ended and the run's log (:func:`_ended`), so a failed run is one line here as in one process.
+    The record comes back through a queue read while the processes run
     (a record larger than a pipe's buffer would otherwise block rank 0 and the join forever).
     ``record['distributed']['launch_wall_time_s']``: the whole launch, the processes' start included.
     """
@@ -156,36 +159,88 @@ def run_processes(spec: RunSpec, config, key: str, evaluate_test: bool = True) -
 
     nproc = int(spec.overrides["nproc"])
     gpu_id = str(config["gpu_id"])
+    gpu_id = "" if gpu_id == "None" else gpu_id  # RecBole's str() of gpu_id ~: no GPU, as in one process
     if backend(gpu_id) == "nccl" and len(gpu_id.split(",")) < nproc:  # the runner says it sooner (check_nproc)
         raise UserError(f"nproc={nproc} runs one process per GPU, and gpu_id={gpu_id} names fewer")
     spec = spec.with_overrides(nproc=nproc, world_size=nproc, ip="127.0.0.1", port=free_port(), offset=0,
                                gpu_id=gpu_id)
     threads = max(1, torch.get_num_threads() // nproc)
     queue = mp.get_context("spawn").SimpleQueue()
-    started = time.perf_counter()
+    started, since = time.perf_counter(), time.time()
+    what = f"the {nproc} processes of {config['model']} seed {spec.seed}"
     processes = mp.start_processes(_process_main, args=(spec, key, evaluate_test, threads, queue), nprocs=nproc,
                                    join=False, start_method="spawn")
     outcome = None
+    spawn_log = logging.getLogger("torch.multiprocessing.spawn")
+    spawn_level = spawn_log.level
+    spawn_log.setLevel(logging.ERROR)  # its "Terminating process ..." lines: the error says the others were ended
     try:
         while not processes.join(timeout=0.5):
             if outcome is None and not queue.empty():
                 outcome = queue.get()
-    except ProcessException:
+    except ProcessException as err:
         outcome = outcome or (None if queue.empty() else queue.get())
         if outcome is not None and outcome[0] == "error":
             raise UserError(outcome[1]) from None
-        raise
+        log = _run_log(spec.saved_dir, config, since) or _run_log_path(spec.saved_dir, config)
+        raise UserError(_ended(err, what, log)) from None
     finally:
+        spawn_log.setLevel(spawn_level)
         for process in processes.processes:  # after an error or an interrupt: none is left running
             if process.is_alive():
                 process.terminate()
                 process.join()
     outcome = outcome or (None if queue.empty() else queue.get())
     if outcome is None or outcome[0] != "record":
-        raise RuntimeError(f"the {nproc} processes of {spec.model_name} seed {spec.seed} ended without a record")
+        log = _run_log(spec.saved_dir, config, since)
+        raise UserError(f"{what} ended without a record (rank 0 made none){f'; the run log: {log}' if log else ''}")
     record = outcome[1]
     record["distributed"]["launch_wall_time_s"] = time.perf_counter() - started
     return record
+
+
+def _run_log(saved_dir, config, since):
+    """The log file rank 0 of a run started at ``since`` (``time.time()``) opened, or None: RecBole
+    names it ``<saved>/log/<model>/<model>-<dataset>-<time>-<hash>.log`` in that process, so it is
+    found here as the newest such file written since (a process killed by a signal cannot say it)."""
+    folder = Path(saved_dir) / "log" / str(config["model"])
+    files = [p for p in folder.glob(f"{config['model']}-{config['dataset']}-*.log") if p.stat().st_mtime >= since]
+    return max(files, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def _run_log_path(saved_dir, config):
+    """Where a run log of ``config`` is written when rank 0 opened none: RecBole's name, ``processes``
+    for its hash."""
+    import time
+
+    folder = Path(saved_dir) / "log" / str(config["model"])
+    return folder / f"{config['model']}-{config['dataset']}-{time.strftime('%b-%d-%Y_%H-%M-%S')}-processes.log"
+
+
+def _ended(err, what, log) -> str:
+    """The one line for a process of :func:`run_processes` that ended with ``err`` (torch's
+    ``ProcessException``, raised by the join; ``what``: the run's processes, for the message; ``log``:
+    the run's log file, or where to write one).
+
+    An exception is named by its last line; its traceback, which the process sent to the parent and
+    did not print, is appended to the run's log rather than printed, so the console keeps one line
+    and the log keeps what a bug report needs."""
+    from torch.multiprocessing.spawn import ProcessExitedException
+
+    rank = f"rank {err.error_index} of {what}"  # offset 0: the process's index is its rank
+    if isinstance(err, ProcessExitedException) and err.signal_name:
+        how = f"was ended by signal {err.signal_name}" + (
+            " (killed: from outside, or by the kernel when memory ran out)" if err.signal_name == "SIGKILL" else "")
+    elif isinstance(err, ProcessExitedException):
+        how = f"exited with code {err.exit_code}"
+    else:
+        lines = [line for line in str(err.msg).strip().splitlines() if line.strip()]
+        how = f"raised {lines[-1].strip() if lines else type(err).__name__}"
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"\n{rank} {how}:\n{err.msg}\n")
+    where = f"; the run log: {log}" if Path(log).is_file() else " before rank 0 opened the run log"
+    return f"{rank} {how}{where}; the others were ended"
 
 
 def _process_main(rank, spec: RunSpec, key: str, evaluate_test: bool, threads: int, queue) -> None:

@@ -377,8 +377,12 @@ def check_threads(jobs, threads, cores=None):
 
 def check_nproc(args, overrides, gpus):
     """``--nproc``: raises ``UserError`` for a count that cannot run; returns the ``gpu_id`` its runs
-    take (``--gpu_id``, else the first ``--nproc`` of ``gpus``, one process each; None on a CPU).
-    ``overrides``: the parsed ``--key=value`` options; ``gpus``: :func:`_visible_gpus`."""
+    take: ``--gpu_id`` (``""`` for ``--gpu_id=``: none, the CPU), else the first ``--nproc`` of
+    ``gpus``, one process each; None on a CPU machine without ``--gpu_id`` (the config's stands).
+    ``overrides``: the parsed ``--key=value`` options (:func:`settings` calls this once, on them, and
+    carries the result in the request's overrides: an empty ``--gpu_id=`` is ``None`` once parsed, so
+    whether it was given is ``"gpu_id" in overrides``); ``gpus``: :func:`_visible_gpus`. ``local_rank``
+    and ``world_size`` are refused by :func:`recbole_llm.config.check_keys`, whatever ``--nproc``."""
     from recbole_llm.errors import UserError
 
     n = args.nproc
@@ -392,24 +396,26 @@ def check_nproc(args, overrides, gpus):
     if args.tune:
         raise UserError(f"--nproc={n} with --tune: a sweep trains each trial in one process (--gpus-per-trial sizes "
                         "them); train the best configuration with --nproc afterwards")
-    for key in ("local_rank", "world_size"):
-        if key in overrides:
-            raise UserError(f"--{key} is set for each process by --nproc={n} (the processes of one machine): "
-                            "leave it out")
-    given = overrides.get("gpu_id")
-    devices = [g.strip() for g in str(given).split(",") if g.strip()] if given is not None else list(gpus)
-    if not gpus or not devices:  # a CPU machine, or --gpu_id= (none): n processes on the CPU, gloo
+    given = "gpu_id" in overrides
+    value = overrides.get("gpu_id")
+    text = "" if value is None else ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+    devices = [g.strip() for g in text.split(",") if g.strip()] if given else list(gpus)
+    if given and not devices:  # --gpu_id= (none): n processes on the CPU (gloo), wherever there are GPUs
+        return ""
+    if not gpus:  # a CPU machine: n processes on the CPU, gloo
         return None
     if n > len(devices):
-        where = "--gpu_id names" if given is not None else "this machine has visible"
+        where = "--gpu_id names" if given else "this machine has visible"
         raise UserError(f"--nproc={n} runs one process per GPU, and {where} {len(devices)} "
                         f"({','.join(devices)}): use --nproc={len(devices)} or fewer")
     return ",".join(devices[:n])
 
 
-def settings(args, overrides, root=None):
+def settings(args, overrides, root=None, gpus=None):
     """Every option checked before anything runs, as a :class:`recbole_llm.benchmark.request.Request`
-    (output, models, seeds, user files, parsed overrides, metrics); raises ``UserError`` naming the option."""
+    (output, models, seeds, user files, parsed overrides, metrics); raises ``UserError`` naming the option.
+    With ``--nproc`` > 1 the overrides carry ``nproc`` and the ``gpu_id`` of :func:`check_nproc`
+    (``gpus``: the visible GPUs, default :func:`_visible_gpus`), computed here once for every run."""
     from recbole_llm.benchmark.request import Request
     from recbole_llm.benchmark.tables import DEFAULT_METRICS
     from recbole_llm.config import budget_files, check_keys, parse_overrides_values
@@ -447,8 +453,15 @@ def settings(args, overrides, root=None):
     if args.trust_checkpoint:
         overrides["trust_checkpoint"] = True
     overrides = parse_overrides_values(overrides)  # YAML scalars, lists and mappings; nothing is evaluated
+    nproc_gpu_id = None
+    if not args.tables_only:  # before any Config (check_keys builds some): RecBole's sets CUDA_VISIBLE_DEVICES
+        nproc_gpu_id = check_nproc(args, overrides, _visible_gpus() if gpus is None and args.nproc > 1 else gpus)
     if models:  # a key nothing reads would set nothing: stop before anything runs
         check_keys(overrides, user_files, models, args.dataset)
+    if args.nproc > 1 and not args.tables_only:  # RecBole's keys of a distributed run, in no run key
+        overrides["nproc"] = args.nproc
+        if nproc_gpu_id is not None:
+            overrides["gpu_id"] = nproc_gpu_id
     check_logging(overrides, user_files)
     warning = check_threads(args.jobs, args.threads) if not args.tables_only else None
     if warning:
@@ -466,8 +479,8 @@ def run_all(args, request, root=None, gpus=()):
     ``--jobs`` worker processes, one GPU each of ``gpus`` round-robin). Each run's Config is built
     once, here, for its checks and its key; an LLM run's ID base that the command does not train
     gets a run and a record of its own first (:func:`recbole_llm.benchmark.jobs.id_base_runs`)."""
-    from recbole_llm.benchmark.jobs import RunnerOptions, id_base_runs, run_jobs
-    from recbole_llm.benchmark.records import find_record
+    from recbole_llm.benchmark.jobs import RunnerOptions, base_row_labels, id_base_runs, id_bases, run_jobs
+    from recbole_llm.benchmark.records import find_record, load_records
     from recbole_llm.config import budget_files
     from recbole_llm.data.prepare import ensure_dataset
     from recbole_llm.errors import UserError
@@ -489,15 +502,10 @@ def run_all(args, request, root=None, gpus=()):
         overrides["show_progress"] = False
     if args.rerun:
         overrides["resume_training"] = False  # from scratch: any saved state is discarded
-    if args.nproc > 1:  # RecBole's keys of a distributed run (recbole_llm.distributed), in no run key
-        overrides["nproc"] = args.nproc
-        gpu_id = check_nproc(args, overrides, gpus)
-        if gpu_id is not None:
-            overrides["gpu_id"] = gpu_id
+    llm = {m: issubclass(get_model(m), LLMSequentialRecommender) for m in models}  # an LLM recommender?
 
     def spec_of(model, seed):
-        llm = issubclass(get_model(model), LLMSequentialRecommender)
-        files = [*budget_files(args.budget, llm=llm), *request.user_files]
+        files = [*budget_files(args.budget, llm=llm[model]), *request.user_files]
         return RunSpec(model, args.dataset, seed, files, overrides, args.data_path, args.saved_dir, args.label)
 
     if args.label and len(models) > 1:
@@ -508,13 +516,15 @@ def run_all(args, request, root=None, gpus=()):
     configs = {}  # (model, seed) -> its Config, built once for the checks, the run key and the run
     for spec in specs:
         configs[(spec.model_name, spec.seed)] = build_config(spec)
+    records = load_records(request.output, args.dataset)  # read once: the ID bases and the runs to skip
+    bases = id_bases(specs, configs, records, args.budget, llm)  # each LLM run's frozen ID model
     if not args.label:  # an LLM row is named for what identifies it: its LM, its ID base, its data, ...
-        from recbole_llm.benchmark.jobs import stored_base_label
         from recbole_llm.benchmark.labels import default_label
 
+        base_label = base_row_labels(bases)  # one name for the base in every seed of a row
         specs = [spec.replace(label=default_label(configs[(spec.model_name, spec.seed)],
-                                                  stored_base_label(spec, configs, request.output, args.budget)))
-                 if issubclass(get_model(spec.model_name), LLMSequentialRecommender) else spec for spec in specs]
+                                                  base_label.get(spec.model_name)))
+                 if llm[spec.model_name] else spec for spec in specs]
     epochs_max = {}  # label -> the epoch cap its runs train under (the ETA compares like with like)
     for name in models:  # every check that needs no training (values, LM, titles) before anything trains
         config = configs[(name, request.seeds[0])]
@@ -525,15 +535,15 @@ def run_all(args, request, root=None, gpus=()):
             raise UserError(problem)
         if hasattr(model_class, "preflight"):
             model_class.preflight(config)
-    bases = id_base_runs(specs, configs, request.output, args.budget)
-    for id_spec, id_config, _ in bases:
-        configs[(id_spec.model_name, id_spec.seed)] = id_config
-        epochs_max.setdefault(id_spec.row, int(id_config["epochs"]))
-    plan = list(enumerate([*(b[0] for b in bases), *specs], 1))
+    bases = id_base_runs(specs, configs, bases)
+    for base, _ in bases:
+        configs[(base.spec.model_name, base.spec.seed)] = base.config
+        epochs_max.setdefault(base.spec.row, int(base.config["epochs"]))
+    plan = list(enumerate([*(b[0].spec for b in bases), *specs], 1))
     budget_file = budget_files(args.budget)[0]
     budget = _budget_in_force(budget_file, request.user_files, overrides)
     with_bases = (f" ({len(bases)} of them the ID base of an LLM row, for its own row: "
-                  f"{', '.join(sorted({f'{b[0].row} (of {b[2]})' for b in bases}))})" if bases else "")
+                  f"{', '.join(sorted({f'{b.spec.row} (of {model})' for b, model in bases}))})" if bases else "")
     print(f"[recbole-llm] {len(plan)} run(s) on {args.dataset}{with_bases}; budget '{args.budget}': {budget} "
           f"({budget_file.relative_to(root) if budget_file.is_relative_to(root) else budget_file}"
           f"{'; ID models and baselines: properties/budget/id_models/' + args.budget + '.yaml' if len(budget_files(args.budget)) > 1 else ''}); "
@@ -544,7 +554,7 @@ def run_all(args, request, root=None, gpus=()):
             key = run_key(configs[(spec.model_name, spec.seed)])
             # the run key is the run: without --label, a record of it under any row name is this run
             existing = find_record(request.output, args.dataset, spec.row if args.label else None, spec.seed, key,
-                                   args.budget)
+                                   args.budget, records)
             if existing is not None:
                 print(f"[recbole-llm] run {i}/{len(plan)}: {spec.row} seed {spec.seed} skipped: record {existing} "
                       f"has the same config, data and code (run_key {key}); --rerun trains it again", flush=True)
@@ -616,9 +626,7 @@ def main(argv=None, root=None, prog=None):
     try:
         args, overrides = parse_args(argv, root, prog)
         gpus = _visible_gpus()  # before any Config: RecBole's sets CUDA_VISIBLE_DEVICES to its gpu_id
-        if not args.tables_only:
-            check_nproc(args, overrides, gpus)
-        request = settings(args, overrides, root)
+        request = settings(args, overrides, root, gpus)  # --nproc checked there, on the parsed overrides
         output, metrics = request.output, request.metrics
         if not args.tables_only:  # finished work must have somewhere to go: checked before anything trains
             from recbole_llm.fsutil import check_writable

@@ -19,6 +19,9 @@ MODELS = sorted(p.stem for p in (REPO / "properties" / "tune").glob("*.yaml"))
 # Modules whose code reads config keys only for the LLM models (a report on their prompts).
 LLM_ONLY = {"recbole_llm.data.tuning", "recbole_llm.benchmark.prompts", "recbole_llm.benchmark.speed", "recbole_llm.benchmark.jobs",
             "recbole_llm.id_models.pretrained", "recbole_llm.pipeline"}
+# Keys a module reads only from an LLM model's Config, though it reads others from every model's:
+# config._check_id_model_config builds the Config of the command's LLM models only.
+LLM_ONLY_KEYS = {("recbole_llm.config", "id_model"), ("recbole_llm.config", "id_model_config")}
 NO_DEFAULT = {
     "data_root": "set by quick_start.build_config: the absolute data folder, before RecBole appends the dataset",
     "encoding": "RecBole's own optional key: its Dataset reads it as None too (pandas' default, utf-8)",
@@ -95,12 +98,12 @@ def _config_reads():
     return reads
 
 
-def _readers(module, owner, model_classes, trainers):
-    """Models whose runs execute the code at ``module.owner``: a model class or a trainer class
-    reads for the models built on it, a function of a module defining model classes for the
-    models built on those; any other code for every model."""
+def _readers(module, owner, model_classes, trainers, key=None):
+    """Models whose runs execute the code at ``module.owner`` (reading ``key``): a model class or a
+    trainer class reads for the models built on it, a function of a module defining model classes
+    for the models built on those; any other code for every model."""
     mod = importlib.import_module(module)
-    if module in LLM_ONLY:
+    if module in LLM_ONLY or (module, key) in LLM_ONLY_KEYS:
         return [m for m, c in model_classes.items() if hasattr(c, "prompt_stats")]
     if owner is None:
         own = [c for c in vars(mod).values() if isinstance(c, type) and issubclass(c, AbstractRecommender)
@@ -127,7 +130,7 @@ def test_every_key_the_code_reads_has_a_yaml_default():
     missing = sorted(
         f"{model}: {key} ({module}.{owner or '<module>'})"
         for module, owner, key in reads if key not in NO_DEFAULT
-        for model in _readers(module, owner, model_classes, trainers) if key not in configs[model]
+        for model in _readers(module, owner, model_classes, trainers, key) if key not in configs[model]
     )
     assert not missing, "keys read without a default in properties/ (or RecBole's):\n" + "\n".join(missing)
     assert {"SASRec", "IDLEAdapter", "RARec"} <= set(MODELS)

@@ -46,3 +46,32 @@ def test_accepted_values_pass():
                                               "seed": 0, "epochs": 3, "learning_rate": 1, "valid_metric": "MRR@5"})
     assert config["learner"] == "AdamW" and config["learning_rate"] == 1
     check_keys({"learning_rate": 0.1, "prefix_len": 3}, [], ["SASRec", "RARec"], "ml-100k")
+
+
+def test_id_model_config_is_checked_against_the_id_model_in_force(tmp_path):
+    """``id_model`` and ``id_model_config`` are read from the LLM model's Config built from every
+    source: an ``id_model`` set in a ``--config-files`` YAML is the ID model the keys are checked
+    against, and an ``id_model_config`` set in a YAML is checked as one given on the command line."""
+    sasrec = tmp_path / "sasrec.yaml"
+    sasrec.write_text("id_model: SASRec\n")
+    with pytest.raises(UserError, match=r"^option --id_model_config, key learnin_rate: 'learnin_rate' is not a "
+                                        r"config key of SASRec .*did you mean learning_rate\?$"):
+        check_keys({"id_model_config": {"learnin_rate": 0.003}}, [sasrec], ["SASRec", "IDLEAdapter"], "ml-100k")
+    tuned = tmp_path / "tuned.yaml"
+    tuned.write_text("id_model_config:\n  learnin_rate: 0.003\n")
+    with pytest.raises(UserError, match=rf"^config file {tuned}, id_model_config, key learnin_rate: 'learnin_rate' "
+                                        r"is not a config key of ComiRec "):
+        check_keys({}, [tuned], ["IDLEAdapter"], "ml-100k")
+    tuned.write_text("id_model_config: 5\n")
+    with pytest.raises(UserError, match=rf"^config file {tuned}, id_model_config: 5: give a mapping"):
+        check_keys({}, [tuned], ["IDLEAdapter"], "ml-100k")
+    tuned.write_text("id_model: SASRec\nid_model_config:\n  hidden_size: 32\n  learning_rate: 0.003\n")
+    check_keys({}, [tuned], ["IDLEAdapter"], "ml-100k")  # keys SASRec reads: no error
+
+
+def test_local_rank_outside_a_distributed_run_is_one_line():
+    """A ``local_rank`` that did not come from run_processes (a config of the API's, where check_keys
+    does not look) is one line, not a KeyError from inside the process group's join."""
+    with pytest.raises(UserError, match=r"^config key local_rank = 0 \(from --local_rank\): local_rank is set for "
+                                        r"each process by --nproc"):
+        Config("SASRec", "ml-100k", [], {"local_rank": 0})

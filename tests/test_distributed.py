@@ -27,9 +27,12 @@ import sys
 
 import pytest
 
+import distributed_faults
+import recbole_llm.pipeline as pipeline
+import recbole_llm.runner as runner
 from recbole_llm.errors import UserError
 from recbole_llm.pipeline import run
-from recbole_llm.runner import check_nproc, parse_args
+from recbole_llm.runner import check_nproc, parse_args, settings
 from recbole_llm.spec import RunSpec
 from test_benchmark_cli import _in_process
 
@@ -100,7 +103,6 @@ def test_idleadapter_over_two_processes_matches_one_process(toy_data_path, tmp_p
     (["--nproc=2", "--tune"], (), "--nproc=2 with --tune: a sweep trains each trial in one process"),
     (["--nproc=3"], ("0", "1"), "--nproc=3 runs one process per GPU, and this machine has visible 2 (0,1)"),
     (["--nproc=2", "--gpu_id=1"], ("0", "1"), "--nproc=2 runs one process per GPU, and --gpu_id names 1 (1)"),
-    (["--nproc=2", "--world_size=4"], (), "--world_size is set for each process by --nproc=2"),
 ])
 def test_a_process_count_that_cannot_run_is_refused(argv, gpus, message):
     args, overrides = parse_args(["--model=SASRec", *argv])
@@ -122,6 +124,70 @@ def test_bad_nproc_is_one_line_and_exit_2_before_anything_runs(toy_data_path, tm
     err = captured.err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --nproc=2 trains each run as 2 processes"), captured.err
     assert "[recbole-llm]" not in captured.out and not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("argv, yaml_text, said", [
+    (["--local_rank=0"], None, "error: option --local_rank=0: local_rank is set for each process by --nproc"),
+    (["--world_size=2"], None, "error: option --world_size=2: world_size is set for each process by --nproc"),
+    (["--nproc=2", "--world_size=4"], None, "error: option --world_size=4: world_size is set for each process"),
+    ([], "epochs: 1\nlocal_rank: 0\n", "line 2: local_rank is set for each process by --nproc"),
+])
+def test_a_process_key_from_the_user_is_one_line_and_exit_2(argv, yaml_text, said, toy_data_path, tmp_path, capsys):
+    """``local_rank`` and ``world_size`` are run_processes' to set: from the user, with or without
+    ``--nproc`` (``--local_rank`` alone once ended in a KeyError from inside the process group's join,
+    ``--world_size`` alone trained one process), one line naming the option and the fix."""
+    if yaml_text is not None:
+        (tmp_path / "mine.yaml").write_text(yaml_text)
+        argv = [*argv, f"--config-files={tmp_path / 'mine.yaml'}"]
+    assert _in_process(["--model=SASRec", "--dataset=toy", *argv], toy_data_path, tmp_path) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and said in err[0] and err[0].endswith("--nproc=N trains one run as N processes"), captured.err
+    assert "[recbole-llm]" not in captured.out and not (tmp_path / "results").exists()
+
+
+def test_gpu_id_of_nproc_is_computed_once_on_the_parsed_options(toy_data_path, tmp_path, monkeypatch):
+    """An empty ``--gpu_id=`` asks for the CPU: parsed it is None, and it stays the CPU ("", gloo) where
+    GPUs are visible, in the overrides every run takes; a second look at them finds the same."""
+    gpus = ("0", "1")
+    for option, gpu_id in (("--gpu_id=", ""), ("--gpu_id=1,0", "1,0"), (None, "0,1")):
+        args, overrides = parse_args(["--model=SASRec", "--dataset=toy", "--nproc=2", *([option] if option else [])])
+        request = settings(args, overrides, root=tmp_path, gpus=gpus)
+        assert request.overrides["nproc"] == 2 and request.overrides["gpu_id"] == gpu_id
+        assert check_nproc(args, request.overrides, gpus) == gpu_id
+    # through the command line, with two GPUs visible: the runs get the CPU they were asked for
+    taken = {}
+
+    def take(args, request, root=None, gpus=()):
+        taken.update(request.overrides, gpus=gpus)
+        raise UserError("stop before training")
+
+    monkeypatch.setattr(runner, "_visible_gpus", lambda: gpus)
+    monkeypatch.setattr(runner, "run_all", take)
+    assert _in_process(["--model=SASRec", "--dataset=toy", "--nproc=2", "--gpu_id="], toy_data_path, tmp_path) == 2
+    assert taken["gpu_id"] == "" and taken["nproc"] == 2 and taken["gpus"] == gpus
+
+
+@pytest.mark.parametrize("target, said, in_log", [
+    ("exit_3", "rank 1 of the 2 processes of SASRec seed 2020 exited with code 3; the run log: {log}; the others "
+               "were ended", None),
+    ("raise_error", "rank 1 of the 2 processes of SASRec seed 2020 raised RuntimeError: boom in the training step; "
+                    "the run log: {log}; the others were ended", "Traceback"),
+    ("killed", "rank 0 of the 2 processes of SASRec seed 2020 was ended by signal SIGKILL (killed: from outside, or "
+               "by the kernel when memory ran out) before rank 0 opened the run log; the others were ended", None),
+    ("no_record", "the 2 processes of SASRec seed 2020 ended without a record (rank 0 made none)", None),
+])
+def test_a_process_that_ends_badly_is_one_user_error(target, said, in_log, tmp_path, monkeypatch):
+    """Whatever ends a process (an exit code, an exception, a signal) or leaves the run without a
+    record, run_processes raises one UserError naming the rank, how it ended and the run's log."""
+    monkeypatch.setattr(pipeline, "_process_main", getattr(distributed_faults, target))
+    spec = distributed_faults.Spec(tmp_path / "saved", {"nproc": 2})
+    with pytest.raises(UserError) as err:
+        pipeline.run_processes(spec, {"gpu_id": "", "model": "SASRec", "dataset": "toy"}, "key")
+    log = distributed_faults.log_path(spec.saved_dir)
+    assert str(err.value) == said.format(log=log)
+    if in_log:
+        assert in_log in log.read_text() and "boom in the training step" in log.read_text()
 
 
 RESUME_SCRIPT = """
@@ -180,7 +246,7 @@ def test_an_interrupted_two_process_run_resumes_to_the_same_record(model, toy_da
     script.write_text(RESUME_SCRIPT)
     full = _script_run(script, model, toy_data_path, tmp_path / "a", overrides, -1)
     stopped = _script_run(script, model, toy_data_path, tmp_path / "b", overrides, 1)
-    assert stopped == {"interrupted": "ProcessExitedException"}
+    assert stopped == {"interrupted": "UserError"}  # the processes' exit (code 3), one line
     resumed = _script_run(script, model, toy_data_path, tmp_path / "b", overrides, -1)
     assert [s["from_epoch"] for s in resumed["segments"]] == [0, 2]
     assert resumed["test"] == full["test"] and resumed["valid"] == full["valid"]
