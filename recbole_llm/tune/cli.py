@@ -191,10 +191,9 @@ def _portable(text, settings):
     """``text`` (a command line) as the pages print it: every path under the data root, the saved
     folder or this checkout as ``{data}/...``, ``{saved}/...``, ``{checkout}/...``, any other as
     ``{elsewhere}/<name>`` (:func:`recbole_llm.paths.portable_text`): no machine's path on a page."""
-    from recbole_llm.paths import CHECKOUT, path_roots, portable_text
+    from recbole_llm.paths import portable_text
 
-    roots = path_roots(settings.data_path or CHECKOUT / "dataset", settings.saved_dir or CHECKOUT / "saved")
-    return portable_text(text, roots)
+    return portable_text(text, settings.roots())
 
 
 def _use_command(request, settings, best_rel):

@@ -307,10 +307,10 @@ def write_sweep_record(out_dir, sweep, *, commit, command, use):
         "command": command,
         "use": use,
     }
-    from recbole_llm.paths import CHECKOUT, path_roots, portable_record
+    from recbole_llm.paths import portable_record
 
     # no path of this machine in a committed file (the Tune folder and the space file by their roots)
-    record = portable_record(record, path_roots(s.data_path or CHECKOUT / "dataset", s.saved_dir or CHECKOUT / "saved"))
+    record = portable_record(record, s.roots())
     path = Path(out_dir) / SWEEP_RECORD
     atomic_write_text(path, json.dumps(record, indent=1, default=str) + "\n")
     return path

@@ -47,6 +47,12 @@ class SweepSettings:
     ray_address: str = None  # an existing Ray cluster (auto or <head>:6379); None: a local Ray on this machine
     name: str = None  # experiment name, before its key (default: the model name)
 
+    def roots(self):
+        """The roots a sweep's pages and record name paths by (:func:`recbole_llm.paths.path_roots`)."""
+        from recbole_llm.paths import path_roots
+
+        return path_roots(self.data_path, self.saved_dir)
+
     def __post_init__(self):
         normal = {
             "data_path": Path(self.data_path or REPO_ROOT / "dataset").resolve(),
