@@ -36,7 +36,7 @@ from recbole.config import Config as RecBoleConfig
 from recbole_llm.data.tuning import STRATEGIES
 from recbole_llm.checks import check_config_values
 from recbole_llm.errors import UserError
-from recbole_llm.utils import get_model
+from recbole_llm.utils import get_model, is_llm_class
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -460,11 +460,9 @@ def _check_id_model_config(overrides, config_files, model_names, dataset):
     built only when the user sets ``id_model_config`` (the defaults set none)."""
     if "id_model_config" not in overrides and not any("id_model_config" in _yaml_mapping(f) for f in config_files):
         return
-    from recbole_llm.model.llm_base import LLMSequentialRecommender
-
     for model in model_names:
         model_class = get_model(model)
-        if not issubclass(model_class, LLMSequentialRecommender):
+        if not is_llm_class(model_class):
             continue
         config = Config(model_class, dataset, config_files, parse_overrides_values(overrides))
         value, source = config["id_model_config"], config.source_of("id_model_config")

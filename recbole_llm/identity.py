@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from recbole_llm.checkpoint import to_primitive
+from recbole_llm.utils import is_llm_class
 
 # The key scheme of the records this code writes (record["key_scheme"]); absent: the old scheme.
 KEY_SCHEME = 2
@@ -188,10 +189,8 @@ def identity(config) -> dict:
 
 
 def is_llm_config(config) -> bool:
-    """Whether ``config``'s model is an LLM recommender (a subclass of ``LLMSequentialRecommender``,
-    known by name: this module comes before the models and imports none of them)."""
-    model_class = getattr(config, "model_class", None)
-    return isinstance(model_class, type) and any(c.__name__ == "LLMSequentialRecommender" for c in model_class.__mro__)
+    """Whether ``config``'s model is an LLM recommender (:func:`recbole_llm.utils.is_llm_class`)."""
+    return is_llm_class(getattr(config, "model_class", None))
 
 
 def _hash(items: Mapping[str, Any], digits: int = 12) -> str:

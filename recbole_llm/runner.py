@@ -480,7 +480,7 @@ def run_all(args, request, root=None, gpus=()):
     once, here, for its checks and its key; an LLM run's ID base that the command does not train
     gets a run and a record of its own first (:func:`recbole_llm.benchmark.jobs.id_base_runs`)."""
     from recbole_llm.benchmark.jobs import RunnerOptions, base_row_labels, id_base_runs, id_bases, run_jobs
-    from recbole_llm.benchmark.records import find_record, load_records
+    from recbole_llm.benchmark.records import load_records, stored_record
     from recbole_llm.config import budget_files
     from recbole_llm.data.prepare import ensure_dataset
     from recbole_llm.errors import UserError
@@ -553,10 +553,9 @@ def run_all(args, request, root=None, gpus=()):
         if not args.rerun:
             key = run_key(configs[(spec.model_name, spec.seed)])
             # the run key is the run: without --label, a record of it under any row name is this run
-            existing = find_record(request.output, args.dataset, spec.row if args.label else None, spec.seed, key,
-                                   args.budget, records)
+            existing = stored_record(records, spec.row if args.label else None, spec.seed, key, args.budget)
             if existing is not None:
-                print(f"[recbole-llm] run {i}/{len(plan)}: {spec.row} seed {spec.seed} skipped: record {existing} "
+                print(f"[recbole-llm] run {i}/{len(plan)}: {spec.row} seed {spec.seed} skipped: record {existing['_path']} "
                       f"has the same config, data and code (run_key {key}); --rerun trains it again", flush=True)
                 continue
         todo.append((i, spec))

@@ -41,6 +41,12 @@ _RECBOLE_SUBMODULES = (
 )
 
 
+def is_llm_class(model_class) -> bool:
+    """Whether ``model_class`` is an LLM recommender (a subclass of ``LLMSequentialRecommender``, known
+    by name: the modules before the models, config and identity among them, import none of them)."""
+    return isinstance(model_class, type) and any(c.__name__ == "LLMSequentialRecommender" for c in model_class.__mro__)
+
+
 def _own_model(name):
     for package in _OWN_PACKAGES:
         path = f"{package}.{name.lower()}"

@@ -131,7 +131,7 @@ def id_bases(specs, configs, records, budget, llm):
         if same not in built:
             id_config = build_config(id_spec)
             key = run_key(id_config)
-            record = stored_record(None, spec.dataset, None, id_spec.seed, key, budget, records)
+            record = stored_record(records, None, id_spec.seed, key, budget)
             built[same] = IdBase(id_spec, id_config, key, record)
         out[(spec.model_name, spec.seed)] = built[same]
     return out

@@ -138,18 +138,19 @@ def separate_epoch_caps(records):
     return records
 
 
-def find_record(output, dataset, label, seed, run_key, budget, records=None):
+def find_record(output, dataset, label, seed, run_key, budget):
     """Path of a stored record of ``label`` and ``seed`` made with ``run_key`` under ``budget``
-    (the run a re-run would repeat), or None. ``label=None`` matches a record of any label: an LLM
-    run's ID base is the run of that key, whatever row it was stored under (``ComiRec-tuned``).
-    ``records``: the dataset's records already loaded (:func:`load_records`), else they are read."""
-    rec = stored_record(output, dataset, label, seed, run_key, budget, records)
+    (the run a re-run would repeat), or None; the dataset's records are read (:func:`stored_record`
+    searches records already loaded)."""
+    rec = stored_record(load_records(output, dataset), label, seed, run_key, budget)
     return None if rec is None else rec["_path"]
 
 
-def stored_record(output, dataset, label, seed, run_key, budget, records=None):
-    """The record :func:`find_record` finds (its ``_path`` set), or None."""
-    for rec in reversed(load_records(output, dataset) if records is None else records):
+def stored_record(records, label, seed, run_key, budget):
+    """The newest of ``records`` (:func:`load_records`) of ``label`` and ``seed`` made with ``run_key``
+    under ``budget`` (its ``_path`` set), or None. ``label=None`` matches a record of any label: an
+    LLM run's ID base is the run of that key, whatever row it was stored under (``ComiRec-tuned``)."""
+    for rec in reversed(records):
         if ((label is None or stored_label(rec) == label) and rec["seed"] == seed and rec.get("run_key") == run_key
                 and rec.get("budget", "full") == budget):
             return rec
