@@ -86,6 +86,7 @@ def make_record(result, saved_dir):
             "test_time_s": result.test_time_s,
             "peak_rss_mb": result.peak_rss_mb,
             "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
+            **cpu_sharing(history, torch.get_num_threads() * int(config["nproc"] or 1)),
             **trainer.extra_cost,
         },
         "parameters": count_parameters(net),
@@ -115,6 +116,23 @@ def make_record(result, saved_dir):
     if per_user is not None:
         record["per_user"] = per_user_record(data, per_user, result.loaded["per_user"])
     return portable_record(record, path_roots(config["data_root"], saved_dir))  # values and text (the command)
+
+
+SHARED_LOAD_MARGIN = 0.75  # runnable threads beyond the run's own before its timings count as shared
+
+
+def cpu_sharing(history, threads):
+    """``{"load_average", "run_threads", "cpu_shared"}`` of a run's epochs (``history``, each with the
+    machine's 1-minute ``load_average`` at the end of its training, :func:`recbole_llm.trainer.load_average`):
+    the mean load, the run's own torch threads (``threads``, all its processes), and whether the load
+    exceeded them by more than :data:`SHARED_LOAD_MARGIN` (another job ran beside it, so its seconds
+    are not a timing of this run alone). None where no epoch has a load (another system, an old segment).
+    Why by hand: neither RecBole nor torch records what else ran on the machine."""
+    loads = [e["load_average"] for e in history if e.get("load_average") is not None]
+    if not loads:
+        return {"load_average": None, "run_threads": threads, "cpu_shared": None}
+    mean = sum(loads) / len(loads)
+    return {"load_average": mean, "run_threads": threads, "cpu_shared": mean > threads + SHARED_LOAD_MARGIN}
 
 
 def count_parameters(model):

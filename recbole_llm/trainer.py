@@ -316,6 +316,7 @@ class SafeCheckpointMixin:
                 "train_time_s": time.perf_counter() - start,
                 "train_loss": float(total),
                 "train_samples": len(train_data.dataset) if hasattr(train_data, "dataset") else None,
+                "load_average": load_average(),  # the machine's, over the last minute: was the CPU shared?
                 **getattr(self, "epoch_extras", {}),
             }
         )
@@ -328,6 +329,16 @@ class SafeCheckpointMixin:
             self.history[-1]["valid_time_s"] = time.perf_counter() - start
             self.history[-1]["valid"] = {k: float(v) for k, v in result.items()}
         return score, result
+
+
+def load_average():
+    """The machine's 1-minute load average (runnable threads, this process's included), or None where
+    the system does not keep one. Beside a run's own torch threads it says whether something else ran
+    while the run was timed (:func:`recbole_llm.record.cpu_sharing`)."""
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return None
 
 
 class PerUserRanks:

@@ -35,6 +35,23 @@ def median_epoch_s(record, key="train_time_s"):
     return statistics.median(times) if times else None
 
 
+def cpu_shared(recs):
+    """Whether a row's runs shared the CPU with other work while they were timed (each record's
+    ``cost.cpu_shared``, :func:`recbole_llm.record.cpu_sharing`): ``no``, ``yes (k of n; load L on T
+    threads)`` with the mean load and the runs' own threads, or ``n/a`` for runs made before records
+    kept it. A shared run's seconds are not a timing of it alone."""
+    known = [r["cost"] for r in recs if (r.get("cost") or {}).get("cpu_shared") is not None]
+    if not known:
+        return "n/a"
+    shared = [c for c in known if c["cpu_shared"]]
+    if not shared:
+        return "no"
+    load = sum(c["load_average"] for c in shared) / len(shared)
+    threads = sorted({c["run_threads"] for c in shared})
+    return (f"yes ({len(shared)} of {len(recs)}; load {load:.1f} on {'/'.join(map(str, threads))} "
+            f"thread{'s' * (threads != [1])})")
+
+
 def cost_rows(records):
     """One row per label: means over seeds of what each run cost (see the header of :func:`cost_table`)."""
     out = []
@@ -62,6 +79,7 @@ def cost_rows(records):
             # the model's own total includes the frozen LM (a submodule); the frozen ID model is not one
             "total": mean(lambda r: r.get("parameters", {}).get("total", 0) + r.get("parameters", {}).get("id_model", 0)),
             "device": recs[0].get("device"),
+            "cpu_shared": cpu_shared(recs),
         })
     return out
 
@@ -76,10 +94,11 @@ def cost_table(records):
             f(c["epochs"]), f(c["train_s_per_epoch"]), f(c["train_s_per_epoch_median"]), f(c["train_samples_per_s"]),
             f(c["bare_lm_samples_per_s"]), f(c["throughput_ratio"], 2), f(c["valid_s"], 2), f(c["test_s"], 2),
             f(c["peak_rss_mb"], 0), f(c["peak_gpu_mb"], 0), f(c["trainable"], 0), f(c["total"], 0), c["device"],
+            c["cpu_shared"],
         ])
     headers = ["Model", "Seeds", "Trained on", "Epochs", "Train s/epoch", "Median train s/epoch", "Train samples/s",
                "Bare LM samples/s", "Adapter ratio", "Valid s (all users)", "Test s (all users)",
-               "Peak RSS MB", "Peak GPU MB", "Trainable params", "Total params", "Device"]
+               "Peak RSS MB", "Peak GPU MB", "Trainable params", "Total params", "Device", "CPU shared"]
     table = tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
     note = convergence.footnote(flagged, uses="an unconverged row's epochs are where it was cut off, not "
                                               "what convergence costs")
@@ -96,7 +115,9 @@ def cost_page(dataset, records, command=None):
              "forward+backward on the same batches, timed in the same run after training, and *Adapter "
              "ratio* is the model's throughput over it on those batches. Valid/Test s: one full-ranking pass over all "
              "users and items. Peak RSS is per run (reset at its start). Total params count the frozen LM and "
-             "ID model for the LLM rows.", "", cost_table(records)]
+             "ID model for the LLM rows. *CPU shared*: whether the machine's load average, sampled after each "
+             "training epoch, exceeded the run's own threads (other work ran beside it: its seconds are not a "
+             "timing of it alone; n/a for runs made before records kept the load).", "", cost_table(records)]
     if command:
         lines += ["", f"Regenerate: `{command}`"]
     return "\n".join(lines) + "\n"

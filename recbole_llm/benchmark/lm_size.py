@@ -22,7 +22,7 @@ import math
 from tabulate import tabulate
 
 from recbole_llm.benchmark import stats
-from recbole_llm.benchmark.cost import format_number
+from recbole_llm.benchmark.cost import cpu_shared, format_number
 from recbole_llm.benchmark.labels import escape_markdown, short_lm_name
 from recbole_llm.benchmark.notes import titles_per_prompt
 from recbole_llm.benchmark.per_user import pretty_metric
@@ -44,7 +44,8 @@ def lm_facts(recs) -> dict:
     """What the records of one row say of their LM and its cost: ``lm`` (short name), ``model_type``,
     ``parameters`` and ``parameters_outside_embeddings`` (counts), ``layers``, ``hidden_size``,
     ``titles_per_prompt`` (text), ``train_s_per_epoch`` (s), ``eval_users_per_s`` (test users over
-    the test pass's seconds), ``peak_rss_mb`` / ``peak_gpu_mb`` (MiB), ``hardware`` (text) and
+    the test pass's seconds), ``peak_rss_mb`` / ``peak_gpu_mb`` (MiB), ``hardware`` (text, with whether the
+    runs shared the CPU, :func:`recbole_llm.benchmark.cost.cpu_shared`) and
     ``weights_sha256`` (the first 12 hex digits of each weight file's sha256, or ``n/a``); None
     for a value the records do not hold."""
     first = recs[0]
@@ -68,7 +69,7 @@ def lm_facts(recs) -> dict:
         "peak_rss_mb": _mean(recs, _cost("peak_rss_mb")),
         "peak_gpu_mb": _mean(recs, _cost("peak_gpu_mb")),
         "hardware": (f"{hardware.get('gpu') or hardware.get('cpu', '?')}, {hardware.get('torch_threads', '?')} "
-                     f"thread(s)") if hardware else "n/a",
+                     f"thread(s); CPU shared: {cpu_shared(recs)}") if hardware else "n/a",
         "weights_sha256": ", ".join(f"{f}: {d[:12]}" for f, d in sorted(digests.items())) or "n/a",
     }
 
