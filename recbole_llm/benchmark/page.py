@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from recbole_llm.benchmark import convergence, cost, notes, plots, stats, tables
+from recbole_llm.benchmark import convergence, cost, notes, plots, stats, tables, tuning
 from recbole_llm.benchmark.records import group_rows, is_llm
 from recbole_llm.errors import UserError
 from recbole_llm.fsutil import finish_file_sets, folder_lock, write_file_set
@@ -58,7 +58,7 @@ def variant_pages(out_dir):
     if folder is None or not folder.is_dir():
         return out
     for path in sorted(folder.glob("*.md")):
-        if path.name in PAGE_FILES.values() or path.name in ("cost.md", "README.md"):
+        if path.name in PAGE_FILES.values() or path.name in ("cost.md", "README.md", "tuning.md"):
             continue
         try:
             text = path.read_text(encoding="utf-8")
@@ -187,8 +187,10 @@ def _own_base_rows(llm_recs, records):
 
 def write_results_page(out_dir, dataset, records, metrics=tables.DEFAULT_METRICS, target=None, command=None):
     """Write ``comparison.{md,csv,tex}`` (the headline rows), ``comparison-variants.md`` and
-    ``comparison-history.md`` (when there are such rows), ``cost.md`` (every row) and the plots
-    (the headline rows) under ``out_dir`` as one unit (:func:`write_page`); return the text of
+    ``comparison-history.md`` (when there are such rows), ``cost.md`` (every row), the plots
+    (the headline rows) and ``tuning.{md,csv}`` (when a headline ID-model row is tuned, else an old
+    one is removed: :mod:`~recbole_llm.benchmark.tuning`) under ``out_dir`` as one unit
+    (:func:`write_page`); return the text of
     ``comparison.md`` ('' and nothing written without records)."""
     grouped = group_rows(records)
     if not grouped:
@@ -216,6 +218,9 @@ def write_results_page(out_dir, dataset, records, metrics=tables.DEFAULT_METRICS
               if rows[name]]
     if others:
         lines += ["", "Not in this table: " + "; ".join(others) + "."]
+    tuning_files = tuning.tuning_files(dataset, headline, out_dir, command)  # {} without a tuned ID-model row
+    if tuning_files:
+        lines += ["", f"Was each baseline tuned, and what did tuning change: [{tuning.PAGE}]({tuning.PAGE})."]
     files = {"cost.md": cost.cost_page(dataset, records, command), **plots.render_plots(dataset, headline)}
     links = ", ".join(f"[{name}]({name})" for name in files if name.endswith(".png"))
     lines += ["", "Cost of every row: [cost.md](cost.md)." + (f" Plots: {links}." if links else "")]
@@ -236,8 +241,10 @@ def write_results_page(out_dir, dataset, records, metrics=tables.DEFAULT_METRICS
         files[PAGE_FILES[HISTORY]] = page_text
         frames.append(frame.assign(page=HISTORY))
     files.update({"comparison.md": text, "comparison.csv": tables.to_csv(pd.concat(frames)),
-                  "comparison.tex": f"% {note}\n" + tex + "\n"})
+                  "comparison.tex": f"% {note}\n" + tex + "\n", **tuning_files})
     write_page(out_dir, files, command)
+    if not tuning_files:  # its tuned rows are gone: no page of them stays (under the caller's page_lock)
+        tuning.remove_stale(out_dir, dataset)
     return text
 
 

@@ -236,6 +236,9 @@ def pages_block(folder, link=""):
         lines.append(f"- [comparison-history.md]({link}comparison-history.md): runs under an epoch cap below the "
                      f"budget's ({_count(len(folder.rows[page.HISTORY]), 'row')})")
     lines.append(f"- [cost.md]({link}cost.md): time, throughput, memory and parameters of every row")
+    if (folder.path / "tuning.md").is_file():
+        lines.append(f"- [tuning.md]({link}tuning.md): each ID model's default row against its row tuned on "
+                     "validation, with the sweep's best point and trials")
     specs = page.variant_pages(folder.path)
     full = {stem: spec for stem, spec in specs.items() if folder.sections.get(spec["reference"]) != page.HISTORY}
     short = {stem: spec for stem, spec in specs.items() if stem not in full}
