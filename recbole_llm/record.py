@@ -68,7 +68,7 @@ def make_record(result, saved_dir):
         "stop_reason": "early_stopping" if trainer.stopped_early else "epoch_cap",
         "resumed": trainer.resumed,  # the earlier processes of an interrupted run: [{"from_epoch", "commit"}]
         # every process that trained the run, this one (which made the record) last: where each began
-        "segments": [*trainer.resumed, {"from_epoch": int(trainer.start_epoch), "commit": commit}],
+        "segments": [*trainer.resumed, trainer.segment()],
         "history": history,
         "record_version": RECORD_VERSION,
         "dataset_stats": {

@@ -111,6 +111,15 @@ class SafeCheckpointMixin:
         self.stopped_early = self.cur_step > self.stopping_step
         return result
 
+    def segment(self):
+        """This process's part of the run, as the record's ``segments`` list it: the first epoch it
+        trained, the commit it loaded and how many processes trained it (``--nproc``; a run may be
+        resumed with another count)."""
+        from recbole_llm.provenance import loaded_commit
+
+        processes = dist.get_world_size() if is_distributed(self.config) else 1
+        return {"from_epoch": int(self.start_epoch), "commit": loaded_commit(), "processes": processes}
+
     def _resumable(self):
         """Whether ``resume_path`` holds a state to continue from; a damaged one is removed (only
         lost time: the run starts over). In a distributed run rank 0 looks and every process
@@ -181,7 +190,7 @@ class SafeCheckpointMixin:
             "extra_cost": self.extra_cost,
             **ranks[0],
             "ranks": ranks if len(ranks) > 1 else None,
-            "segments": self.resumed + [{"from_epoch": self.start_epoch, "commit": loaded_commit()}],
+            "segments": self.resumed + [self.segment()],
             "wall_time_s": self.prior_wall_time_s + (time.perf_counter() - self._fit_started),
         }
         save_checkpoint(self.resume_path, config=self.config, **state)

@@ -249,6 +249,7 @@ def test_an_interrupted_two_process_run_resumes_to_the_same_record(model, toy_da
     assert stopped == {"interrupted": "UserError"}  # the processes' exit (code 3), one line
     resumed = _script_run(script, model, toy_data_path, tmp_path / "b", overrides, -1)
     assert [s["from_epoch"] for s in resumed["segments"]] == [0, 2]
+    assert [s["processes"] for s in resumed["segments"]] == [2, 2]
     assert resumed["test"] == full["test"] and resumed["valid"] == full["valid"]
     assert [e["train_loss"] for e in resumed["history"]] == [e["train_loss"] for e in full["history"]]
     assert resumed["per_user"]["rank"] == full["per_user"]["rank"]

@@ -51,6 +51,7 @@ def test_interrupted_run_resumes_to_the_same_record(model, toy_data_path, tiny_o
     assert [s["from_epoch"] for s in resumed["resumed"]] == [0]  # one earlier segment, from epoch 0
     assert [s["from_epoch"] for s in resumed["segments"]] == [0, 2]  # ... and this one, from epoch 2
     assert resumed["segments"][-1]["commit"] == resumed["commit"]
+    assert [s["processes"] for s in resumed["segments"]] == [1, 1]  # one process each time
     assert resumed["history"][2]["epoch"] == 2
     _same_run(full, resumed)
     assert resumed["run_key"] == full["run_key"]
