@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 from recbole_llm.checkpoint import config_to_dict
 from recbole_llm.distributed import description, is_distributed
@@ -86,7 +87,7 @@ def make_record(result, saved_dir):
             "test_time_s": result.test_time_s,
             "peak_rss_mb": result.peak_rss_mb,
             "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
-            **cpu_sharing(history, torch.get_num_threads() * int(config["nproc"] or 1)),
+            **cpu_sharing(history, torch.get_num_threads() * (dist.get_world_size() if is_distributed(config) else 1)),
             **trainer.extra_cost,
         },
         "parameters": count_parameters(net),
