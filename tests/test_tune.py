@@ -415,6 +415,63 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials_and_with_th
     assert [s["max_concurrent"] for s in state["sessions"]] == [1, 2]
 
 
+def test_a_sweep_replays_a_stored_run_and_stores_it_again_as_the_best_instead_of_training(
+        local_ray, toy_data_path, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    out, saved, runs = tmp_path / "results", tmp_path / "saved", tmp_path / "results" / "toy" / "runs"
+    common = ["--dataset=toy", "--budget=quick", f"--data-path={toy_data_path}", f"--output={out}",
+              f"--saved-dir={saved}", "--no-progress", "--metrics=hit@10,ndcg@10", "--threads=1"] + [
+        f"--{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in TINY_SASREC.items()]
+    # the defaults' row, two seeds, at one thread as a trial runs
+    assert _run_benchmark_main()(["--model=SASRec", "--seeds=7,8", *common]) == 0
+    stored = {r["seed"]: (p, r) for p, r in ((p, json.loads(p.read_text())) for p in runs.glob("*.json"))}
+    assert sorted(stored) == [7, 8]
+    lr = stored[7][1]["config"]["learning_rate"]
+    best_valid = max(h["valid"]["ndcg@10"] for h in stored[7][1]["history"])
+
+    # a sweep over the default learning rate and another: the default's trial replays seed 7's run
+    space = tmp_path / "two.yaml"
+    space.write_text(f"learning_rate: {{grid: [{lr}, 0.01]}}\n")
+    capsys.readouterr()
+    assert _run_benchmark_main()(["--model=SASRec", "--seeds=7", "--tune", f"--tune-space={space}",
+                                  "--scheduler=none", *common]) == 0
+    assert "1 stored run(s) of SASRec seed 7 under budget 'quick'" in capsys.readouterr().out
+    trial_dirs = sorted(saved.glob("ray/toy/SASRec-*/trial_*"))
+    assert len(trial_dirs) == 2
+    by_lr = {json.loads((d / "params.json").read_text())["learning_rate"]: d for d in trial_dirs}
+    replayed = json.loads((by_lr[lr] / "trial_record.json").read_text())
+    assert replayed["replayed_from"] == stored[7][0].name and replayed["test"] is None
+    assert not list((by_lr[lr] / "log").rglob("*.log"))  # RecBole never ran in it
+    trained = json.loads((by_lr[0.01] / "trial_record.json").read_text())
+    assert "replayed_from" not in trained and list((by_lr[0.01] / "log").rglob("*.log"))
+    rows = {float(r["learning_rate"]): r for r in csv.DictReader((out / "toy" / "tune" / "SASRec" / "trials.csv").open())}
+    assert float(rows[lr]["valid_ndcg@10"]) == best_valid and rows[lr]["status"] == "completed"
+    assert int(rows[lr]["epochs"]) == stored[7][1]["epochs_run"]
+
+    # a sweep whose best point is the defaults': its best runs are the stored runs, stored again, not trained
+    one = tmp_path / "one.yaml"
+    one.write_text(f"learning_rate: {{grid: [{lr}]}}\n")
+    capsys.readouterr()
+    assert _run_benchmark_main()(["--model=SASRec", "--seeds=7,8", "--tune", f"--tune-space={one}",
+                                  "--tune-name=SASRec-one", "--scheduler=none", *common]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("stored again under 'SASRec-one-tuned', not trained") == 2 and "training and testing" not in printed
+    copies = {r["seed"]: r for r in (json.loads(p.read_text()) for p in runs.glob("SASRec-one-tuned__*.json"))}
+    assert sorted(copies) == [7, 8]
+    for seed, (path, original) in stored.items():
+        copy = copies[seed]
+        assert copy["same_run_as"] == path.name and copy["label"] == "SASRec-one-tuned"
+        assert copy["tune"]["params"] == {"learning_rate": lr} and copy["tune"]["valid_in_sweep"] == best_valid
+        assert ({k: v for k, v in copy.items() if k not in ("label", "tune", "same_run_as")}
+                == {k: v for k, v in original.items() if k != "label"})
+    # the same command again finds them as this sweep's records
+    capsys.readouterr()
+    assert _run_benchmark_main()(["--model=SASRec", "--seeds=7,8", "--tune", f"--tune-space={one}",
+                                  "--tune-name=SASRec-one", "--scheduler=none", *common]) == 0
+    assert capsys.readouterr().out.count("record exists") == 2
+    assert len(list(runs.glob("SASRec-one-tuned__*.json"))) == 2
+
+
 @pytest.mark.slow
 def test_llm_sweep_trains_its_id_model_once_before_the_trials(local_ray, toy_data_path, tmp_path, llm_overrides):
     from recbole_llm.tune import SweepSettings, run_sweep
@@ -476,7 +533,7 @@ def test_a_sweep_with_failed_trials_chooses_no_best_point_and_writes_nothing(toy
     import recbole_llm.tune.cli as tune_cli
     from recbole_llm.tune.sweep import Sweep
 
-    def fake_sweep(settings):
+    def fake_sweep(settings, **_):
         trials = pd.DataFrame([
             {"trial": "a", "learning_rate": 0.001, "metric": 0.2, "epochs": 3, "status": "completed", "error": ""},
             {"trial": "b", "learning_rate": 0.01, "metric": float("nan"), "epochs": 1, "status": "error",

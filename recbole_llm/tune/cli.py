@@ -101,9 +101,12 @@ def tune_main(request):
     test its best configuration on every seed."""
     from recbole_llm.provenance import loaded_commit
 
+    from recbole_llm.benchmark.records import load_records
+
     commit = loaded_commit()
     for settings in request.sweeps:
-        sweep = run_sweep(settings)
+        # a trial that repeats a stored run (its run key and seed) replays it (recbole_llm.tune.reuse)
+        sweep = run_sweep(settings, stored=load_records(request.output, settings.dataset), budget=request.budget)
         done = int(sweep.trials["status"].isin(FINISHED).sum()) if len(sweep.trials) else 0
         if sweep.interrupted:
             print(f"[recbole-llm] sweep interrupted with {done}/{sweep.planned} trials finished, kept in "

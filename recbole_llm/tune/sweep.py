@@ -47,7 +47,7 @@ import pandas as pd
 from recbole_llm.errors import UserError
 from recbole_llm.identity import run_key, sweep_key
 from recbole_llm.tune.settings import SweepSettings
-from recbole_llm.tune.trainable import TRIAL_RECORD, metric_key, train_trial
+from recbole_llm.tune.trainable import TRIAL_RECORD, TrialPlan, metric_key, train_trial
 
 SWEEP_STATE = "sweep.json"
 FINISHED = ("completed", "stopped (ASHA)")  # trial statuses with a validation score to select on
@@ -292,7 +292,7 @@ class _Prepared:
         return "max" if self.bigger else "min"
 
 
-def run_sweep(settings, *, callbacks=(), verbose=1):
+def run_sweep(settings, *, callbacks=(), verbose=1, stored=(), budget=None):
     """Run (or resume) the sweep of :class:`~recbole_llm.tune.settings.SweepSettings`; return a :class:`Sweep`.
 
     Three stages: :func:`_prepare` (checks, the base config, the ID model, the sweep's key),
@@ -301,10 +301,19 @@ def run_sweep(settings, *, callbacks=(), verbose=1):
     callbacks (the tests interrupt a sweep with one); Tune stores them with the sweep and a resumed
     sweep gets the stored ones back. ``verbose``: Tune's verbosity (0 silent, 1 the progress
     table). The returned sweep's ``interrupted`` is True when some trial did not finish (Ctrl+C):
-    run the same call again to resume.
+    run the same call again to resume. ``stored``: the dataset's run records
+    (:func:`recbole_llm.benchmark.records.load_records`) and ``budget`` the sweep's: a trial whose run
+    key and seed are those of one of them replays its validations instead of training
+    (:mod:`recbole_llm.tune.reuse`; empty: every trial trains).
     """
+    from recbole_llm.tune.reuse import finished_runs
+
     prepared = _prepare(settings)
-    trainable = _trainable(settings, prepared)
+    finished = finished_runs(stored, settings.model, int(prepared.config["seed"]), budget, prepared.valid_metric)
+    if finished:
+        print(f"[recbole-llm] {len(finished)} stored run(s) of {settings.model} seed {int(prepared.config['seed'])} "
+              f"under budget '{budget}': a trial with one's run key replays it instead of training", flush=True)
+    trainable = _trainable(settings, prepared, finished)
     started_ray = init_ray(settings.ray_address, local_cpus(settings))
     # The legacy progress table (CLIReporter): one line per trial with the swept values and the
     # metric; Ray 2.6's new output engine prints every result of every trial instead.
@@ -372,8 +381,9 @@ def _prepare_id_model(model, model_class, config, spec):
     print(f"[recbole-llm] ID model ready in {time.perf_counter() - started:.0f}s", flush=True)
 
 
-def _trainable(settings, prepared):
-    """:func:`~recbole_llm.tune.trainable.train_trial` with the sweep's fixed arguments and resources."""
+def _trainable(settings, prepared, finished=None):
+    """:func:`~recbole_llm.tune.trainable.train_trial` with the sweep's fixed arguments and resources
+    (``finished``: the stored runs its trials may replay)."""
     from ray import tune
 
     from recbole_llm.spec import RunSpec
@@ -381,10 +391,11 @@ def _trainable(settings, prepared):
     s = settings
     return tune.with_resources(
         tune.with_parameters(
-            train_trial, spec=RunSpec(s.model, s.dataset, int(prepared.config["seed"]), s.config_files, s.overrides,
-                                      s.data_path, s.saved_dir),
-            link_id_models=prepared.llm, cpus=s.cpus_per_trial,
-            valid_metric=prepared.valid_metric, bigger=prepared.bigger,
+            train_trial, plan=TrialPlan(
+                spec=RunSpec(s.model, s.dataset, int(prepared.config["seed"]), s.config_files, s.overrides,
+                             s.data_path, s.saved_dir),
+                link_id_models=prepared.llm, cpus=s.cpus_per_trial, valid_metric=prepared.valid_metric,
+                bigger=prepared.bigger, finished=dict(finished or {})),
         ),
         {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial},
     )
@@ -551,13 +562,18 @@ def run_best(sweep, seeds, best_yaml, target: BestRuns):
     ``best_yaml`` (written by :func:`recbole_llm.tune.report.write_best_yaml`) is passed as the
     last config file, exactly as ``run_benchmark.py --config-files`` would. Each run writes an
     ordinary run record (with a ``tune`` entry naming the sweep) under ``target.output``; a seed that
-    already has a record of this sweep's best trial is not run again. Returns the records.
+    already has a record of this sweep's best trial is not run again, and one whose run (run key,
+    seed, budget) is stored under another row, e.g. the defaults' row when the best point is the
+    default, is stored again under ``target.label`` (:func:`recbole_llm.tune.reuse.same_run_record`),
+    not trained. Returns the records.
     """
     import torch
 
-    from recbole_llm.benchmark.records import load_records, write_record
+    from recbole_llm.benchmark.records import load_records, stored_record, write_record
     from recbole_llm.pipeline import discard_state, run
+    from recbole_llm.quick_start import build_config
     from recbole_llm.spec import RunSpec
+    from recbole_llm.tune.reuse import same_run_record
 
     best = sweep.best
     if best is None:
@@ -567,8 +583,9 @@ def run_best(sweep, seeds, best_yaml, target: BestRuns):
            "valid_in_sweep": float(best["metric"]), "valid_metric": sweep.valid_metric}
     label, budget, output, show_progress = target.label, target.budget, target.output, target.show_progress
     existing = {}
+    stored = load_records(output, sweep.dataset) if output is not None else []
     if output is not None:
-        for rec in load_records(output, sweep.dataset):
+        for rec in stored:
             t = rec.get("tune") or {}
             if t.get("experiment") == tag["experiment"] and t.get("trial") == tag["trial"]:
                 existing[rec["seed"]] = rec
@@ -582,16 +599,23 @@ def run_best(sweep, seeds, best_yaml, target: BestRuns):
                       flush=True)
                 records.append(existing[seed])
                 continue
-            print(f"[recbole-llm] best configuration, seed {seed}: training and testing "
-                  f"({', '.join(f'{k}={v}' for k, v in tag['params'].items())})", flush=True)
             spec = RunSpec(sweep.model, sweep.dataset, seed, [*sweep.config_files, str(best_yaml)],
                            {**sweep.overrides, **({} if show_progress is None else {"show_progress": show_progress})},
                            sweep.data_path, sweep.saved_dir, label)
-            record = run(spec, evaluate_test=True)
-            record["label"] = label
-            if budget is not None:
-                record["budget"] = budget
-            record["tune"] = tag
+            config = build_config(spec)
+            same = stored_record(stored, None, seed, run_key(config), budget) if budget is not None else None
+            if same is not None:
+                print(f"[recbole-llm] best configuration, seed {seed}: the same run (run_key {same['run_key']}) is "
+                      f"stored as {same['_path']}: stored again under '{label}', not trained", flush=True)
+                record = same_run_record(same, label, budget, tag)
+            else:
+                print(f"[recbole-llm] best configuration, seed {seed}: training and testing "
+                      f"({', '.join(f'{k}={v}' for k, v in tag['params'].items())})", flush=True)
+                record = run(spec, config=config, evaluate_test=True)
+                record["label"] = label
+                if budget is not None:
+                    record["budget"] = budget
+                record["tune"] = tag
             if output is not None:
                 record["_path"] = str(write_record(output, record))
             discard_state(sweep.saved_dir, record)  # once its record is written

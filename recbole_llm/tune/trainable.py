@@ -10,7 +10,9 @@ import json
 import math
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
 TRIAL_RECORD = "trial_record.json"  # written when a trial's run ends on its own (not stopped by ASHA)
 
@@ -21,9 +23,26 @@ def metric_key(valid_metric):
     return "valid_" + valid_metric.lower().replace("@", "_")
 
 
-def train_trial(config, *, spec, link_id_models, cpus, valid_metric, bigger):
-    """Ray Tune function trainable; ``config`` holds the swept keys only, ``spec`` the sweep's base
-    :class:`~recbole_llm.spec.RunSpec` (the trial runs it with the swept values and its own folder).
+@dataclass(frozen=True)
+class TrialPlan:
+    """What every trial of one sweep shares (passed to Tune once, with ``tune.with_parameters``)."""
+
+    spec: Any  # the sweep's base RunSpec: a trial runs it with its swept values and its own folder
+    link_id_models: bool  # an LLM model: <trial>/id_models links to the sweep's ID-model cache
+    cpus: float  # the CPUs a trial reserved: its torch threads
+    valid_metric: str  # RecBole's valid_metric, e.g. NDCG@10
+    bigger: bool  # whether a bigger validation score is better
+    # {run_key: summary} of the stored runs of the sweep's model, seed and budget
+    # (recbole_llm.tune.reuse.finished_runs): a trial whose run key is there replays that run
+    finished: Mapping = field(default_factory=dict)
+
+
+def train_trial(config, *, plan: TrialPlan):
+    """Ray Tune function trainable; ``config`` holds the swept keys only, ``plan`` the sweep's
+    :class:`TrialPlan` (the trial runs ``plan.spec`` with the swept values and its own folder).
+
+    A trial whose run key is in ``plan.finished`` is not trained: the stored run's validations are
+    reported instead (:func:`recbole_llm.tune.reuse.replay`).
 
     The trial's RecBole log and checkpoints live in the trial folder (its ``saved_dir``): parallel
     trials would otherwise share checkpoint names, which RecBole stamps to the second. Checkpoints
@@ -39,9 +58,10 @@ def train_trial(config, *, spec, link_id_models, cpus, valid_metric, bigger):
 
     # A trial uses the CPUs it reserved (and the best configuration re-runs with as many threads,
     # so that its scores can be compared digit for digit).
-    torch.set_num_threads(max(1, int(cpus)))
+    spec, valid_metric, bigger = plan.spec, plan.valid_metric, plan.bigger
+    torch.set_num_threads(max(1, int(plan.cpus)))
     trial_dir = Path(session.get_trial_dir())
-    if link_id_models:
+    if plan.link_id_models:
         shared = Path(spec.saved_dir) / "id_models"
         shared.mkdir(parents=True, exist_ok=True)
         link = trial_dir / "id_models"
@@ -68,8 +88,16 @@ def train_trial(config, *, spec, link_id_models, cpus, valid_metric, bigger):
     trial = spec.replace(saved_dir=trial_dir).with_overrides(
         **config, gpu_id=",".join(str(i) for i in ray.get_gpu_ids()), show_progress=False)
     try:
-        record = run(trial, callback_fn=report, evaluate_test=False)
-        record.pop("checkpoint", None)
+        done = _finished(trial, plan.finished)
+        if done is not None:
+            from recbole_llm.tune.reuse import replay
+
+            print(f"[recbole-llm] trial {config}: the run of key {done['run_key']} seed {done['seed']} is stored "
+                  f"({done['record']}): its validations are reported, nothing is trained", flush=True)
+            record = replay(done, report)
+        else:
+            record = run(trial, callback_fn=report, evaluate_test=False)
+            record.pop("checkpoint", None)
         from recbole_llm.fsutil import atomic_write_text
 
         atomic_write_text(trial_dir / TRIAL_RECORD, json.dumps(record, indent=1, sort_keys=True, default=str) + "\n")
@@ -79,3 +107,15 @@ def train_trial(config, *, spec, link_id_models, cpus, valid_metric, bigger):
         local_cache = trial_dir / "id_models"
         if local_cache.is_dir() and not local_cache.is_symlink():
             shutil.rmtree(local_cache, ignore_errors=True)  # a sweep of an ID model registers each trial there
+
+
+def _finished(trial, finished):
+    """The summary in ``finished`` of the stored run ``trial`` (a RunSpec) would repeat, or None.
+    The run key is computed as the runner computes it (:func:`recbole_llm.pipeline.run`: on the
+    built config, before the ID model's checkpoint is added)."""
+    if not finished:
+        return None
+    from recbole_llm.identity import run_key
+    from recbole_llm.quick_start import build_config
+
+    return finished.get(run_key(build_config(trial)))

@@ -1,0 +1,72 @@
+"""A sweep does not train again a run it already has: a trial, or a run of the best configuration,
+whose run key and seed are those of a finished run's record.
+
+A sweep of an LLM model's lambda over {0.1, 0.2, 0.5, 1.0} holds the default point (0.1), and the
+benchmark's three-seed row at the defaults is that very run: on a CPU one such run is 2-10 hours.
+The run key (:func:`recbole_llm.identity.run_key`) is the benchmark's definition of "the same run"
+(the runner skips a run whose record has it, whatever row it was stored under), and it holds every
+value the run reads, the data and the code version; the sweep uses it the same way:
+
+* a trial whose key and seed have a stored record (any row label, the sweep's budget) is not
+  trained: :func:`replay` reports that run's validation scores, epoch by epoch, as the trial's
+  (ASHA may stop it as it would the live run); its ``trial_record.json`` says which record it
+  replayed (``replayed_from``) and holds no test metric;
+* a best-configuration run whose key and seed have a stored record is stored under the sweep's row
+  label as a copy of that record (:func:`same_run_record`, ``same_run_as`` naming the original),
+  with the sweep's ``tune`` entry; the selection never saw its test metrics (the trials report
+  validation only).
+
+Nothing here is RecBole's or Ray's: Tune restores a sweep's own trials, not runs made outside it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Mapping, Optional
+
+from recbole_llm.identity import KEY_SCHEME
+
+
+def finished_runs(records, model: str, seed: int, budget: str, valid_metric: str) -> dict:
+    """``{run_key: summary}`` of ``records`` (:func:`recbole_llm.benchmark.records.load_records` of
+    the sweep's dataset) of ``model`` and ``seed`` under ``budget``, made under the current key
+    scheme, whose history holds ``valid_metric`` at every validation; the newest per key. A summary
+    is small (it travels to every trial): the record's file name, its epochs, its best epoch and
+    ``valid``, the list ``[(epoch, score)]`` of its validations."""
+    metric = valid_metric.lower()
+    out = {}
+    for rec in records:  # newest last: a later record of a key replaces an earlier one
+        if (rec.get("model") != model or rec.get("seed") != seed or rec.get("budget", "full") != budget
+                or rec.get("key_scheme", 1) != KEY_SCHEME or not rec.get("run_key")):
+            continue
+        scores = [(int(h["epoch"]), float(h["valid"][metric])) for h in rec.get("history") or ()
+                  if isinstance(h.get("valid"), Mapping) and metric in h["valid"]]
+        if not scores:
+            continue
+        out[rec["run_key"]] = {"record": Path(rec["_path"]).name, "run_key": rec["run_key"], "seed": seed,
+                               "epochs_run": int(rec["epochs_run"]), "best_epoch": rec.get("best_epoch"),
+                               "valid": rec.get("valid"), "scores": scores}
+    return out
+
+
+def replay(summary: Mapping, report: Callable[[int, float], None]) -> dict:
+    """Report each validation of ``summary`` (one of :func:`finished_runs`) through ``report(epoch_idx,
+    score)`` (the trial's, which raises ``SystemExit`` where ASHA stops the trial, as in a live
+    run); return the trial record: the finished run's epochs and best validation, ``replayed_from``."""
+    for epoch, score in summary["scores"]:
+        report(epoch, score)
+    return {"replayed_from": summary["record"], "run_key": summary["run_key"], "seed": summary["seed"],
+            "epochs_run": summary["epochs_run"], "best_epoch": summary["best_epoch"], "valid": summary["valid"],
+            "test": None}
+
+
+def same_run_record(source: Mapping, label: str, budget: Optional[str], tune: Mapping) -> dict:
+    """The record of a best-configuration run that is the stored run ``source`` (a loaded record: its
+    ``_path`` set): a copy stored under ``label`` with the sweep's ``tune`` entry and
+    ``same_run_as``, the file name of ``source`` (of the record it copies, if it is a copy); loading's additions (``_path``, ``stored_label``)
+    are dropped and the stored label is the one ``source`` was written with."""
+    record = {k: v for k, v in source.items() if not k.startswith("_") and k != "stored_label"}
+    record.update(label=label, tune=dict(tune), same_run_as=source.get("same_run_as") or Path(source["_path"]).name)
+    if budget is not None:
+        record["budget"] = budget
+    return record
