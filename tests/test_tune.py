@@ -446,7 +446,12 @@ def test_a_sweep_replays_a_stored_run_and_stores_it_again_as_the_best_instead_of
     assert "replayed_from" not in trained and list((by_lr[0.01] / "log").rglob("*.log"))
     rows = {float(r["learning_rate"]): r for r in csv.DictReader((out / "toy" / "tune" / "SASRec" / "trials.csv").open())}
     assert float(rows[lr]["valid_ndcg@10"]) == best_valid and rows[lr]["status"] == "completed"
-    assert int(rows[lr]["epochs"]) == stored[7][1]["epochs_run"]
+    # every validation of the stored run was reported to Tune, in order, as the running best
+    reported = [json.loads(line) for line in (by_lr[lr] / "result.json").read_text().splitlines() if line.strip()]
+    scores = [h["valid"]["ndcg@10"] for h in stored[7][1]["history"]]
+    assert [r["valid_ndcg_10_epoch"] for r in reported] == scores
+    assert [r["valid_ndcg_10"] for r in reported] == [max(scores[:i + 1]) for i in range(len(scores))]
+    assert "replayed" in rows[lr]["replayed_from"] or rows[lr]["replayed_from"] == stored[7][0].name
 
     # a sweep whose best point is the defaults': its best runs are the stored runs, stored again, not trained
     one = tmp_path / "one.yaml"
@@ -462,8 +467,22 @@ def test_a_sweep_replays_a_stored_run_and_stores_it_again_as_the_best_instead_of
         copy = copies[seed]
         assert copy["same_run_as"] == path.name and copy["label"] == "SASRec-one-tuned"
         assert copy["tune"]["params"] == {"learning_rate": lr} and copy["tune"]["valid_in_sweep"] == best_valid
-        assert ({k: v for k, v in copy.items() if k not in ("label", "tune", "same_run_as")}
+        assert copy["stored_at"] >= original["finished_at"][:10]
+        assert ({k: v for k, v in copy.items() if k not in ("label", "tune", "same_run_as", "stored_at")}
                 == {k: v for k, v in original.items() if k != "label"})
+    # one set of runs, one row: the comparison page names the copies instead of testing them twice; a lookup
+    # of the run under any label finds its own record
+    from recbole_llm.benchmark import tuning
+    from recbole_llm.benchmark.records import load_records, stored_record
+
+    page = (out / "toy" / "comparison.md").read_text()
+    assert "| SASRec-one-tuned" not in page and "SASRec-one-tuned (seeds 7, 8) is SASRec" in page
+    loaded = load_records(out, "toy")
+    originals = [r for r in loaded if r.get("label") == "SASRec"]
+    copied = [r for r in loaded if r.get("label") == "SASRec-one-tuned"]
+    assert tuning._same_runs(copied, originals) and not tuning._same_runs(originals, originals)
+    assert stored_record(loaded, None, 7, stored[7][1]["run_key"], "quick")["_path"] == str(stored[7][0])
+
     # the same command again finds them as this sweep's records
     capsys.readouterr()
     assert _run_benchmark_main()(["--model=SASRec", "--seeds=7,8", "--tune", f"--tune-space={one}",

@@ -27,7 +27,8 @@ from pathlib import Path
 import pandas as pd
 
 from recbole_llm.benchmark import convergence, cost, notes, plots, stats, tables, tuning
-from recbole_llm.benchmark.records import group_rows, is_llm
+from recbole_llm.benchmark.labels import escape_markdown
+from recbole_llm.benchmark.records import group_rows, is_llm, split_copies
 from recbole_llm.errors import UserError
 from recbole_llm.fsutil import finish_file_sets, folder_lock, write_file_set
 
@@ -180,6 +181,18 @@ def answer_rows(records):
     return [label for label in grouped if label in keep]
 
 
+def copies_note(copies, records):
+    """One sentence naming each row of copies (:func:`~recbole_llm.benchmark.records.split_copies`),
+    its seeds and the row whose runs they are."""
+    where = {Path(r["_path"]).name: r.get("label") or r["model"] for r in records if r.get("_path")}
+    rows = {}
+    for rec in copies:
+        rows.setdefault((rec.get("label") or rec["model"], where[rec["same_run_as"]]), []).append(rec["seed"])
+    return ("Not rows of their own (a sweep's best point was a run already stored; the same runs are shown once): "
+            + "; ".join(f"{escape_markdown(copy)} (seeds {', '.join(map(str, sorted(seeds)))}) is "
+                        f"{escape_markdown(original)}" for (copy, original), seeds in sorted(rows.items())) + ".")
+
+
 def _own_base_rows(llm_recs, records):
     """The labels of the rows whose runs an LLM row's frozen ID models are (:func:`stats.own_base`)."""
     return {b.get("label") or b["model"] for b in stats.own_base(llm_recs, records)[1]}
@@ -191,7 +204,10 @@ def write_results_page(out_dir, dataset, records, metrics=tables.DEFAULT_METRICS
     (the headline rows) and ``tuning.{md,csv}`` (when a headline ID-model row is tuned, else an old
     one is removed: :mod:`~recbole_llm.benchmark.tuning`) under ``out_dir`` as one unit
     (:func:`write_page`); return the text of
-    ``comparison.md`` ('' and nothing written without records)."""
+    ``comparison.md`` ('' and nothing written without records). A sweep's copies of runs the page
+    shows (:func:`~recbole_llm.benchmark.records.split_copies`) are no rows of their own: a line
+    names them; the tuning page gets them."""
+    records, copies = split_copies(records)
     grouped = group_rows(records)
     if not grouped:
         return ""
@@ -209,6 +225,8 @@ def write_results_page(out_dir, dataset, records, metrics=tables.DEFAULT_METRICS
     lines = [f"# {dataset}: comparison", "", md, "", note, "", "Rows: " + "; ".join(notes.row_notes(headline)) + "."]
     if notes.prompt_notes(headline):
         lines += ["", notes.prompt_notes(headline)]
+    if copies:
+        lines += ["", copies_note(copies, records)]
     if sig_note:
         lines += ["", sig_note]
     others = [f"[{PAGE_FILES[name]}]({PAGE_FILES[name]}) ({len(rows[name])} row{'s' * (len(rows[name]) != 1)}: {what})"
@@ -218,7 +236,8 @@ def write_results_page(out_dir, dataset, records, metrics=tables.DEFAULT_METRICS
               if rows[name]]
     if others:
         lines += ["", "Not in this table: " + "; ".join(others) + "."]
-    tuning_files = tuning.tuning_files(dataset, headline, out_dir, command)  # {} without a tuned ID-model row
+    # {} without a tuned ID-model row; a tuned row of copies is the sweep's answer "the defaults"
+    tuning_files = tuning.tuning_files(dataset, headline + copies, out_dir, command)
     if tuning_files:
         lines += ["", f"Was each baseline tuned, and what did tuning change: [{tuning.PAGE}]({tuning.PAGE})."]
     files = {"cost.md": cost.cost_page(dataset, records, command), **plots.render_plots(dataset, headline)}

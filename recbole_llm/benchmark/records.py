@@ -113,8 +113,29 @@ def load_records(output, dataset):
                             f"{folder}")
         rec["_path"] = str(path)
         records.append(rec)
-    records.sort(key=lambda r: (r.get("finished_at", ""), r["_path"]))
+    records.sort(key=stored_order)
     return separate_epoch_caps(records)
+
+
+def stored_order(record):
+    """Sort key of records, oldest first: when a record was stored (``stored_at``: a sweep's copy of a
+    stored run, :func:`recbole_llm.tune.reuse.same_run_record`; else ``finished_at``), then its path."""
+    return (record.get("stored_at") or record.get("finished_at", ""), record.get("_path", ""))
+
+
+def is_copy(record):
+    """Whether ``record`` is a stored run written again under another row (``same_run_as``)."""
+    return bool(record.get("same_run_as"))
+
+
+def split_copies(records):
+    """``(records, copies)``: the records a comparison shows, and apart from them each sweep's copy of a
+    run whose own record is among ``records`` (:func:`is_copy`): one set of runs is one row, tested
+    once (a row of copies beside its original would repeat its numbers and its tests)."""
+    names = {Path(r["_path"]).name for r in records if r.get("_path")}
+    copies = [r for r in records if is_copy(r) and r["same_run_as"] in names]
+    ids = {id(r) for r in copies}
+    return [r for r in records if id(r) not in ids], copies
 
 
 def separate_epoch_caps(records):
@@ -149,12 +170,14 @@ def find_record(output, dataset, label, seed, run_key, budget):
 def stored_record(records, label, seed, run_key, budget):
     """The newest of ``records`` (:func:`load_records`) of ``label`` and ``seed`` made with ``run_key``
     under ``budget`` (its ``_path`` set), or None. ``label=None`` matches a record of any label: an
-    LLM run's ID base is the run of that key, whatever row it was stored under (``ComiRec-tuned``)."""
-    for rec in reversed(records):
-        if ((label is None or stored_label(rec) == label) and rec["seed"] == seed and rec.get("run_key") == run_key
-                and rec.get("budget", "full") == budget):
-            return rec
-    return None
+    LLM run's ID base is the run of that key, whatever row it was stored under (``ComiRec-tuned``);
+    the run's own record before a sweep's copy of it (:func:`is_copy`), so that its row name holds."""
+    found = [rec for rec in records
+             if ((label is None or stored_label(rec) == label) and rec["seed"] == seed
+                 and rec.get("run_key") == run_key and rec.get("budget", "full") == budget)]
+    if label is None:
+        found = [rec for rec in found if not is_copy(rec)] or found
+    return found[-1] if found else None
 
 
 def stored_label(record):

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from recbole_llm.benchmark import convergence, per_user
+from recbole_llm.benchmark import records as records_mod
 from recbole_llm.benchmark.records import group_rows
 
 HEADLINE = "ndcg@10"
@@ -84,7 +85,9 @@ def own_base(llm_recs, records):
 
     name = (llm_recs[0].get("parameters") or {}).get("id_model_name") or (llm_recs[0].get("id_model") or {}).get("name")
     ids = [r for r in records if r.get("model") == name and not per_user.is_llm([r]) and per_user.has_per_user(r)]
-    ids.sort(key=lambda r: (r.get("finished_at", ""), r.get("_path", "")))
+    # oldest first, and a sweep's copy of a run (records.is_copy) before every run's own record: the
+    # newest match below is a run's own record, under the row it was trained for
+    ids.sort(key=lambda r: (not records_mod.is_copy(r), records_mod.stored_order(r)))
     found = []
     for rec in llm_recs:
         sha = (rec.get("id_model") or {}).get("sha256")

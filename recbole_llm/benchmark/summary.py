@@ -44,7 +44,7 @@ from pathlib import Path
 
 from recbole_llm.benchmark import page, stats, tables
 from recbole_llm.benchmark.labels import escape_markdown
-from recbole_llm.benchmark.records import dataset_stats, group_rows, latest_per_seed, load_records
+from recbole_llm.benchmark.records import dataset_stats, group_rows, latest_per_seed, load_records, split_copies
 from recbole_llm.errors import UserError, exit_status
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,7 +80,8 @@ class Folder:
             raise UserError(f"no run records in {self.path / 'runs'}: run run_benchmark.py first, or fix --output")
         budgets = Counter(r.get("budget", "full") for r in records)
         self.budget = "full" if "full" in budgets else budgets.most_common(1)[0][0]
-        self.records = [r for r in records if r.get("budget", "full") == self.budget]
+        # a sweep's copies of runs shown in their own rows are no rows here either (records.split_copies)
+        self.records = split_copies([r for r in records if r.get("budget", "full") == self.budget])[0]
         self.sections = page.row_sections(self.records, self.path)
         grouped = group_rows(self.records)
         self.rows = {name: [label for label, where in self.sections.items() if where == name]

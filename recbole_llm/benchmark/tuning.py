@@ -225,7 +225,8 @@ def lines_of(records, out_dir=None):
                 "tuned_recs": grouped.get(tuned, []), "test": None, "sweep": None}
         if tuned is not None:
             line["sweep"] = find_sweep(line["tuned_recs"], sweeps)
-        if default is not None and tuned is not None:
+        line["same_runs"] = _same_runs(line["tuned_recs"], line["default_recs"])
+        if default is not None and tuned is not None and not line["same_runs"]:
             test = stats.compare(line["tuned_recs"], line["default_recs"], (METRIC,),
                                  stats.Comparison(tuned, default, "versus"))[0]
             line["test"] = test
@@ -237,6 +238,16 @@ def lines_of(records, out_dir=None):
         if line["test"] is not None:
             line["test"] = by_key[line["test"].key]
     return out, m
+
+
+SAME_RUNS = "the same runs: the sweep chose the defaults' point"
+
+
+def _same_runs(tuned_recs, default_recs):
+    """Whether every tuned record is a stored run of the default row written again (``same_run_as``,
+    :mod:`recbole_llm.tune.reuse`): nothing to test, the two rows are one set of runs."""
+    names = {Path(r["_path"]).name for r in default_recs if r.get("_path")}
+    return bool(tuned_recs) and all(r.get("same_run_as") in names for r in tuned_recs)
 
 
 def _row_cells(label, recs, flagged, missing, valid_change=None):
@@ -284,7 +295,8 @@ def tuning_table(lines, flagged):
             point = _best_point(t, d, line["sweep"])
             trials = _trials(line["sweep"])
         body.append([escape_markdown(line["model"]), *_row_cells(line["default"], d, flagged, NO_DEFAULT),
-                     *tuned_cells, *_test_cells(test, {r["seed"] for r in d + t}), escape_markdown(point), trials])
+                     *tuned_cells, *([SAME_RUNS, "-", "not tested"] if line.get("same_runs") else
+                                     _test_cells(test, {r["seed"] for r in d + t})), escape_markdown(point), trials])
         rows.append(_csv_row(line, flagged, point, valid_change))
     md = tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
     return md, pd.DataFrame(rows).set_index("model")
@@ -292,7 +304,8 @@ def tuning_table(lines, flagged):
 
 def _csv_row(line, flagged, point, valid_change):
     d, t, test = line["default_recs"], line["tuned_recs"], line["test"]
-    status = NOT_TUNED if line["tuned"] is None else NO_DEFAULT if line["default"] is None else "tested"
+    status = (NOT_TUNED if line["tuned"] is None else NO_DEFAULT if line["default"] is None
+              else SAME_RUNS if line.get("same_runs") else "tested")
     row = {"model": line["model"], "status": status}
     for side, label, recs in (("default", line["default"], d), ("tuned", line["tuned"], t)):
         mean, std = _test_values(recs) if recs else (float("nan"), float("nan"))

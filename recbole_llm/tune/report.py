@@ -80,6 +80,8 @@ def trials_table(sweep, fmt="github", limit=None):
     for i, row in sweep.trials.head(limit).iterrows():
         metric = "" if math.isnan(row["metric"]) else f"{row['metric']:.4f}"
         status = row["status"] + (f": {row['error']}" if row["error"] else "")
+        if isinstance(row.get("replayed_from"), str) and row.get("replayed_from"):  # tune.reuse: not trained
+            status += f" (replayed {row['replayed_from']}: not trained)"
         body.append([i + 1, row["trial"], *[_fmt(row[k]) for k in sweep.space.keys], metric, int(row["epochs"]),
                      "" if math.isnan(row["wall_time_s"]) else f"{row['wall_time_s']:.1f}",
                      row.get("node_id", "")[:8], status])
@@ -92,6 +94,7 @@ def write_trials(out_dir, sweep, note):
           "configuration only (README.md).", "", trials_table(sweep), "", note, ""]
     atomic_write_text(out_dir / "trials.md", "\n".join(md))
     columns = ["trial", *sweep.space.keys, "metric", "epochs", "wall_time_s", "node_id", "node_ip", "status", "error"]
+    columns += ["replayed_from"] if "replayed_from" in sweep.trials else []  # sweeps recorded before it have none
     frame = sweep.trials[columns].rename(columns={"metric": f"valid_{sweep.valid_metric.lower()}"})
     buf = io.StringIO()
     frame.to_csv(buf, index=False)  # full precision: the table rounds, the CSV does not
@@ -235,12 +238,11 @@ def write_readme(out_dir, sweep, records, source: SweepSource, regenerate=None, 
         "```yaml", _yaml_lines(sweep.best_params()).strip(), "```", "",
         f"[best.yaml](best.yaml); use it with `{use}`.", "",
         "## Test metrics: the best configuration only", "",
-        "No other trial was evaluated on the test split. The best configuration was trained again through "
-        "the benchmark's own path (one run record per seed in `runs/`, label "
-        f"`{records[0].get('label')}`) and tested there:" if records else "Not run.", "",
+        _best_runs_text(records), "",
     ]
     if records:
-        lines += [_test_table(records, metrics), "", check, ""]
+        copied = any(r.get("same_run_as") for r in records if r["seed"] == sweep.seed)
+        lines += [_test_table(records, metrics), "", "" if copied else check, ""]
     lines += [
         "## All trials", "",
         f"[trials.md](trials.md) / [trials.csv](trials.csv); the top {min(10, len(sweep.trials))}:", "",
@@ -252,6 +254,27 @@ def write_readme(out_dir, sweep, records, source: SweepSource, regenerate=None, 
         f"`{regenerate or tables_command(sweep)}`.", "",
     ]
     atomic_write_text(out_dir / "README.md", "\n".join(lines))
+
+
+def _best_runs_text(records):
+    """What the README says of the best configuration's runs: trained again and tested, or (seeds
+    whose run was stored already, ``same_run_as``: :mod:`recbole_llm.tune.reuse`) stored again."""
+    if not records:
+        return "Not run."
+    label = records[0].get("label")
+    copies = sorted(r["seed"] for r in records if r.get("same_run_as"))
+    trained = sorted(r["seed"] for r in records if not r.get("same_run_as"))
+    parts = []
+    if trained:
+        parts.append(f"trained again through the benchmark's own path and tested there (seed{'s' * (len(trained) > 1)} "
+                     f"{', '.join(map(str, trained))})")
+    if copies:
+        names = ", ".join(sorted({r["same_run_as"] for r in records if r.get("same_run_as")}))
+        parts.append(f"for seed{'s' * (len(copies) > 1)} {', '.join(map(str, copies))}, a run already stored with "
+                     f"the same run key (config, data and code), stored again under this label, not trained "
+                     f"({names})")
+    return (f"No other trial was evaluated on the test split. The best configuration was {'; '.join(parts)}: one run "
+            f"record per seed in `runs/`, label `{label}`:")
 
 
 def write_sweep(out_dir, sweep, *, commit, command, use):

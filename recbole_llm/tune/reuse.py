@@ -7,10 +7,12 @@ The run key (:func:`recbole_llm.identity.run_key`) is the benchmark's definition
 (the runner skips a run whose record has it, whatever row it was stored under), and it holds every
 value the run reads, the data and the code version; the sweep uses it the same way:
 
-* a trial whose key and seed have a stored record (any row label, the sweep's budget) is not
-  trained: :func:`replay` reports that run's validation scores, epoch by epoch, as the trial's
-  (ASHA may stop it as it would the live run); its ``trial_record.json`` says which record it
-  replayed (``replayed_from``) and holds no test metric;
+* a trial whose key and seed have a stored record (any row label, the sweep's budget; the whole
+  validation history, one process) is not trained: :func:`replay` reports that run's validation
+  scores, epoch by epoch, as the trial's; its ``trial_record.json`` says which record it replayed
+  (``replayed_from``) and holds no test metric. ASHA sees the same scores, but all at once: a
+  replayed trial that reaches a rung before any other trial is not stopped there (ASHA stops a
+  trial only against the trials already at that rung), and it sets the bar for those after it;
 * a best-configuration run whose key and seed have a stored record is stored under the sweep's row
   label as a copy of that record (:func:`same_run_record`, ``same_run_as`` naming the original),
   with the sweep's ``tune`` entry; the selection never saw its test metrics (the trials report
@@ -41,12 +43,20 @@ def finished_runs(records, model: str, seed: int, budget: str, valid_metric: str
             continue
         scores = [(int(h["epoch"]), float(h["valid"][metric])) for h in rec.get("history") or ()
                   if isinstance(h.get("valid"), Mapping) and metric in h["valid"]]
-        if not scores:
+        best = (rec.get("valid") or {}).get(metric)
+        # the whole history (its best is the record's best) of a run in one process (several shuffle
+        # the data otherwise: the run key does not tell them apart, a trial's numbers would)
+        if not scores or best is None or max(s for _, s in scores) != float(best) or _processes(rec) > 1:
             continue
         out[rec["run_key"]] = {"record": Path(rec["_path"]).name, "run_key": rec["run_key"], "seed": seed,
                                "epochs_run": int(rec["epochs_run"]), "best_epoch": rec.get("best_epoch"),
                                "valid": rec.get("valid"), "scores": scores}
     return out
+
+
+def _processes(record) -> int:
+    """How many processes trained ``record``'s run (``distributed``, ``--nproc``; 1 without)."""
+    return int((record.get("distributed") or {}).get("world_size") or 1)
 
 
 def replay(summary: Mapping, report: Callable[[int, float], None]) -> dict:
@@ -64,9 +74,13 @@ def same_run_record(source: Mapping, label: str, budget: Optional[str], tune: Ma
     """The record of a best-configuration run that is the stored run ``source`` (a loaded record: its
     ``_path`` set): a copy stored under ``label`` with the sweep's ``tune`` entry and
     ``same_run_as``, the file name of ``source`` (of the record it copies, if it is a copy); loading's additions (``_path``, ``stored_label``)
-    are dropped and the stored label is the one ``source`` was written with."""
+    are dropped. ``stored_at`` (now) orders it among the records
+    (:func:`recbole_llm.benchmark.records.stored_order`): ``finished_at`` stays the run's."""
+    import time
+
     record = {k: v for k, v in source.items() if not k.startswith("_") and k != "stored_label"}
-    record.update(label=label, tune=dict(tune), same_run_as=source.get("same_run_as") or Path(source["_path"]).name)
+    record.update(label=label, tune=dict(tune), same_run_as=source.get("same_run_as") or Path(source["_path"]).name,
+                  stored_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     if budget is not None:
         record["budget"] = budget
     return record

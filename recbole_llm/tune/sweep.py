@@ -534,6 +534,7 @@ def trials_frame(grid, space, key, bigger, max_t=None):
         row["node_ip"] = metrics.get("node_ip") or ""
         row["status"] = _status(result, record, max_t)
         row["error"] = str(result.error).strip().splitlines()[-1][:200] if result.error is not None else ""
+        row["replayed_from"] = (record or {}).get("replayed_from") or ""  # a stored run's record (tune.reuse)
         row["trial_dir"] = str(trial_dir)
         rows.append(row)
     df = pd.DataFrame(rows)
@@ -618,7 +619,8 @@ def run_best(sweep, seeds, best_yaml, target: BestRuns):
                 record["tune"] = tag
             if output is not None:
                 record["_path"] = str(write_record(output, record))
-            discard_state(sweep.saved_dir, record)  # once its record is written
+            if same is None:  # once its record is written (a copy's run left no state here)
+                discard_state(sweep.saved_dir, record)
             records.append(record)
     finally:
         torch.set_num_threads(threads)
