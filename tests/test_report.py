@@ -300,3 +300,44 @@ def test_an_llm_rows_own_base_stays_beside_it_under_a_lower_cap(tmp_path):
     diff = 100 * (per_user.metric_values(good, "ndcg@10").mean() / per_user.metric_values(weak, "ndcg@10").mean() - 1)
     assert f"ComiRec (--epochs=50): +{diff:.1f}%" in row
     assert any(line.startswith("| ComiRec (--epochs=50) †") for line in text.splitlines())
+
+
+def test_an_llm_row_on_a_short_base_goes_to_history_once_its_model_has_one_on_a_base_at_the_budget(tmp_path):
+    """IDLE-Adapter on a ComiRec trained under the old 50-epoch cap leaves the comparison page, with that
+    base, once IDLE-Adapter has a row on a ComiRec trained at the ID models' budget (the fair
+    comparison); IDLE-Adapter on SASRec stays (no row on a SASRec at the budget yet), its base beside it."""
+    from recbole_llm.benchmark import page
+
+    rng = np.random.default_rng(5)
+    users, lengths = [str(i) for i in range(100)], [5] * 100
+    ranks = rng.integers(1, 30, 100)
+
+    def base(model, label, seed, cap):
+        rec = _record(model, label, seed, ranks, users, lengths)
+        rec["protocol"]["epochs_max"] = cap
+        rec.update(key_scheme=2, id_cache={"sha256": f"{label}-{seed}"})
+        return rec
+
+    def llm(label, id_label, seed, id_model="ComiRec"):
+        rec = _record("IDLEAdapter", label, seed, ranks, users, lengths)
+        rec.update(key_scheme=2, id_model={"name": id_model, "sha256": f"{id_label}-{seed}"})
+        rec["parameters"]["id_model_name"] = id_model
+        return rec
+
+    seeds = (1, 2)
+    old = [base("ComiRec", "ComiRec (--epochs=50)", s, 50) for s in seeds]
+    old_sas = [base("SASRec", "SASRec (--epochs=50)", s, 50) for s in seeds]
+    tuned = [base("ComiRec", "ComiRec-tuned", s, 500) for s in seeds]
+    sas = [base("SASRec", "SASRec", s, 500) for s in seeds]
+    on_old = [llm("IDLEAdapter", "ComiRec (--epochs=50)", s) for s in seeds]
+    on_old_sas = [llm("IDLEAdapter (SASRec base)", "SASRec (--epochs=50)", s, "SASRec") for s in seeds]
+    before = old + old_sas + tuned + sas + on_old + on_old_sas
+    assert page.row_sections(before)["IDLEAdapter"] == "headline"  # no fair row yet: it stays, its base beside it
+    assert page.row_sections(before)["ComiRec (--epochs=50)"] == "headline"
+    on_tuned = [llm("IDLEAdapter (ComiRec-tuned base)", "ComiRec-tuned", s) for s in seeds]
+    sections = page.row_sections(before + on_tuned)
+    assert sections == {"ComiRec (--epochs=50)": "history", "SASRec (--epochs=50)": "headline",
+                        "ComiRec-tuned": "headline", "SASRec": "headline", "IDLEAdapter": "history",
+                        "IDLEAdapter (SASRec base)": "headline", "IDLEAdapter (ComiRec-tuned base)": "headline"}
+    write_results_page(tmp_path, "toy", before + on_tuned, metrics=("hit@10", "ndcg@10"))
+    assert "| IDLEAdapter " in (tmp_path / "comparison-history.md").read_text()

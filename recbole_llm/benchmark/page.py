@@ -11,7 +11,9 @@ a page of its own (:func:`row_sections`):
   variant with the variant pages (:mod:`~recbole_llm.benchmark.variants`) that show it;
 * a *short run* (trained under an epoch cap below its budget's, e.g. the ``(--epochs=N)`` rows)
   goes to ``comparison-history.md``, while the page has a row at the budget's protocol at all (a
-  page of short runs only, a smoke or a test, keeps them where they are).
+  page of short runs only, a smoke or a test, keeps them where they are); so does an LLM row on a
+  base of short runs once the same model has a row on the same ID model trained at its budget
+  (:func:`_on_superseded_bases`).
 
 Each page tests its own rows (against the best baseline and each row's own ID base, adjusted for
 the tests that page reports); ``comparison.csv`` holds every row, with the page it is on.
@@ -101,6 +103,23 @@ def _short(recs):
     return False
 
 
+def _id_model_name(recs):
+    """The name of the ID model an LLM row's runs are built on (``ComiRec``), or None."""
+    rec = recs[0]
+    return (rec.get("parameters") or {}).get("id_model_name") or (rec.get("id_model") or {}).get("name")
+
+
+def _on_superseded_bases(grouped, records, short):
+    """The LLM rows whose own ID base (:func:`stats.own_base`) is all short runs (``short``: trained
+    under an epoch cap below the ID models' budget) where a row of the same LLM model on the same ID
+    model stands on a base that is not: the fair comparison is that row's, and these go to the history
+    page with their bases. Without such a row, a row on a short base stays (its base is marked †)."""
+    bases = {label: _own_base_rows(recs, records) for label, recs in grouped.items() if is_llm(recs)}
+    key = {label: (grouped[label][0]["model"], _id_model_name(grouped[label])) for label in bases}
+    fair = {key[label] for label, b in bases.items() if b and not b & short and label not in short}
+    return {label for label, b in bases.items() if b and b <= short and key[label] in fair}
+
+
 def _variant(recs, paged):
     """True when an LLM row is a variant of its model: a record's config differs from the model's
     defaults in an identifying key other than the LM and ID base; for records without a config,
@@ -124,6 +143,7 @@ def row_sections(records, out_dir=None):
     short = {label for label, recs in grouped.items() if _short(recs)}
     if len(short) == len(grouped):  # nothing at the budget's protocol: the short rows are the page
         short = set()
+    short |= _on_superseded_bases(grouped, records, short)
     for label, recs in grouped.items():  # an LLM row's own ID base stays beside it, whatever its cap
         if label not in short and is_llm(recs):
             short -= _own_base_rows(recs, records)
@@ -275,8 +295,9 @@ _INTRO = {
                "as the comparison table does its rows."),
     HISTORY: ("Runs trained under an epoch cap below their budget's (`--epochs=N`; where a label also has runs "
               "at the budget's cap, these are the row `<label> (--epochs=N)`): what they show is how far a model "
-              "gets in that many epochs, not where it ends. Kept as the history of how the rows in "
-              "[comparison.md](comparison.md) were reached."),
+              "gets in that many epochs, not where it ends; and LLM rows built on such runs as their frozen ID "
+              "model, where the same model has a row on that ID model trained at its budget. Kept as the history "
+              "of how the rows in [comparison.md](comparison.md) were reached."),
 }
 
 
