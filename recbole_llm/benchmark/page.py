@@ -103,19 +103,13 @@ def _short(recs):
     return False
 
 
-def _id_model_name(recs):
-    """The name of the ID model an LLM row's runs are built on (``ComiRec``), or None."""
-    rec = recs[0]
-    return (rec.get("parameters") or {}).get("id_model_name") or (rec.get("id_model") or {}).get("name")
-
-
 def _on_superseded_bases(grouped, records, short):
     """The LLM rows whose own ID base (:func:`stats.own_base`) is all short runs (``short``: trained
     under an epoch cap below the ID models' budget) where a row of the same LLM model on the same ID
     model stands on a base that is not: the fair comparison is that row's, and these go to the history
     page with their bases. Without such a row, a row on a short base stays (its base is marked †)."""
     bases = {label: _own_base_rows(recs, records) for label, recs in grouped.items() if is_llm(recs)}
-    key = {label: (grouped[label][0]["model"], _id_model_name(grouped[label])) for label in bases}
+    key = {label: (grouped[label][0]["model"], stats.id_model_name(grouped[label])) for label in bases}
     fair = {key[label] for label, b in bases.items() if b and not b & short and label not in short}
     return {label for label, b in bases.items() if b and b <= short and key[label] in fair}
 

@@ -72,6 +72,12 @@ def best_baseline(records, metric=HEADLINE):
     return max(candidates, key=lambda c: c[1])[0] if candidates else None
 
 
+def id_model_name(llm_recs):
+    """The name of the frozen ID model an LLM row's runs are built on (``ComiRec``), or None."""
+    rec = llm_recs[0]
+    return (rec.get("parameters") or {}).get("id_model_name") or (rec.get("id_model") or {}).get("name")
+
+
 def own_base(llm_recs, records):
     """``(label, records)`` of the ID-model runs an LLM row's frozen models are, or ``(None, [])``.
 
@@ -83,7 +89,7 @@ def own_base(llm_recs, records):
     with none at all, the model's own row stands for it (:func:`id_base_records`)."""
     from recbole_llm.identity import key_scheme
 
-    name = (llm_recs[0].get("parameters") or {}).get("id_model_name") or (llm_recs[0].get("id_model") or {}).get("name")
+    name = id_model_name(llm_recs)
     ids = [r for r in records if r.get("model") == name and not per_user.is_llm([r]) and per_user.has_per_user(r)]
     # oldest first, and a sweep's copy of a run (records.is_copy) before every run's own record: the
     # newest match below is a run's own record, under the row it was trained for
