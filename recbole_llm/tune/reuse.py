@@ -23,6 +23,7 @@ Nothing here is RecBole's or Ray's: Tune restores a sweep's own trials, not runs
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable, Mapping, Optional
 
@@ -73,11 +74,10 @@ def replay(summary: Mapping, report: Callable[[int, float], None]) -> dict:
 def same_run_record(source: Mapping, label: str, budget: Optional[str], tune: Mapping) -> dict:
     """The record of a best-configuration run that is the stored run ``source`` (a loaded record: its
     ``_path`` set): a copy stored under ``label`` with the sweep's ``tune`` entry and
-    ``same_run_as``, the file name of ``source`` (of the record it copies, if it is a copy); loading's additions (``_path``, ``stored_label``)
-    are dropped. ``stored_at`` (now) orders it among the records
-    (:func:`recbole_llm.benchmark.records.stored_order`): ``finished_at`` stays the run's."""
-    import time
-
+    ``same_run_as``, the file name of ``source`` (of the record it copies, if it is a copy);
+    loading's additions (``_path``, ``stored_label``) are dropped. ``stored_at`` (now) orders it
+    among the records (:func:`recbole_llm.benchmark.records.stored_order`): ``finished_at`` stays
+    the run's."""
     record = {k: v for k, v in source.items() if not k.startswith("_") and k != "stored_label"}
     record.update(label=label, tune=dict(tune), same_run_as=source.get("same_run_as") or Path(source["_path"]).name,
                   stored_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
