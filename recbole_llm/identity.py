@@ -143,6 +143,30 @@ def file_sha256(path) -> str:
     return _file_sha256(str(path.resolve()), stamp)
 
 
+def tensors_sha256(state_dict: Mapping[str, Any]) -> str:
+    """sha256 of a model's weights: each tensor's name, dtype, shape and bytes, in name order.
+
+    What names a frozen ID model across machines: a checkpoint file's own sha256 also covers the
+    config saved beside the weights, whose paths (``data_path``, ``checkpoint_dir``) differ between
+    machines, so the same weights re-made elsewhere get another file digest but this one. Values
+    that are not tensors are hashed by their ``repr``. Raises nothing beyond what reading the
+    tensors raises.
+    """
+    import torch
+
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        value = state_dict[name]
+        digest.update(name.encode() + b"\0")
+        if isinstance(value, torch.Tensor):
+            flat = value.detach().to("cpu").contiguous().reshape(-1)
+            digest.update(f"{flat.dtype}{tuple(value.shape)}".encode() + b"\0")
+            digest.update(flat.view(torch.uint8).numpy().tobytes())
+        else:
+            digest.update(repr(value).encode() + b"\0")
+    return digest.hexdigest()
+
+
 def dataset_files(config) -> list[Path]:
     """The dataset's files a run may read: every ``<dataset>.*`` file in its folder
     (``config['data_path']``, which RecBole has joined with the dataset name), sorted. More than a

@@ -142,6 +142,7 @@ def _id_model_checkpoint(record, stored, roots, saved_dir):
     then the checkpoint's own, then ``<saved>/id_models/<dataset>/`` by file name; checked against
     the record's sha256 when it has one."""
     from recbole_llm.identity import file_sha256
+    from recbole_llm.id_models import weights_sha256
 
     candidates = []
     if record:
@@ -157,10 +158,14 @@ def _id_model_checkpoint(record, stored, roots, saved_dir):
         shown = ", ".join(dict.fromkeys(str(p) for p in candidates)) or "none named"
         raise UserError(f"the frozen ID model of this {stored.get('model')} run is not found (looked at {shown}): pass "
                         "saved_dir (--saved-dir) the saved/ folder the run wrote")
-    expected = ((record or {}).get("id_model") or {}).get("sha256")
-    if expected and file_sha256(found) != expected:
+    named = (record or {}).get("id_model") or {}
+    # by its weights where the record names them (the same weights re-made elsewhere pass); an older
+    # record names the checkpoint file's bytes
+    field, expected, digest = (("weights_sha256", named["weights_sha256"], weights_sha256) if named.get("weights_sha256")
+                               else ("sha256", named.get("sha256"), file_sha256))
+    if expected and digest(found) != expected:
         raise UserError(f"{found} is not the ID model this run was trained on (its sha256 differs from the record's "
-                        f"id_model.sha256 {expected[:12]}...): pass the saved/ folder the run wrote")
+                        f"id_model.{field} {expected[:12]}...): pass the saved/ folder the run wrote")
     return found
 
 

@@ -33,7 +33,7 @@ from typing import Callable, Optional
 
 from recbole_llm.errors import UserError
 from recbole_llm.id_models import (
-    cache_path, cache_run, cached_checkpoint, id_model_request, is_id_model, weights_sha256,
+    cache_path, cache_run, cached_checkpoint, checkpoint_sha256, id_model_request, is_id_model, weights_sha256,
 )
 from recbole_llm.identity import run_key
 from recbole_llm.model.llm_base import LLMSequentialRecommender
@@ -128,9 +128,9 @@ def finish_record(result, spec: RunSpec) -> dict:
     config = result.config
     record = make_record(result, spec.saved_dir)
     cached = cache_run(record, config, spec.saved_dir)  # an ID model's run becomes the cached base of the LLM rows
-    if cached is not None:  # what an LLM record names its base by (its record's id_model.sha256)
+    if cached is not None:  # what an LLM record names its base by (its record's id_model.weights_sha256)
         record["id_cache"] = {"file": portable(str(cached), path_roots(config["data_root"], spec.saved_dir)),
-                              "sha256": weights_sha256(cached)}
+                              "sha256": checkpoint_sha256(cached), "weights_sha256": weights_sha256(cached)}
     return record
 
 

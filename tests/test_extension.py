@@ -12,6 +12,7 @@ from torch import nn
 
 from recbole_llm.model.llm_base import LLMSequentialRecommender
 from recbole_llm.identity import file_sha256
+from recbole_llm.id_models import weights_sha256
 from recbole_llm.paths import resolve_path
 from recbole_llm.pipeline import run
 from recbole_llm.spec import RunSpec
@@ -60,6 +61,9 @@ def test_a_third_llm_model_trains_through_the_pipeline(toy_data_path, llm_overri
     assert record["parameters"]["id_model_name"] == "ComiRec"
     assert record["parameters"]["id_model_checkpoint"].startswith("{saved}/id_models/toy/ComiRec-")  # portable
     cached = resolve_path(record["parameters"]["id_model_checkpoint"], {"saved": tmp_path / "saved"})
-    assert record["id_model"] == {"name": "ComiRec", "sha256": file_sha256(cached)}
+    named = record["id_model"]
+    assert named["name"] == "ComiRec" and named["sha256"] == file_sha256(cached)
+    assert named["weights_sha256"] == weights_sha256(cached) and named["seed"] == 2020 and named["key"] in cached.name
+    assert named["test"]["ndcg@10"] >= 0  # the metrics of the ID run its cache entry was made from
     assert record["parameters"]["trainable"] < record["parameters"]["lm"]
     assert record["config"]["prefix_scale"] == 0.5

@@ -65,7 +65,8 @@ def test_the_runner_retrains_after_the_data_changed_and_the_llm_run_does_not_reu
         f.write("u1\ti3\t4\t100000\n")  # one more interaction
     second = run(_spec(own_data, "IDLEAdapter", overrides, saved))
     assert first["data_fingerprint"] != second["data_fingerprint"] and first["run_key"] != second["run_key"]
-    assert first["id_model"]["sha256"] != second["id_model"]["sha256"]
+    assert first["id_model"]["weights_sha256"] != second["id_model"]["weights_sha256"]
+    assert first["id_model"]["key"] != second["id_model"]["key"]
     assert len(list((saved / "id_models" / "toy").glob("ComiRec-*.pth"))) == 2
     assert second["dataset_stats"]["interactions"] == first["dataset_stats"]["interactions"] + 1
 

@@ -189,7 +189,9 @@ def test_end_to_end_reuses_the_benchmark_id_model(toy_data_path, llm_overrides, 
     assert len(cached) == 1
     record = run(RunSpec("IDLEAdapter", "toy", 2020, (), llm_overrides, toy_data_path, saved))
     assert record["parameters"]["id_model_checkpoint"] == "{saved}/id_models/toy/" + cached[0].name
-    assert record["id_model"]["sha256"] == row["id_cache"]["sha256"]  # the base, named by its weights
+    assert record["id_model"]["weights_sha256"] == row["id_cache"]["weights_sha256"]  # the base, named by its weights
+    assert record["id_model"]["sha256"] == row["id_cache"]["sha256"]  # and by its file, on this machine
+    assert (record["id_model"]["key"], record["id_model"]["seed"]) == (row["run_key"], row["seed"])
     assert list((saved / "id_models" / "toy").glob("*.pth")) == cached
     assert record["parameters"]["trainable"] < record["parameters"]["lm"] == record["lm"]["parameters"]
     assert record["lm"]["layers"] >= 1 and record["lm"]["weights_sha256"]  # which LM, by its weights

@@ -179,9 +179,14 @@ def test_an_llm_run_loads_with_its_frozen_id_model_found_through_the_record(toy_
     stored = dict(zip(record["per_user"]["users"], record["per_user"]["rank"]))
     ranks = [(r["items"].index(t) + 1 if t in r["items"] else 0) for r, t in zip(got, targets)]
     assert ranks == [stored[u] for u in users]
-    # another ID model in its place is refused by its sha256
+    # another ID model in its place is refused by the sha256 of its weights
+    from recbole_llm.checkpoint import load_checkpoint, save_checkpoint
+
     (cached,) = (tmp_path / "moved" / "id_models" / "toy").glob("ComiRec-*.pth")
-    cached.write_bytes(cached.read_bytes() + b"\0")
+    entry = load_checkpoint(cached, trust=False)
+    name = sorted(entry["state_dict"])[0]
+    entry["state_dict"][name] = entry["state_dict"][name] + 1
+    save_checkpoint(cached, **{k: v for k, v in entry.items() if k != "format"})
     with pytest.raises(UserError, match="not the ID model this run was trained on"):
         load_run(path, "cpu", saved_dir=tmp_path / "moved", data_path=toy_data_path)
 

@@ -56,7 +56,7 @@ def test_two_jobs_write_every_record_and_start_the_llm_run_after_its_id_model(to
     llm_record = next(r for r in records if r["label"] == llm_label)
     assert llm_record["parameters"]["id_model_checkpoint"] == "{saved}/id_models/toy/" + cached[0].name  # portable
     comirec = next(r for r in records if r["label"] == "ComiRec")  # the base, named by its weights
-    assert llm_record["id_model"]["sha256"] == comirec["id_cache"]["sha256"]
+    assert llm_record["id_model"]["weights_sha256"] == comirec["id_cache"]["weights_sha256"]
     assert {r["hardware"]["torch_threads"] for r in records} == {threads_per_job(2)}
     assert all(list((tmp_path / "saved" / "jobs").glob(f"{m}*-seed2020.log")) for m in ("ComiRec", "SASRec", "IDLEAdapter"))
     assert (tmp_path / "results" / "toy" / "comparison.md").is_file()

@@ -274,6 +274,60 @@ def test_own_id_base_is_the_run_whose_weights_the_llm_row_names():
     assert own_base(old_llm, default + tuned + old)[0] == "ComiRec (--epochs=50)"
 
 
+def test_an_llm_rows_base_is_found_by_weights_then_by_the_run_it_was_remade_from():
+    """A record that names its ID model by the digest of its weights finds the ID run whose cache entry
+    has it. One whose cache entry was trained again on another machine (another file digest, since the
+    file holds that machine's paths) finds the stored run of the same key and seed only when the
+    re-made entry gave that run's very metrics; a base named by key that is not stored gives no base
+    at all, never the model's default row."""
+    from recbole_llm.benchmark.stats import base_run_matches, own_base
+
+    rng = np.random.default_rng(6)
+    users, lengths = [str(i) for i in range(50)], [5] * 50
+    ranks = rng.integers(1, 20, 50)
+    default = [_record("ComiRec", "ComiRec", s, ranks, users, lengths) for s in (1, 2)]
+    tuned = [_record("ComiRec", "ComiRec-tuned", s, ranks, users, lengths) for s in (1, 2)]
+    for r in default + tuned:  # stored before weights were hashed: the file's digest only
+        r.update(key_scheme=2, run_key=f"{r['label']}-key", id_cache={"sha256": f"file-{r['label']}-{r['seed']}"},
+                 valid={"ndcg@10": 0.07 + r["seed"] / 1000}, test={"ndcg@10": 0.06 + r["seed"] / 1000})
+
+    def llm(run_seed, **named):
+        rec = _record("IDLEAdapter", "IDLEAdapter (ComiRec-tuned base)", run_seed, ranks, users, lengths)
+        rec.update(key_scheme=2, id_model={"name": "ComiRec", **named})
+        return rec
+
+    remade = [llm(s, weights_sha256=f"w{s}", sha256=f"file-elsewhere-{s}", key="ComiRec-tuned-key", seed=s,
+                  valid={"ndcg@10": 0.07 + s / 1000}, test={"ndcg@10": 0.06 + s / 1000}) for s in (1, 2)]
+    label, base = own_base(remade, default + tuned)
+    assert label == "ComiRec-tuned" and [r["seed"] for r in base] == [1, 2]
+    other = llm(1, weights_sha256="w1", sha256="x", key="ComiRec-tuned-key", seed=1,
+                valid={"ndcg@10": 0.07 + 1 / 1000}, test={"ndcg@10": 0.5})  # trained again, other numbers
+    assert base_run_matches(other, default + tuned) == []
+    assert own_base([other], default + tuned) == (None, [])  # not the default row
+    tuned[0]["id_cache"]["weights_sha256"] = "w1"  # a base stored with its weights' digest
+    assert base_run_matches(other, default + tuned) == [tuned[0]]
+    by_file = llm(2, sha256="file-ComiRec-2")  # one machine, before weights were hashed
+    assert base_run_matches(by_file, default + tuned) == [default[1]]
+
+
+def test_weights_sha256_names_the_weights_not_the_file_they_were_saved_in(tmp_path):
+    """The same weights saved beside configs of other paths (another machine's) give one weights digest
+    and two file digests; other weights give another."""
+    import torch
+
+    from recbole_llm.checkpoint import save_checkpoint
+    from recbole_llm.id_models import checkpoint_sha256, weights_sha256
+
+    state = {"item_embedding.weight": torch.arange(12, dtype=torch.float32).reshape(4, 3),
+             "norm.bias": torch.zeros(3, dtype=torch.bfloat16)}
+    a = save_checkpoint(tmp_path / "a.pth", config={"data_path": "/one/machine"}, epoch=3, state_dict=state)
+    b = save_checkpoint(tmp_path / "b.pth", config={"data_path": "/another"}, epoch=3, state_dict=dict(state))
+    assert weights_sha256(a) == weights_sha256(b) and checkpoint_sha256(a) != checkpoint_sha256(b)
+    state["norm.bias"] = torch.ones(3, dtype=torch.bfloat16)
+    c = save_checkpoint(tmp_path / "c.pth", config={"data_path": "/one/machine"}, epoch=3, state_dict=state)
+    assert weights_sha256(c) != weights_sha256(a)
+
+
 def test_an_llm_rows_own_base_stays_beside_it_under_a_lower_cap(tmp_path):
     """An LLM row made on an ID model trained under the LLM rows' 50-epoch cap (before the ID models'
     budget had its own, 500) keeps that base on the comparison page, marked, and is tested against it,

@@ -81,14 +81,10 @@ def id_model_name(llm_recs):
 def own_base(llm_recs, records):
     """``(label, records)`` of the ID-model runs an LLM row's frozen models are, or ``(None, [])``.
 
-    A record of key scheme 2 names its frozen ID model by the sha256 of its weights
-    (``id_model.sha256``): its base is the ID run whose cache entry has that sha256 (``id_cache``),
-    whatever its label (``ComiRec``, ``ComiRec-tuned``). An older record names only the model: its
-    base is that model's run of the same seed, budget and protocol (epoch cap, patience) made under
-    the old key scheme too, the run its ID-model step reused. A seed with no such run is left out;
-    with none at all, the model's own row stands for it (:func:`id_base_records`)."""
-    from recbole_llm.identity import key_scheme
-
+    Each LLM record's base is found by :func:`base_run_matches`, whatever the base's label
+    (``ComiRec``, ``ComiRec-tuned``). A seed with no such run is left out. With none at all: when the
+    records name no ID run (a checkpoint given by hand), the model's own row stands for it
+    (:func:`id_base_records`); when they do and it is not among ``records``, there is no base."""
     name = id_model_name(llm_recs)
     ids = [r for r in records if r.get("model") == name and not per_user.is_llm([r]) and per_user.has_per_user(r)]
     # oldest first, and a sweep's copy of a run (records.is_copy) before every run's own record: the
@@ -96,24 +92,60 @@ def own_base(llm_recs, records):
     ids.sort(key=lambda r: (not records_mod.is_copy(r), records_mod.stored_order(r)))
     found = []
     for rec in llm_recs:
-        sha = (rec.get("id_model") or {}).get("sha256")
-        if sha:
-            match = [b for b in ids if (b.get("id_cache") or {}).get("sha256") == sha]
-        else:
-            proto = rec.get("protocol") or {}
-            match = [b for b in ids if b["seed"] == rec["seed"] and key_scheme(b) == 1
-                     and b.get("budget", "full") == rec.get("budget", "full")
-                     and (b.get("protocol") or {}).get("epochs_max") == proto.get("epochs_max")
-                     and (b.get("protocol") or {}).get("stopping_step") == proto.get("stopping_step")]
+        match = base_run_matches(rec, ids)
         if match:
             found.append(match[-1])  # the newest: the one a re-run's ID-model step reused
-    if not found:  # no run of its seeds (a checkpoint given by hand): the model's own row stands for it
+    if not found:
+        if any((r.get("id_model") or {}).get("key") for r in llm_recs):
+            return None, []  # built on cached ID runs that are not stored here: no row stands for them
         row = [r for r in ids if (r.get("label") or r["model"]) == name]
         if not row:
             return None, []
         found = id_base_records(llm_recs, row)
     labels = {r.get("label") or r["model"] for r in found}
     return (labels.pop() if len(labels) == 1 else " / ".join(sorted(labels))), found
+
+
+def base_run_matches(rec, ids):
+    """The records among ``ids`` (ID-model runs) that LLM record ``rec``'s frozen ID model is.
+
+    In order, the first rule that finds one:
+
+    1. the weights: ``id_model.weights_sha256`` equals the run's ``id_cache.weights_sha256``
+       (:func:`recbole_llm.id_models.weights_sha256`; records from this rule on);
+    2. the checkpoint file: ``id_model.sha256`` equals the run's ``id_cache.sha256`` (the base and
+       the LLM run on one machine; the file also holds the machine's paths);
+    3. the run: the cache entry was made from the run of ``id_model.key`` and ``id_model.seed``,
+       with the very metrics of that run's record (``valid`` and ``test``, every value): the ID run
+       stored before weights were hashed, trained again under its key on another machine, where it
+       gave the same numbers;
+    4. a record that names only the model (key scheme 1): its base is that model's run of the same
+       seed, budget and protocol (epoch cap, patience) made under the old key scheme too, the run
+       its ID-model step reused.
+    """
+    from recbole_llm.identity import key_scheme
+
+    mine = rec.get("id_model") or {}
+    for field in ("weights_sha256", "sha256"):
+        if mine.get(field):
+            match = [b for b in ids if (b.get("id_cache") or {}).get(field) == mine[field]]
+            if match:
+                return match
+    if mine.get("key"):
+        return [b for b in ids if b.get("run_key") == mine["key"] and b["seed"] == mine.get("seed")
+                and _same_values(mine.get("valid"), b.get("valid")) and _same_values(mine.get("test"), b.get("test"))]
+    if mine.get("sha256"):
+        return []
+    proto = rec.get("protocol") or {}
+    return [b for b in ids if b["seed"] == rec["seed"] and key_scheme(b) == 1
+            and b.get("budget", "full") == rec.get("budget", "full")
+            and (b.get("protocol") or {}).get("epochs_max") == proto.get("epochs_max")
+            and (b.get("protocol") or {}).get("stopping_step") == proto.get("stopping_step")]
+
+
+def _same_values(a, b):
+    """Both metric dicts present, with the same keys and equal values."""
+    return bool(a) and bool(b) and set(a) == set(b) and all(a[k] == b[k] for k in a)
 
 
 def id_base_records(llm_recs, base_recs):

@@ -13,9 +13,10 @@ consume (the second stage of the data flow, after ``data/`` and before ``lm/``).
 
 from recbole_llm.id_models.comirec import ComiRec
 from recbole_llm.id_models.pretrained import (
-    PretrainedIDModel, cache_path, cache_run, cached_checkpoint, id_model_request, is_id_model, load_id_model,
-    register_id_model, registered, representation_of, weights_sha256,
+    PretrainedIDModel, cache_entry_run, cache_path, cache_run, cached_checkpoint, checkpoint_sha256, id_model_request,
+    is_id_model, load_id_model, register_id_model, registered, representation_of, weights_sha256,
 )
 
-__all__ = ["ComiRec", "PretrainedIDModel", "cache_path", "cache_run", "cached_checkpoint", "id_model_request",
+__all__ = ["ComiRec", "PretrainedIDModel", "cache_entry_run", "cache_path", "cache_run", "cached_checkpoint",
+           "checkpoint_sha256", "id_model_request",
            "is_id_model", "load_id_model", "register_id_model", "registered", "representation_of", "weights_sha256"]

@@ -28,7 +28,7 @@ from recbole_llm.checkpoint import (
     DamagedCheckpoint, check_checkpoint_file, checkpoint_config, load_checkpoint, save_checkpoint,
 )
 from recbole_llm.errors import UserError
-from recbole_llm.identity import file_sha256, id_cache_key
+from recbole_llm.identity import file_sha256, id_cache_key, tensors_sha256
 from recbole_llm.paths import path_roots, resolve_path
 from recbole_llm.utils import get_model
 
@@ -260,5 +260,20 @@ def cache_run(record, config, saved_dir):
 
 
 def weights_sha256(path):
-    """sha256 of an ID-model checkpoint file: how an LLM record names its frozen ID model."""
+    """sha256 of the weights in ID-model checkpoint ``path`` (:func:`recbole_llm.identity.tensors_sha256`):
+    how an LLM record names its frozen ID model, equal for the same weights saved on any machine."""
+    return tensors_sha256(load_checkpoint(path, trust=False)["state_dict"])
+
+
+def checkpoint_sha256(path):
+    """sha256 of ID-model checkpoint file ``path``'s bytes (they hold its config's machine paths
+    too): the name records made before :func:`weights_sha256` gave their base (``sha256``)."""
     return file_sha256(path)
+
+
+def cache_entry_run(path):
+    """The ID run a cache entry was made from, as :func:`cache_run` wrote it beside the weights:
+    ``{"key", "seed", "valid", "test"}`` (its run key, seed and metrics); ``{}`` for a checkpoint
+    that is not a cache entry (one given by hand)."""
+    entry = load_checkpoint(path, trust=False).get("id_model") or {}
+    return {k: entry[k] for k in ("key", "seed", "valid", "test") if k in entry}

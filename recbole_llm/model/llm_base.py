@@ -327,11 +327,17 @@ class LLMSequentialRecommender(SequentialRecommender):
         return model.to(self.device)
 
     def id_model_report(self):
-        """The frozen ID model by name and by the sha256 of its checkpoint file (the run record's
-        ``id_model``: the ID run whose cache entry has this sha256 is this run's base)."""
-        from recbole_llm.id_models import weights_sha256
+        """The frozen ID model, for the run record's ``id_model``: ``name``; ``weights_sha256``, the
+        sha256 of its weights (:func:`recbole_llm.id_models.weights_sha256`: the ID run whose cache
+        entry has it is this run's base); ``sha256``, that of its checkpoint file (how records made
+        before named it); and, for a cache entry, the ID run it was made from (``key``, ``seed``,
+        ``valid``, ``test``: :func:`recbole_llm.id_models.cache_entry_run`), which finds the base
+        among records made before weights were hashed."""
+        from recbole_llm.id_models import cache_entry_run, checkpoint_sha256, weights_sha256
 
-        return {"name": self.id_model.name, "sha256": weights_sha256(self.id_model.checkpoint_path)}
+        path = self.id_model.checkpoint_path
+        return {"name": self.id_model.name, "weights_sha256": weights_sha256(path), "sha256": checkpoint_sha256(path),
+                **cache_entry_run(path)}
 
     def user_id_representation(self, interaction):
         """``u = F'(S^u)`` from the frozen ID model (IDLE-Adapter Eq. 2), ``[B, d]``."""
