@@ -3,6 +3,7 @@
 import csv
 import dataclasses
 import json
+import shutil
 import os
 import signal
 
@@ -453,6 +454,27 @@ def test_a_sweep_replays_a_stored_run_and_stores_it_again_as_the_best_instead_of
     assert [r["valid_ndcg_10"] for r in reported] == [max(scores[:i + 1]) for i in range(len(scores))]
     assert "replayed" in rows[lr]["replayed_from"] or rows[lr]["replayed_from"] == stored[7][0].name
 
+    # the trained trial kept its record beside the sweep's results; on a new machine (no Tune folder, no
+    # saved runs) the same sweep trains nothing: both trials replay, and the best runs' records exist
+    kept = json.loads((out / "toy" / "tune" / "SASRec" / "trials" / f"trial-{trained['run_key']}-seed7.json").read_text())
+    assert kept["tune_trial"] == {"params": {"learning_rate": 0.01}} and kept["budget"] == "quick"
+    assert [h["valid"] for h in kept["history"]] == [h["valid"] for h in trained["history"]] and kept["test"] is None
+    shutil.rmtree(saved)
+    capsys.readouterr()
+    assert _run_benchmark_main()(["--model=SASRec", "--seeds=7", "--tune", f"--tune-space={space}",
+                                  "--scheduler=none", *common]) == 0
+    printed = capsys.readouterr().out
+    assert "2 stored run(s) of SASRec seed 7" in printed and "training and testing" not in printed
+    assert "record exists" in printed or "stored again" in printed
+    again = sorted(saved.glob("ray/toy/SASRec-*/trial_*"))
+    assert len(again) == 2 and not [d for d in again if list((d / "log").rglob("*.log"))]  # RecBole ran in none
+    rows_again = {float(r["learning_rate"]): r for r in
+                  csv.DictReader((out / "toy" / "tune" / "SASRec" / "trials.csv").open())}
+    assert {k: r["valid_ndcg@10"] for k, r in rows_again.items()} == {k: r["valid_ndcg@10"] for k, r in rows.items()}
+    # from its kept record, or from the best point's run record when 0.01 won (a run record, with its test, wins)
+    best_runs = [p.name for p in runs.glob("SASRec-tuned__seed7__*.json") if json.loads(p.read_text())["run_key"] == trained["run_key"]]
+    assert rows_again[0.01]["replayed_from"] == (best_runs or [f"trial-{trained['run_key']}-seed7.json"])[0]
+
     # a sweep whose best point is the defaults': its best runs are the stored runs, stored again, not trained
     one = tmp_path / "one.yaml"
     one.write_text(f"learning_rate: {{grid: [{lr}]}}\n")
@@ -584,3 +606,27 @@ def test_a_local_ray_gets_no_more_cpus_than_max_concurrent_trials_use(monkeypatc
                                                  (32, 1, 16)]:
         settings = SimpleNamespace(max_concurrent=max_concurrent, cpus_per_trial=cpus_per_trial)
         assert sweep.local_cpus(settings) == cpus, (max_concurrent, cpus_per_trial)
+
+
+def test_a_kept_trial_record_is_replayed_and_a_stored_run_of_its_key_wins_over_it(tmp_path):
+    """keep_trial_record writes a trained trial's record (no checkpoint, the sweep's budget, its swept
+    values) where kept_trials finds it; finished_runs offers it for replay, unless a stored run record
+    of the same key and seed comes after it."""
+    from recbole_llm.identity import KEY_SCHEME
+    from recbole_llm.tune.reuse import finished_runs, keep_trial_record, kept_trials
+
+    history = [{"epoch": i, "valid": {"ndcg@10": v}} for i, v in enumerate((0.1, 0.3, 0.2))]
+    trial = {"model": "SASRec", "seed": 7, "run_key": "abc123", "key_scheme": KEY_SCHEME, "history": history,
+             "valid": {"ndcg@10": 0.3}, "epochs_run": 3, "best_epoch": 1, "test": None, "checkpoint": "x.pth",
+             "finished_at": "2026-12-07T20:00:00+0000"}
+    path = keep_trial_record(tmp_path / "trials", trial, "quick", {"learning_rate": 0.01})
+    (tmp_path / "trials" / "trial-broken-seed7.json").write_text("{not json")
+    kept = kept_trials(tmp_path / "trials")
+    assert [r["_path"] for r in kept] == [str(path)] and "checkpoint" not in kept[0]
+    assert kept[0]["budget"] == "quick" and kept[0]["tune_trial"] == {"params": {"learning_rate": 0.01}}
+    found = finished_runs(kept, "SASRec", 7, "quick", "NDCG@10")
+    assert found["abc123"]["record"] == path.name and found["abc123"]["scores"] == [(0, 0.1), (1, 0.3), (2, 0.2)]
+    assert finished_runs(kept, "SASRec", 7, "full", "NDCG@10") == {}  # another budget's trial is not this run
+    run = {**trial, "_path": str(tmp_path / "SASRec__seed7.json"), "budget": "quick", "test": {"ndcg@10": 0.2}}
+    assert finished_runs([*kept, run], "SASRec", 7, "quick", "NDCG@10")["abc123"]["record"] == "SASRec__seed7.json"
+    assert kept_trials(tmp_path / "none") == []

@@ -22,6 +22,7 @@ from recbole_llm.tune.report import (
 )
 from recbole_llm.tune.settings import SweepSettings
 from recbole_llm.tune.space import SearchSpace
+from recbole_llm.tune.reuse import TRIALS_DIR
 from recbole_llm.tune.sweep import FINISHED, BestRuns, default_space_path, run_best, run_sweep
 
 
@@ -105,8 +106,11 @@ def tune_main(request):
 
     commit = loaded_commit()
     for settings in request.sweeps:
-        # a trial that repeats a stored run (its run key and seed) replays it (recbole_llm.tune.reuse)
-        sweep = run_sweep(settings, stored=load_records(request.output, settings.dataset), budget=request.budget)
+        out_dir = request.output / settings.dataset / "tune" / (settings.name or settings.model)
+        # a trial that repeats a stored run or a kept trial (its run key and seed) replays it; one that
+        # trains to its end is kept in <out_dir>/trials (recbole_llm.tune.reuse)
+        sweep = run_sweep(settings, stored=load_records(request.output, settings.dataset), budget=request.budget,
+                          keep_dir=out_dir / TRIALS_DIR)
         done = int(sweep.trials["status"].isin(FINISHED).sum()) if len(sweep.trials) else 0
         if sweep.interrupted:
             print(f"[recbole-llm] sweep interrupted with {done}/{sweep.planned} trials finished, kept in "
@@ -120,7 +124,6 @@ def tune_main(request):
                             f"{sweep.experiment_path}); no best point is chosen from part of the space: run the same "
                             "command again to restart them (finished trials are kept), or leave a point that "
                             "fails every time out of --tune-space")
-        out_dir = request.output / settings.dataset / "tune" / (settings.name or settings.model)
         if sweep.best is None:
             out_dir.mkdir(parents=True, exist_ok=True)
             command = _portable(request.command, settings)

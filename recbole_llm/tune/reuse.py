@@ -13,6 +13,11 @@ value the run reads, the data and the code version; the sweep uses it the same w
   (``replayed_from``) and holds no test metric. ASHA sees the same scores, but all at once: a
   replayed trial that reaches a rung before any other trial is not stopped there (ASHA stops a
   trial only against the trials already at that rung), and it sets the bar for those after it;
+* a trial that trained to its end keeps its record (validation only) in the sweep's results folder,
+  ``results/<dataset>/tune/<name>/trials/`` (:func:`keep_trial_record`): the sweep's Tune folder
+  lives on the machine that ran it, and a sweep resumed on another one (a session's machine is not
+  always kept; CI's never is) replays these records (:func:`kept_trials`) instead of training their
+  trials again. A trial that ASHA stopped keeps nothing: it trains again;
 * a best-configuration run whose key and seed have a stored record is stored under the sweep's row
   label as a copy of that record (:func:`same_run_record`, ``same_run_as`` naming the original),
   with the sweep's ``tune`` entry; the selection never saw its test metrics (the trials report
@@ -28,6 +33,8 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional
 
 from recbole_llm.identity import KEY_SCHEME
+
+TRIALS_DIR = "trials"  # under a sweep's results folder: the records of its trials that trained to their end
 
 
 def finished_runs(records, model: str, seed: int, budget: str, valid_metric: str) -> dict:
@@ -52,6 +59,46 @@ def finished_runs(records, model: str, seed: int, budget: str, valid_metric: str
         out[rec["run_key"]] = {"record": Path(rec["_path"]).name, "run_key": rec["run_key"], "seed": seed,
                                "epochs_run": int(rec["epochs_run"]), "best_epoch": rec.get("best_epoch"),
                                "valid": rec.get("valid"), "scores": scores}
+    return out
+
+
+def keep_trial_record(folder, record: Mapping, budget: Optional[str], params: Mapping) -> Path:
+    """Write the record of a trial that trained to its end (:func:`recbole_llm.pipeline.run` with
+    ``evaluate_test=False``: no test metric) to ``<folder>/trial-<run_key>-seed<seed>.json``,
+    atomically, with the sweep's ``budget`` and the trial's swept ``params`` (``tune_trial``); its
+    checkpoint path is dropped (trial checkpoints are deleted). Returns the path."""
+    import json
+
+    from recbole_llm.fsutil import atomic_write_text
+
+    kept = {k: v for k, v in record.items() if k != "checkpoint"}
+    kept["tune_trial"] = {"params": dict(params)}
+    if budget is not None:
+        kept["budget"] = budget
+    path = Path(folder) / f"trial-{record['run_key']}-seed{record['seed']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(kept, indent=1, sort_keys=True, default=str) + "\n")
+    return path
+
+
+def kept_trials(folder) -> list:
+    """The trial records :func:`keep_trial_record` wrote in ``folder`` (each with ``_path`` set, as
+    :func:`recbole_llm.benchmark.records.load_records` sets it), oldest first; ``[]`` when there is
+    none. A file that is not a JSON object is skipped with a warning."""
+    import json
+    import logging
+
+    out = []
+    for path in sorted(Path(folder).glob("trial-*.json")) if Path(folder).is_dir() else ():
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            logging.getLogger(__name__).warning("skipping kept trial record %s: %s", path, err)
+            continue
+        if isinstance(rec, dict):
+            rec["_path"] = str(path)
+            out.append(rec)
+    out.sort(key=lambda r: str(r.get("finished_at") or ""))
     return out
 
 

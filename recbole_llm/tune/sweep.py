@@ -292,7 +292,7 @@ class _Prepared:
         return "max" if self.bigger else "min"
 
 
-def run_sweep(settings, *, callbacks=(), verbose=1, stored=(), budget=None):
+def run_sweep(settings, *, callbacks=(), verbose=1, stored=(), budget=None, keep_dir=None):
     """Run (or resume) the sweep of :class:`~recbole_llm.tune.settings.SweepSettings`; return a :class:`Sweep`.
 
     Three stages: :func:`_prepare` (checks, the base config, the ID model, the sweep's key),
@@ -304,16 +304,22 @@ def run_sweep(settings, *, callbacks=(), verbose=1, stored=(), budget=None):
     run the same call again to resume. ``stored``: the dataset's run records
     (:func:`recbole_llm.benchmark.records.load_records`) and ``budget`` the sweep's: a trial whose run
     key and seed are those of one of them replays its validations instead of training
-    (:mod:`recbole_llm.tune.reuse`; empty: every trial trains).
+    (:mod:`recbole_llm.tune.reuse`; empty: every trial trains). ``keep_dir``: the sweep's folder of
+    kept trial records (``results/<dataset>/tune/<name>/trials``): a trial that trains to its end
+    writes its record there, and a trial whose run is there replays it, as a stored run's (None:
+    neither).
     """
-    from recbole_llm.tune.reuse import finished_runs
+    from recbole_llm.tune.reuse import finished_runs, kept_trials
 
     prepared = _prepare(settings)
-    finished = finished_runs(stored, settings.model, int(prepared.config["seed"]), budget, prepared.valid_metric)
+    # a stored run (it has a test) wins over a kept trial of the same key: it comes later in the list
+    kept = kept_trials(keep_dir) if keep_dir is not None else []
+    finished = finished_runs([*kept, *stored], settings.model, int(prepared.config["seed"]), budget,
+                             prepared.valid_metric)
     if finished:
         print(f"[recbole-llm] {len(finished)} stored run(s) of {settings.model} seed {int(prepared.config['seed'])} "
               f"under budget '{budget}': a trial with one's run key replays it instead of training", flush=True)
-    trainable = _trainable(settings, prepared, finished)
+    trainable = _trainable(settings, prepared, finished, keep_dir, budget)
     started_ray = init_ray(settings.ray_address, local_cpus(settings))
     # The legacy progress table (CLIReporter): one line per trial with the swept values and the
     # metric; Ray 2.6's new output engine prints every result of every trial instead.
@@ -381,9 +387,10 @@ def _prepare_id_model(model, model_class, config, spec):
     print(f"[recbole-llm] ID model ready in {time.perf_counter() - started:.0f}s", flush=True)
 
 
-def _trainable(settings, prepared, finished=None):
+def _trainable(settings, prepared, finished=None, keep_dir=None, budget=None):
     """:func:`~recbole_llm.tune.trainable.train_trial` with the sweep's fixed arguments and resources
-    (``finished``: the stored runs its trials may replay)."""
+    (``finished``: the stored runs its trials may replay; ``keep_dir``, ``budget``: where and under
+    which budget a trial that trains to its end keeps its record)."""
     from ray import tune
 
     from recbole_llm.spec import RunSpec
@@ -395,7 +402,8 @@ def _trainable(settings, prepared, finished=None):
                 spec=RunSpec(s.model, s.dataset, int(prepared.config["seed"]), s.config_files, s.overrides,
                              s.data_path, s.saved_dir),
                 link_id_models=prepared.llm, cpus=s.cpus_per_trial, valid_metric=prepared.valid_metric,
-                bigger=prepared.bigger, finished=dict(finished or {})),
+                bigger=prepared.bigger, finished=dict(finished or {}),
+                keep_dir=None if keep_dir is None else str(keep_dir), budget=budget),
         ),
         {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial},
     )
@@ -563,7 +571,8 @@ def run_best(sweep, seeds, best_yaml, target: BestRuns):
     ``best_yaml`` (written by :func:`recbole_llm.tune.report.write_best_yaml`) is passed as the
     last config file, exactly as ``run_benchmark.py --config-files`` would. Each run writes an
     ordinary run record (with a ``tune`` entry naming the sweep) under ``target.output``; a seed that
-    already has a record of this sweep's best trial is not run again, and one whose run (run key,
+    already has a record of this sweep's best trial, or of its run under ``target.label`` (the sweep
+    resumed on another machine: other trial ids), is not run again, and one whose run (run key,
     seed, budget) is stored under another row, e.g. the defaults' row when the best point is the
     default, is stored again under ``target.label`` (:func:`recbole_llm.tune.reuse.same_run_record`),
     not trained. Returns the records.
@@ -604,6 +613,11 @@ def run_best(sweep, seeds, best_yaml, target: BestRuns):
                            {**sweep.overrides, **({} if show_progress is None else {"show_progress": show_progress})},
                            sweep.data_path, sweep.saved_dir, label)
             config = build_config(spec)
+            own = stored_record(stored, label, seed, run_key(config), budget) if budget is not None else None
+            if own is not None:  # this row's run (or copy), stored by an earlier sitting of the sweep
+                print(f"[recbole-llm] best configuration, seed {seed}: record exists ({own['_path']})", flush=True)
+                records.append(own)
+                continue
             same = stored_record(stored, None, seed, run_key(config), budget) if budget is not None else None
             if same is not None:
                 print(f"[recbole-llm] best configuration, seed {seed}: the same run (run_key {same['run_key']}) is "

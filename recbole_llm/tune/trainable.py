@@ -35,6 +35,10 @@ class TrialPlan:
     # {run_key: summary} of the stored runs of the sweep's model, seed and budget
     # (recbole_llm.tune.reuse.finished_runs): a trial whose run key is there replays that run
     finished: Mapping = field(default_factory=dict)
+    # the sweep's results folder for its trials' records (recbole_llm.tune.reuse.keep_trial_record):
+    # a trial that trains to its end keeps its record there, under the sweep's budget; None keeps none
+    keep_dir: Any = None
+    budget: Any = None
 
 
 def train_trial(config, *, plan: TrialPlan):
@@ -42,7 +46,8 @@ def train_trial(config, *, plan: TrialPlan):
     :class:`TrialPlan` (the trial runs ``plan.spec`` with the swept values and its own folder).
 
     A trial whose run key is in ``plan.finished`` is not trained: the stored run's validations are
-    reported instead (:func:`recbole_llm.tune.reuse.replay`).
+    reported instead (:func:`recbole_llm.tune.reuse.replay`). A trial that trains to its end keeps
+    its record in ``plan.keep_dir`` (:func:`recbole_llm.tune.reuse.keep_trial_record`).
 
     The trial's RecBole log and checkpoints live in the trial folder (its ``saved_dir``): parallel
     trials would otherwise share checkpoint names, which RecBole stamps to the second. Checkpoints
@@ -98,6 +103,10 @@ def train_trial(config, *, plan: TrialPlan):
         else:
             record = run(trial, callback_fn=report, evaluate_test=False)
             record.pop("checkpoint", None)
+            if plan.keep_dir is not None:  # kept beside the sweep's results: another machine replays it
+                from recbole_llm.tune.reuse import keep_trial_record
+
+                keep_trial_record(plan.keep_dir, record, plan.budget, config)
         from recbole_llm.fsutil import atomic_write_text
 
         atomic_write_text(trial_dir / TRIAL_RECORD, json.dumps(record, indent=1, sort_keys=True, default=str) + "\n")
