@@ -144,27 +144,47 @@ def file_sha256(path) -> str:
 
 
 def tensors_sha256(state_dict: Mapping[str, Any]) -> str:
-    """sha256 of a model's weights: each tensor's name, dtype, shape and bytes, in name order.
+    """sha256 of a model's weights: each entry's name and value, in name order; a tensor or NumPy
+    array by its dtype, shape and bytes, a nested mapping or sequence entry by entry, a number,
+    string, bool or None by its type and ``repr``.
 
     What names a frozen ID model across machines: a checkpoint file's own sha256 also covers the
     config saved beside the weights, whose paths (``data_path``, ``checkpoint_dir``) differ between
-    machines, so the same weights re-made elsewhere get another file digest but this one. Values
-    that are not tensors are hashed by their ``repr``. Raises nothing beyond what reading the
-    tensors raises.
+    machines, so the same weights re-made elsewhere get another file digest but this one.
+    Raises TypeError for any other value (its ``repr`` could abbreviate it).
     """
-    import torch
-
     digest = hashlib.sha256()
     for name in sorted(state_dict):
-        value = state_dict[name]
         digest.update(name.encode() + b"\0")
-        if isinstance(value, torch.Tensor):
-            flat = value.detach().to("cpu").contiguous().reshape(-1)
-            digest.update(f"{flat.dtype}{tuple(value.shape)}".encode() + b"\0")
-            digest.update(flat.view(torch.uint8).numpy().tobytes())
-        else:
-            digest.update(repr(value).encode() + b"\0")
+        _hash_value(digest, state_dict[name])
     return digest.hexdigest()
+
+
+def _hash_value(digest, value) -> None:
+    import numpy as np
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{flat.dtype}{tuple(value.shape)}\0".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, np.ndarray):
+        flat = np.ascontiguousarray(value)
+        digest.update(f"array {flat.dtype.str} {flat.shape}\0".encode())
+        digest.update(flat.tobytes())
+    elif isinstance(value, Mapping):
+        digest.update(f"map {len(value)}\0".encode())
+        for key in sorted(value, key=str):
+            digest.update(f"{type(key).__name__} {key!r}\0".encode())
+            _hash_value(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"seq {len(value)}\0".encode())
+        for item in value:
+            _hash_value(digest, item)
+    elif value is None or isinstance(value, (bool, int, float, str, bytes)):
+        digest.update(f"{type(value).__name__} {value!r}\0".encode())
+    else:
+        raise TypeError(f"cannot hash a {type(value).__name__} among a model's weights")
 
 
 def dataset_files(config) -> list[Path]:

@@ -137,7 +137,7 @@ def _locate(path, roots):
     return path, None
 
 
-def _id_model_checkpoint(record, stored, roots, saved_dir):
+def _id_model_checkpoint(record, stored, roots, saved_dir, trust=False):
     """The frozen ID model of an LLM run: the record's path (resolved under this machine's roots),
     then the checkpoint's own, then ``<saved>/id_models/<dataset>/`` by file name; checked against
     the record's sha256 when it has one."""
@@ -161,8 +161,8 @@ def _id_model_checkpoint(record, stored, roots, saved_dir):
     named = (record or {}).get("id_model") or {}
     # by its weights where the record names them (the same weights re-made elsewhere pass); an older
     # record names the checkpoint file's bytes
-    field, expected, digest = (("weights_sha256", named["weights_sha256"], weights_sha256) if named.get("weights_sha256")
-                               else ("sha256", named.get("sha256"), file_sha256))
+    field, expected, digest = (("weights_sha256", named["weights_sha256"], lambda p: weights_sha256(p, trust))
+                               if named.get("weights_sha256") else ("sha256", named.get("sha256"), file_sha256))
     if expected and digest(found) != expected:
         raise UserError(f"{found} is not the ID model this run was trained on (its sha256 differs from the record's "
                         f"id_model.{field} {expected[:12]}...): pass the saved/ folder the run wrote")
@@ -220,7 +220,7 @@ def load_run(path, device=None, *, saved_dir=None, data_path=None, trust=False, 
         base = RunSpec(model_class, stored["dataset"], stored.get("seed"), (), {}, data_path, saved_dir)
         values = rebuilt_overrides(stored, build_config(base))
         if issubclass(model_class, LLMSequentialRecommender):
-            values["id_model_checkpoint"] = str(_id_model_checkpoint(record, stored, roots, saved_dir))
+            values["id_model_checkpoint"] = str(_id_model_checkpoint(record, stored, roots, saved_dir, trust))
         values.update(overrides or {})
         if trust:
             values["trust_checkpoint"] = True

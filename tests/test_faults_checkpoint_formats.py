@@ -63,7 +63,16 @@ def test_a_whole_module_needs_trust_and_then_loads(sasrec, tmp_path):
     torch.save(model, path)
     with pytest.raises(UserError, match="--trust-checkpoint"):
         load_id_model(path, config, dataset)
-    assert same_weights(load_id_model(path, config, dataset, trust=True), model)
+    loaded = load_id_model(path, config, dataset, trust=True)
+    assert same_weights(loaded, model)
+    # an LLM run's record names it by its weights, read as the run read it (trusted), not refused after training
+    from recbole_llm.id_models import cache_entry_run, weights_sha256
+    from recbole_llm.identity import tensors_sha256
+
+    assert loaded.trust and weights_sha256(path, loaded.trust) == tensors_sha256(model.state_dict())
+    assert cache_entry_run(path, loaded.trust) == {}  # given by hand: no ID run named
+    with pytest.raises(UserError, match="--trust-checkpoint"):
+        weights_sha256(path)
 
 
 def test_a_bare_state_dict_of_other_shapes_is_one_line(sasrec, tmp_path):

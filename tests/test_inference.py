@@ -184,6 +184,10 @@ def test_an_llm_run_loads_with_its_frozen_id_model_found_through_the_record(toy_
 
     (cached,) = (tmp_path / "moved" / "id_models" / "toy").glob("ComiRec-*.pth")
     entry = load_checkpoint(cached, trust=False)
+    # the same weights saved with another machine's paths (another file digest) are the same ID model
+    save_checkpoint(cached, **{k: v for k, v in entry.items() if k not in ("format", "config")},
+                    config={**entry["config"], "data_path": "/another/machine/toy"})
+    load_run(path, "cpu", saved_dir=tmp_path / "moved", data_path=toy_data_path)
     name = sorted(entry["state_dict"])[0]
     entry["state_dict"][name] = entry["state_dict"][name] + 1
     save_checkpoint(cached, **{k: v for k, v in entry.items() if k != "format"})

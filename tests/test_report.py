@@ -308,6 +308,13 @@ def test_an_llm_rows_base_is_found_by_weights_then_by_the_run_it_was_remade_from
     assert base_run_matches(other, default + tuned) == [tuned[0]]
     by_file = llm(2, sha256="file-ComiRec-2")  # one machine, before weights were hashed
     assert base_run_matches(by_file, default + tuned) == [default[1]]
+    # a record of that time whose base was trained again elsewhere: found by the cache entry it read
+    tuned[1]["id_cache"]["file"] = "{saved}/id_models/toy/ComiRec-k2.pth"
+    elsewhere = llm(2, sha256="file-of-another-machine")
+    elsewhere["parameters"]["id_model_checkpoint"] = "{saved}/id_models/toy/ComiRec-k2.pth"
+    assert base_run_matches(elsewhere, default + tuned) == [tuned[1]]
+    elsewhere["parameters"]["id_model_checkpoint"] = "{saved}/id_models/toy/ComiRec-gone.pth"
+    assert own_base([elsewhere], default + tuned) == (None, [])  # a cache entry with no stored run: no base
 
 
 def test_weights_sha256_names_the_weights_not_the_file_they_were_saved_in(tmp_path):

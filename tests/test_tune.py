@@ -465,7 +465,9 @@ def test_a_sweep_replays_a_stored_run_and_stores_it_again_as_the_best_instead_of
                                   "--scheduler=none", *common]) == 0
     printed = capsys.readouterr().out
     assert "2 stored run(s) of SASRec seed 7" in printed and "training and testing" not in printed
-    assert "record exists" in printed or "stored again" in printed
+    assert "stored again" not in printed and "record exists" in printed  # not copied twice under its own row
+    assert len(list(runs.glob("SASRec-tuned__seed7__*.json"))) == 1
+    assert "command" not in kept and "/" not in json.dumps(kept.get("tune_trial"))
     again = sorted(saved.glob("ray/toy/SASRec-*/trial_*"))
     assert len(again) == 2 and not [d for d in again if list((d / "log").rglob("*.log"))]  # RecBole ran in none
     rows_again = {float(r["learning_rate"]): r for r in

@@ -96,7 +96,8 @@ def own_base(llm_recs, records):
         if match:
             found.append(match[-1])  # the newest: the one a re-run's ID-model step reused
     if not found:
-        if any((r.get("id_model") or {}).get("key") for r in llm_recs):
+        if any((r.get("id_model") or {}).get("key") or ((r.get("id_model") or {}).get("sha256") and cache_entry_of(r))
+               for r in llm_recs):
             return None, []  # built on cached ID runs that are not stored here: no row stands for them
         row = [r for r in ids if (r.get("label") or r["model"]) == name]
         if not row:
@@ -112,19 +113,21 @@ def base_run_matches(rec, ids):
     In order, the first rule that finds one:
 
     1. the weights: ``id_model.weights_sha256`` equals the run's ``id_cache.weights_sha256``
-       (:func:`recbole_llm.id_models.weights_sha256`; records from this rule on);
+       (:func:`recbole_llm.id_models.weights_sha256`);
     2. the checkpoint file: ``id_model.sha256`` equals the run's ``id_cache.sha256`` (the base and
-       the LLM run on one machine; the file also holds the machine's paths);
+       the LLM run on one machine: the file also holds the machine's paths);
     3. the run: the cache entry was made from the run of ``id_model.key`` and ``id_model.seed``,
-       with the very metrics of that run's record (``valid`` and ``test``, every value): the ID run
-       stored before weights were hashed, trained again under its key on another machine, where it
-       gave the same numbers;
-    4. a record that names only the model (key scheme 1): its base is that model's run of the same
-       seed, budget and protocol (epoch cap, patience) made under the old key scheme too, the run
-       its ID-model step reused.
+       with the very metrics of that run's record (``valid`` and ``test``, every value): an ID run
+       trained again under its key on another machine (or with no weights digest in its record),
+       where it gave the same numbers (on one thread it does; under other thread counts it may not,
+       and then the LLM row has no own base);
+    4. a record that names its base by the file's digest alone (made before rule 3's fields) and
+       found none: the run whose cache entry is the file it read (``id_cache.file`` equals its
+       ``id_model_checkpoint``), of its seed;
+    5. a record that names only the model (key scheme 1): that model's run of the same seed,
+       budget and protocol (epoch cap, patience) made under the old key scheme too, the run its
+       ID-model step reused.
     """
-    from recbole_llm.identity import key_scheme
-
     mine = rec.get("id_model") or {}
     for field in ("weights_sha256", "sha256"):
         if mine.get(field):
@@ -135,12 +138,26 @@ def base_run_matches(rec, ids):
         return [b for b in ids if b.get("run_key") == mine["key"] and b["seed"] == mine.get("seed")
                 and _same_values(mine.get("valid"), b.get("valid")) and _same_values(mine.get("test"), b.get("test"))]
     if mine.get("sha256"):
-        return []
+        entry = cache_entry_of(rec)
+        return [b for b in ids if entry and (b.get("id_cache") or {}).get("file") == entry and b["seed"] == rec["seed"]]
     proto = rec.get("protocol") or {}
-    return [b for b in ids if b["seed"] == rec["seed"] and key_scheme(b) == 1
+    return [b for b in ids if b["seed"] == rec["seed"] and _key_scheme(b) == 1
             and b.get("budget", "full") == rec.get("budget", "full")
             and (b.get("protocol") or {}).get("epochs_max") == proto.get("epochs_max")
             and (b.get("protocol") or {}).get("stopping_step") == proto.get("stopping_step")]
+
+
+def _key_scheme(record):
+    from recbole_llm.identity import key_scheme
+
+    return key_scheme(record)
+
+
+def cache_entry_of(rec):
+    """The ID-model cache entry an LLM record read, as its portable path
+    (``{saved}/id_models/<dataset>/<Model>-<key>.pth``), or None for a checkpoint given by hand."""
+    path = (rec.get("parameters") or {}).get("id_model_checkpoint") or (rec.get("config") or {}).get("id_model_checkpoint")
+    return path if isinstance(path, str) and path.startswith("{saved}/id_models/") else None
 
 
 def _same_values(a, b):

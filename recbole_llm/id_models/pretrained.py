@@ -132,8 +132,9 @@ class PretrainedIDModel:
       the vectors the model scores users against.
     """
 
-    def __init__(self, model, dataset_name, checkpoint_path=None):
+    def __init__(self, model, dataset_name, checkpoint_path=None, trust=False):
         self.model = model.eval()
+        self.trust = bool(trust)  # how its checkpoint was read (``--trust-checkpoint``): so is its digest
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.name = type(model).__name__
@@ -205,7 +206,7 @@ def load_id_model(path, config, dataset, trust=False, expected_dim=None):
             f"ID-model checkpoint {path} does not fit {model_name} with this config ({detail}): "
             "use the hyperparameters it was trained with"
         ) from None
-    wrapped = PretrainedIDModel(model, dataset.dataset_name, str(path))
+    wrapped = PretrainedIDModel(model, dataset.dataset_name, str(path), trust=trust)
     if expected_dim is not None and wrapped.dim != int(expected_dim):
         raise UserError(
             f"ID-model checkpoint {path} has dimension {wrapped.dim}, but {expected_dim} was configured"
@@ -259,10 +260,12 @@ def cache_run(record, config, saved_dir):
     return path
 
 
-def weights_sha256(path):
+def weights_sha256(path, trust=False):
     """sha256 of the weights in ID-model checkpoint ``path`` (:func:`recbole_llm.identity.tensors_sha256`):
-    how an LLM record names its frozen ID model, equal for the same weights saved on any machine."""
-    return tensors_sha256(load_checkpoint(path, trust=False)["state_dict"])
+    how an LLM record names its frozen ID model, equal for the same weights saved on any machine.
+    ``trust``: read a plain RecBole checkpoint in full, as the run that used it did
+    (:func:`recbole_llm.checkpoint.load_checkpoint`)."""
+    return tensors_sha256(load_checkpoint(path, trust=trust)["state_dict"])
 
 
 def checkpoint_sha256(path):
@@ -271,9 +274,9 @@ def checkpoint_sha256(path):
     return file_sha256(path)
 
 
-def cache_entry_run(path):
+def cache_entry_run(path, trust=False):
     """The ID run a cache entry was made from, as :func:`cache_run` wrote it beside the weights:
     ``{"key", "seed", "valid", "test"}`` (its run key, seed and metrics); ``{}`` for a checkpoint
-    that is not a cache entry (one given by hand)."""
-    entry = load_checkpoint(path, trust=False).get("id_model") or {}
+    that is not a cache entry (one given by hand). ``trust``: as for :func:`weights_sha256`."""
+    entry = load_checkpoint(path, trust=trust).get("id_model") or {}
     return {k: entry[k] for k in ("key", "seed", "valid", "test") if k in entry}

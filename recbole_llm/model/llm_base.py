@@ -335,9 +335,9 @@ class LLMSequentialRecommender(SequentialRecommender):
         among records made before weights were hashed."""
         from recbole_llm.id_models import cache_entry_run, checkpoint_sha256, weights_sha256
 
-        path = self.id_model.checkpoint_path
-        return {"name": self.id_model.name, "weights_sha256": weights_sha256(path), "sha256": checkpoint_sha256(path),
-                **cache_entry_run(path)}
+        path, trust = self.id_model.checkpoint_path, self.id_model.trust
+        return {"name": self.id_model.name, "weights_sha256": weights_sha256(path, trust),
+                "sha256": checkpoint_sha256(path), **cache_entry_run(path, trust)}
 
     def user_id_representation(self, interaction):
         """``u = F'(S^u)`` from the frozen ID model (IDLE-Adapter Eq. 2), ``[B, d]``."""

@@ -106,8 +106,8 @@ def tune_main(request):
 
     commit = loaded_commit()
     for settings in request.sweeps:
-        out_dir = request.output / settings.dataset / "tune" / (settings.name or settings.model)
-        # a trial that repeats a stored run or a kept trial (its run key and seed) replays it; one that
+        out_dir = Path(request.output).resolve() / settings.dataset / "tune" / (settings.name or settings.model)
+        # (absolute: a trial runs in its own folder) a trial that repeats a stored run or a kept trial (its run key and seed) replays it; one that
         # trains to its end is kept in <out_dir>/trials (recbole_llm.tune.reuse)
         sweep = run_sweep(settings, stored=load_records(request.output, settings.dataset), budget=request.budget,
                           keep_dir=out_dir / TRIALS_DIR)

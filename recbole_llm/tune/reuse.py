@@ -62,19 +62,24 @@ def finished_runs(records, model: str, seed: int, budget: str, valid_metric: str
     return out
 
 
-def keep_trial_record(folder, record: Mapping, budget: Optional[str], params: Mapping) -> Path:
+def keep_trial_record(folder, record: Mapping, budget: Optional[str], params: Mapping, roots=None) -> Path:
     """Write the record of a trial that trained to its end (:func:`recbole_llm.pipeline.run` with
     ``evaluate_test=False``: no test metric) to ``<folder>/trial-<run_key>-seed<seed>.json``,
-    atomically, with the sweep's ``budget`` and the trial's swept ``params`` (``tune_trial``); its
-    checkpoint path is dropped (trial checkpoints are deleted). Returns the path."""
+    atomically, with the sweep's ``budget`` and the trial's swept ``params`` (``tune_trial``), every
+    path made portable under ``roots`` (:func:`recbole_llm.paths.portable_record`). Dropped: its
+    checkpoint (trial checkpoints are deleted) and its ``command``, a Ray worker's (node address,
+    ports, session: nothing a reader can run; the sweep's command is in its ``sweep_record.json``).
+    Returns the path. Raises OSError when the folder cannot be written."""
     import json
 
     from recbole_llm.fsutil import atomic_write_text
+    from recbole_llm.paths import portable_record
 
-    kept = {k: v for k, v in record.items() if k != "checkpoint"}
+    kept = {k: v for k, v in record.items() if k not in ("checkpoint", "command")}
     kept["tune_trial"] = {"params": dict(params)}
     if budget is not None:
         kept["budget"] = budget
+    kept = portable_record(kept, roots)
     path = Path(folder) / f"trial-{record['run_key']}-seed{record['seed']}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(kept, indent=1, sort_keys=True, default=str) + "\n")

@@ -104,9 +104,15 @@ def train_trial(config, *, plan: TrialPlan):
             record = run(trial, callback_fn=report, evaluate_test=False)
             record.pop("checkpoint", None)
             if plan.keep_dir is not None:  # kept beside the sweep's results: another machine replays it
+                from recbole_llm.paths import path_roots
                 from recbole_llm.tune.reuse import keep_trial_record
 
-                keep_trial_record(plan.keep_dir, record, plan.budget, config)
+                try:
+                    keep_trial_record(plan.keep_dir, record, plan.budget, config,
+                                      path_roots(spec.data_path, spec.saved_dir))
+                except OSError as err:  # e.g. a Ray node without the results folder: the trial still counts
+                    print(f"[recbole-llm] trial {config}: its record was not kept in {plan.keep_dir} ({err}); "
+                          "another machine will train it again", flush=True)
         from recbole_llm.fsutil import atomic_write_text
 
         atomic_write_text(trial_dir / TRIAL_RECORD, json.dumps(record, indent=1, sort_keys=True, default=str) + "\n")
