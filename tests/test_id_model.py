@@ -113,3 +113,19 @@ def test_damaged_cache_entry_is_discarded_and_retrained(damage, toy_data_path, t
     model = _load(config, path)
     assert model.checkpoint_path == str(path) and model.dim == 16
     assert load_checkpoint(path)["id_model"]["seed"] == 2020
+
+
+def test_a_bert4rec_run_is_the_cache_entry_an_llm_run_asks_for(toy_data_path, tmp_path, monkeypatch):
+    """The benchmark's BERT4Rec row is offered to the ID-model cache under its run key (BERT4Rec changes
+    its config while it trains: the finished config's key named an entry no request found), so an LLM
+    run on BERT4Rec reuses it instead of training another."""
+    saved = tmp_path / "saved"
+    config = _llm_config(toy_data_path, saved)
+    config["id_model"] = "BERT4Rec"
+    name, files, extra = id_model_request(config)
+    assert name == "BERT4Rec"
+    record = pipeline.run(RunSpec(name, "toy", 2020, files, extra, toy_data_path, saved))
+    assert record["id_cache"]["file"].endswith(f"BERT4Rec-{record['run_key']}.pth")
+    calls = _count_runs(monkeypatch)
+    path = pipeline.ensure_id_model(config)
+    assert calls == [] and path.name == f"BERT4Rec-{record['run_key']}.pth"

@@ -245,7 +245,10 @@ def cache_run(record, config, saved_dir):
     """
     if not is_id_model(config["model"]) or not record.get("checkpoint"):
         return None
-    path = cache_path(config, saved_dir)
+    # the run's key, computed on its config before training: the key an LLM run's request computes
+    # (:func:`cache_path` of a fresh config); a model may change its config while it trains (BERT4Rec
+    # does), so the finished config's key would name an entry that no request finds
+    path = Path(saved_dir) / "id_models" / config["dataset"] / f"{config['model']}-{record['run_key']}.pth"
     if path.is_file():
         return path
     best = load_checkpoint(resolve_path(record["checkpoint"], path_roots(config["data_root"], saved_dir)), trust=False)
