@@ -128,6 +128,8 @@ def base_run_matches(rec, ids):
        budget and protocol (epoch cap, patience) made under the old key scheme too, the run its
        ID-model step reused.
     """
+    from recbole_llm.identity import key_scheme
+
     mine = rec.get("id_model") or {}
     for field in ("weights_sha256", "sha256"):
         if mine.get(field):
@@ -141,16 +143,10 @@ def base_run_matches(rec, ids):
         entry = cache_entry_of(rec)
         return [b for b in ids if entry and (b.get("id_cache") or {}).get("file") == entry and b["seed"] == rec["seed"]]
     proto = rec.get("protocol") or {}
-    return [b for b in ids if b["seed"] == rec["seed"] and _key_scheme(b) == 1
+    return [b for b in ids if b["seed"] == rec["seed"] and key_scheme(b) == 1
             and b.get("budget", "full") == rec.get("budget", "full")
             and (b.get("protocol") or {}).get("epochs_max") == proto.get("epochs_max")
             and (b.get("protocol") or {}).get("stopping_step") == proto.get("stopping_step")]
-
-
-def _key_scheme(record):
-    from recbole_llm.identity import key_scheme
-
-    return key_scheme(record)
 
 
 def cache_entry_of(rec):
